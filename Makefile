@@ -1,0 +1,35 @@
+# Two entry points for a new machine: `make run` (the app) and `make test` (the test suite).
+# Both create .venv on first use. Without an NVIDIA GPU, torch==2.13.0 (the CPU build) is installed first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.headcast-installed
+
+.PHONY: run test lint system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@if nvidia-smi -L >/dev/null 2>&1; then \
+		echo "NVIDIA GPU found: installing CUDA torch and onnxruntime-gpu"; \
+		$(PY) -m pip install -q -e '.[gpu,dev]'; \
+	else \
+		echo "No NVIDIA GPU: installing the CPU build torch==2.13.0 first"; \
+		$(PY) -m pip install -q torch==2.13.0 && $(PY) -m pip install -q -e '.[cpu,dev]'; \
+	fi
+	touch $(STAMP)
+
+system-deps:
+	@sh packaging/system-deps.sh
+
+run: $(STAMP)
+	$(PY) -m app
+
+test: system-deps $(STAMP)
+	HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,33 @@
+"""`python -m core <command>`: bench, render, weights.
+
+Each command lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`;
+they are imported lazily so `python -m core weights list` does not pay for torch.compile set-up etc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("core.bench", "benchmarks: render, motion, engine"),
+    "render": ("core.offline", "render a portrait + an audio file to an mp4"),
+    "weights": ("core.weights", "list, download, import or verify model weights"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    args = parser.parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    return int(module.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

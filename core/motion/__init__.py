@@ -1,0 +1,1 @@
+"""Speech -> LivePortrait motion: layout, DiT, diffusion, motion sources."""

@@ -1,0 +1,52 @@
+"""The interface every motion source implements (DiT, retargeting, JoyVASA).
+
+A motion source turns 16 kHz mono float32 audio into motion rows (see `core.motion.layout`) at 25 fps:
+frame k covers samples [640 k, 640 (k + 1)). Sources are incremental so the engine can stream:
+`push_audio` any block size, `pull` whatever frames are ready, `flush` at end of stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+FPS = 25
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
+
+
+@dataclass
+class MotionSettings:
+    """User-tunable settings; sources read what applies to them and ignore the rest."""
+
+    expression_gain: float = 1.0
+    head_gain: float = 1.0
+    window: int = 25  # frames generated per DiT window (N)
+    steps: int = 10  # diffusion sampling steps
+    cfg_scale: float = 2.0
+    seed: int = 0
+
+
+@runtime_checkable
+class MotionSource(Protocol):
+    name: str
+
+    def reset(self, portrait: object | None = None) -> None:
+        """Forget all audio and motion state; `portrait` is a `core.render.PreparedPortrait` or None."""
+
+    def configure(self, settings: MotionSettings) -> None:
+        """Apply new settings without losing the stream position."""
+
+    def push_audio(self, samples: np.ndarray) -> None:
+        """Append float32 mono 16 kHz samples (any length, may be 0)."""
+
+    def pull(self) -> np.ndarray:
+        """Return the motion rows (n, 70) float32 that became ready since the last pull (n may be 0)."""
+
+    def flush(self) -> np.ndarray:
+        """End of stream: return all remaining rows; the total is ceil(samples / 640)."""
+
+    def latency_ms(self) -> float:
+        """Algorithmic latency: audio that must arrive after a frame's own samples before it can be emitted."""

@@ -1,0 +1,87 @@
+"""Shared fixtures. Tests never reach a model hub: HF_HUB_OFFLINE is forced here."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HEADCAST_SHARED", REPO.parent / "shared"))
+PARITY_KIT = SHARED / "parity"
+JOYVASA_KIT = SHARED / "joyvasa-parity"
+
+
+def _import_file(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _require_kit(kit: Path):
+    """In CI the kits must be present: a missing kit fails there instead of skipping."""
+    if not kit.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"parity kit missing at {kit}; CI must run these tests")
+        pytest.skip(f"parity kit not found at {kit} (set HEADCAST_SHARED)")
+
+
+@pytest.fixture(scope="session")
+def parity_kit():
+    """The LivePortrait kit's make_weights module."""
+    _require_kit(PARITY_KIT)
+    return _import_file("lp_make_weights", PARITY_KIT / "make_weights.py")
+
+
+@pytest.fixture(scope="session")
+def parity_vectors():
+    _require_kit(PARITY_KIT)
+    return np.load(PARITY_KIT / "vectors.npz")
+
+
+@pytest.fixture(scope="session")
+def liveportrait_root(parity_kit, tmp_path_factory):
+    """The kit's stand-in checkpoints written in the official layout (~521 MB, ~4 s), once per session."""
+    root = tmp_path_factory.mktemp("pretrained_weights")
+    manifest = parity_kit.load_manifest()
+    for module in manifest:
+        parity_kit.write_checkpoint(manifest, module, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def joyvasa_kit():
+    _require_kit(JOYVASA_KIT)
+    return _import_file("jv_make_checkpoint", JOYVASA_KIT / "make_checkpoint.py")
+
+
+@pytest.fixture(scope="session")
+def joyvasa_vectors():
+    _require_kit(JOYVASA_KIT)
+    return np.load(JOYVASA_KIT / "vectors.npz")
+
+
+@pytest.fixture(scope="session")
+def joyvasa_root(joyvasa_kit, tmp_path_factory):
+    """The JoyVASA stand-in checkpoint + template in the official layout (~414 MB), once per session."""
+    root = tmp_path_factory.mktemp("joyvasa_weights")
+    joyvasa_kit.write_all(joyvasa_kit.load_manifest(), root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """A real photograph (RGB uint8, 512x512) that ships inside scikit-image."""
+    from skimage import data
+
+    return data.astronaut()
