@@ -85,3 +85,30 @@ def astronaut() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
+
+
+SPEECH_TEXT = (
+    "Hello, this is Headcast. One portrait and a live microphone make a talking head "
+    "for your video calls, in real time."
+)
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory) -> Path:
+    """A real speech recording made with espeak-ng (22.05 kHz mono WAV, about 6 s)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed: run `make system-deps` (apt-get install espeak-ng)")
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), SPEECH_TEXT], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech_16k(speech_wav) -> np.ndarray:
+    """The espeak-ng recording as float32 mono 16 kHz samples, through the product's own loader."""
+    from core.audio.io import load_audio
+
+    return load_audio(speech_wav, sr=16_000)
