@@ -1,0 +1,1 @@
+"""Headcast desktop app: portrait library, microphone, preview and virtual camera around `core.engine`."""

@@ -1,0 +1,57 @@
+"""`python -m app` / `headcast`: start the desktop app on a qasync event loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="headcast", description="One portrait + a microphone -> a talking head "
+                                "on a virtual webcam.")
+    p.add_argument("--synthetic-weights", choices=("tiny", "full"), default=None,
+                   help="developer option: run with random stand-in weights (no download); the window says so")
+    p.add_argument("--device", default=None, help="compute device for this run (auto, cpu, cuda, cuda:N, mps)")
+    p.add_argument("--verbose", "-v", action="store_true")
+    return p.parse_args(argv)
+
+
+def build_window(args: argparse.Namespace):
+    """Load settings (never fails), create the window; a missing-weights first run opens the dialog."""
+    from .main_window import MainWindow, excepthook_to_window
+    from .settings import load_settings
+
+    settings, warnings = load_settings()
+    if args.device:
+        settings.device = args.device
+    window = MainWindow(settings, synthetic=args.synthetic_weights, warnings=warnings)
+    excepthook_to_window(window)
+    return window
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Headcast")
+    app.setOrganizationName("headcast")
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    closed = asyncio.Event()
+    app.aboutToQuit.connect(closed.set)
+    window = build_window(args)
+    window.show()
+    window.first_run_check()
+    with loop:
+        loop.run_until_complete(closed.wait())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

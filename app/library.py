@@ -1,0 +1,185 @@
+"""The portrait library: the photos a user dropped in, each with its detected face crop and a thumbnail.
+
+Qt-free on purpose: the slow part (decoding, face detection) runs in a worker thread, and the window only
+ever sees finished `Portrait` records. The index is a JSON file under the user data folder; crops and
+thumbnails are PNG files next to it, named by a hash of the source file's content so re-adding the same
+photo is free and renaming it does not orphan anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+THUMB_SIZE = 128
+INDEX_FILE = "library.json"
+
+
+class PortraitError(Exception):
+    """A dropped file cannot be used as a portrait; the message names the file, the reason and the fix."""
+
+
+@dataclass(frozen=True)
+class Portrait:
+    path: str  # the user's original file
+    digest: str  # sha1 of the file content (first 16 hex digits)
+    crop: str  # 256x256 face crop PNG inside the library folder
+    thumb: str  # thumbnail PNG inside the library folder
+    width: int
+    height: int
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+
+def collect_image_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """Expand dropped files and folders (one level of recursion per folder, sorted) into image files.
+
+    Returns the images and one message per skipped item (wrong type, missing).
+    """
+    found: list[Path] = []
+    skipped: list[str] = []
+    for p in paths:
+        if p.is_dir():
+            found.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+        elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            found.append(p)
+        elif p.exists():
+            skipped.append(f"{p.name}: not a PNG, JPEG or WebP image")
+        else:
+            skipped.append(f"{p}: no such file")
+    return found, skipped
+
+
+def _write_png_atomic(path: Path, rgb: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"could not encode {path.name}")
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def analyse_portrait(path: Path, cropper, folder: Path) -> Portrait:
+    """Decode `path`, find the face with `cropper` (a `core.face.FaceCropper`), store crop and thumbnail
+    under `folder`. Blocking (face detection): call it from a worker thread. Raises `PortraitError`."""
+    from core.face import NoFaceError, load_image
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PortraitError(f"{path.name}: cannot be read ({exc.strerror or exc}).") from exc
+    digest = hashlib.sha1(data).hexdigest()[:16]
+    try:
+        image = load_image(path)
+    except NoFaceError:
+        raise
+    except Exception as exc:
+        raise PortraitError(
+            f"{path.name}: not a readable image ({exc}). Use a PNG, JPEG or WebP photo."
+        ) from exc
+    try:
+        face = cropper.crop(image, source_name=path.name)
+    except NoFaceError as exc:
+        raise PortraitError(
+            f"{path.name}: no face found. Use a photo with one clearly visible, front-facing face."
+            f" ({exc})"
+        ) from exc
+    folder.mkdir(parents=True, exist_ok=True)
+    crop_path = folder / f"{digest}-crop.png"
+    thumb_path = folder / f"{digest}-thumb.png"
+    _write_png_atomic(crop_path, np.ascontiguousarray(face.crop))
+    h, w = image.shape[:2]
+    scale = THUMB_SIZE / max(h, w)
+    thumb = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    _write_png_atomic(thumb_path, thumb)
+    return Portrait(str(path.resolve()), digest, str(crop_path), str(thumb_path), int(w), int(h))
+
+
+class PortraitLibrary:
+    """An ordered list of portraits persisted as `library.json` in `folder`."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.portraits: list[Portrait] = []
+        self.warnings: list[str] = []
+        self._load()
+
+    @property
+    def index_path(self) -> Path:
+        return self.folder / INDEX_FILE
+
+    def _load(self) -> None:
+        try:
+            raw = json.loads(self.index_path.read_text(encoding="utf-8"))
+            items = raw["portraits"]
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.warnings.append(f"Portrait library {self.index_path} is unreadable ({exc}); starting empty.")
+            return
+        for item in items:
+            try:
+                p = Portrait(**item)
+            except TypeError:
+                continue
+            if Path(p.crop).is_file() and Path(p.thumb).is_file():
+                self.portraits.append(p)
+
+    def save(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"version": 1, "portraits": [asdict(p) for p in self.portraits]}, indent=2)
+        fd, tmp = tempfile.mkstemp(prefix=INDEX_FILE + ".", suffix=".tmp", dir=self.folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, self.index_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def index_of(self, path: str | Path) -> int:
+        key = str(Path(path).resolve())
+        for i, p in enumerate(self.portraits):
+            if p.path == key:
+                return i
+        return -1
+
+    def add(self, portrait: Portrait) -> int:
+        """Add (or refresh) a portrait; returns its index. Persists immediately."""
+        i = self.index_of(portrait.path)
+        if i >= 0:
+            self.portraits[i] = portrait
+        else:
+            self.portraits.append(portrait)
+            i = len(self.portraits) - 1
+        self.save()
+        return i
+
+    def remove(self, index: int) -> None:
+        p = self.portraits.pop(index)
+        if not any(q.digest == p.digest for q in self.portraits):
+            Path(p.crop).unlink(missing_ok=True)
+            Path(p.thumb).unlink(missing_ok=True)
+        self.save()
+
+    def __len__(self) -> int:
+        return len(self.portraits)
+
+    def __getitem__(self, index: int) -> Portrait:
+        return self.portraits[index]

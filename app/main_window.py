@@ -1,0 +1,696 @@
+"""The main window: portrait library, input picker with level meter, outputs, preview, settings, status.
+
+Everything slow happens elsewhere: face detection and model loading in `TaskRunner` threads, rendering in
+the engine's own thread (through `EngineBridge`). The window only reacts to signals and timers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import audio_io
+from .engine_bridge import EngineBridge, InputChoice
+from .library import PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
+from .settings import AUTO_DELAY, MOTION_SOURCES, AppSettings, data_dir, save_settings
+from .tasks import TaskRunner
+from .widgets import LevelMeter, PortraitList, PreviewWidget, dropped_paths
+
+log = logging.getLogger(__name__)
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+
+SHORTCUTS = (
+    ("Start / stop", "F5"),
+    ("Mute the avatar (idle motion)", "Ctrl+M"),
+    ("Next portrait", "Ctrl+Right"),
+    ("Previous portrait", "Ctrl+Left"),
+    ("Add portraits", "Ctrl+O"),
+    ("Keyboard shortcuts", "F1"),
+)
+RESOLUTIONS = ((512, 512), (640, 480), (720, 720), (1280, 720), (256, 256))
+
+
+def icon(name: str) -> QIcon:
+    path = RESOURCES / "icons" / f"{name}.svg"
+    return QIcon(str(path)) if path.is_file() else QIcon()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings, *, synthetic: str | None = None,
+                 warnings: list[str] | None = None, library_dir: Path | None = None,
+                 bridge: EngineBridge | None = None):
+        super().__init__()
+        self.settings = settings
+        self.synthetic = synthetic
+        self.messages: list[str] = []
+        self.tasks = TaskRunner(parent=self)
+        self.library = PortraitLibrary(library_dir or data_dir() / "portraits")
+        self.bridge = bridge or EngineBridge(self.tasks, synthetic=synthetic, parent=self)
+        self.monitor: audio_io.InputMonitor | None = None
+        self.audio_out: audio_io.DelayedAudioOutput | None = None
+        self._adding = 0
+        self._restoring = True
+        self._build()
+        self._connect()
+        self.setAcceptDrops(True)
+        self._meter_timer = QTimer(self, interval=50, timeout=self._update_meter)
+        self._meter_timer.start()
+        self._stats_timer = QTimer(self, interval=500, timeout=self._update_stats)
+        self._stats_timer.start()
+        for w in [*(warnings or []), *self.library.warnings]:
+            self.show_message(w, warning=True)
+        self._restore()
+
+    # ---- construction -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.setWindowTitle("Headcast" + (f" — synthetic {self.synthetic} weights" if self.synthetic else ""))
+        self.setWindowIcon(icon("headcast"))
+        self.resize(1180, 720)
+
+        # library column
+        self.portrait_list = PortraitList()
+        self.crop_label = QLabel("No portrait")
+        self.crop_label.setObjectName("cropLabel")
+        self.crop_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.crop_label.setFixedSize(192, 192)
+        self.crop_label.setAccessibleName("Detected face crop")
+        self.add_button = QPushButton(icon("add"), "Add…")
+        self.remove_button = QPushButton(icon("remove"), "Remove")
+        lib_box = QGroupBox("Portraits")
+        lib_layout = QVBoxLayout(lib_box)
+        lib_layout.addWidget(QLabel("Drop photos or folders here"))
+        lib_layout.addWidget(self.portrait_list, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.add_button)
+        row.addWidget(self.remove_button)
+        lib_layout.addLayout(row)
+        lib_layout.addWidget(QLabel("Detected face"))
+        lib_layout.addWidget(self.crop_label, 0, Qt.AlignmentFlag.AlignHCenter)
+
+        # centre: banner, preview, start
+        self.synthetic_label = QLabel(
+            f"Developer mode: running with synthetic '{self.synthetic}' stand-in weights; the avatar is noise, "
+            "not a face model." if self.synthetic else "")
+        self.synthetic_label.setObjectName("syntheticBanner")
+        self.synthetic_label.setWordWrap(True)
+        self.synthetic_label.setVisible(bool(self.synthetic))
+        self.message_label = QLabel()
+        self.message_label.setObjectName("messageBanner")
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message_label.hide()
+        self.preview = PreviewWidget()
+        self.preview.set_placeholder("Drop a portrait, pick a microphone, press Start (F5)")
+        self.start_button = QPushButton(icon("start"), "Start")
+        self.start_button.setObjectName("startButton")
+        self.start_button.setCheckable(False)
+        self.mute_button = QPushButton(icon("mute"), "Mute avatar")
+        self.mute_button.setCheckable(True)
+        centre = QWidget()
+        c = QVBoxLayout(centre)
+        c.addWidget(self.synthetic_label)
+        c.addWidget(self.message_label)
+        c.addWidget(self.preview, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.start_button, 1)
+        row.addWidget(self.mute_button)
+        c.addLayout(row)
+
+        # right column: input, outputs, settings
+        self.input_combo = QComboBox()
+        self.input_combo.setAccessibleName("Audio input")
+        self.refresh_inputs_button = QPushButton(icon("refresh"), "")
+        self.refresh_inputs_button.setToolTip("Rescan audio devices")
+        self.level_meter = LevelMeter()
+        in_box = QGroupBox("Input")
+        f = QFormLayout(in_box)
+        row = QHBoxLayout()
+        row.addWidget(self.input_combo, 1)
+        row.addWidget(self.refresh_inputs_button)
+        f.addRow("Microphone", row)
+        f.addRow("Level", self.level_meter)
+
+        self.camera_check = QCheckBox("Virtual camera")
+        self.camera_label = QLabel("off")
+        self.camera_label.setWordWrap(True)
+        self.camera_label.setObjectName("cameraLabel")
+        self.audio_out_check = QCheckBox("Delayed voice to")
+        self.audio_out_combo = QComboBox()
+        self.audio_out_combo.setAccessibleName("Delayed audio output device")
+        self.delay_spin = QDoubleSpinBox(minimum=-1, maximum=5000, singleStep=10, decimals=0, suffix=" ms")
+        self.delay_spin.setSpecialValueText("auto (pipeline latency)")
+        self.delay_label = QLabel("")
+        out_box = QGroupBox("Outputs")
+        f = QFormLayout(out_box)
+        f.addRow(self.camera_check)
+        f.addRow(self.camera_label)
+        f.addRow(self.audio_out_check, self.audio_out_combo)
+        f.addRow("Voice delay", self.delay_spin)
+        f.addRow(self.delay_label)
+
+        self.device_combo = QComboBox()
+        for d in ("auto", "cpu", "cuda", "mps"):
+            self.device_combo.addItem(d)
+        self.motion_combo = QComboBox()
+        for m in MOTION_SOURCES:
+            self.motion_combo.addItem(m)
+        self.fps_spin = QSpinBox(minimum=1, maximum=60)
+        self.resolution_combo = QComboBox()
+        for w, h in RESOLUTIONS:
+            self.resolution_combo.addItem(f"{w}×{h}", f"{w}x{h}")
+        self.window_spin = QSpinBox(minimum=1, maximum=250)
+        self.steps_spin = QSpinBox(minimum=1, maximum=1000)
+        self.cfg_spin = QDoubleSpinBox(minimum=0, maximum=20, singleStep=0.25)
+        self.expr_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1)
+        self.head_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1)
+        set_box = QGroupBox("Settings")
+        f = QFormLayout(set_box)
+        f.addRow("Compute device", self.device_combo)
+        f.addRow("Motion", self.motion_combo)
+        f.addRow("Frame rate", self.fps_spin)
+        f.addRow("Camera size", self.resolution_combo)
+        f.addRow("Motion window", self.window_spin)
+        f.addRow("Sampling steps", self.steps_spin)
+        f.addRow("Guidance (CFG)", self.cfg_spin)
+        f.addRow("Expression", self.expr_spin)
+        f.addRow("Head motion", self.head_spin)
+
+        right = QWidget()
+        r = QVBoxLayout(right)
+        r.addWidget(in_box)
+        r.addWidget(out_box)
+        r.addWidget(set_box)
+        r.addStretch(1)
+
+        split = QSplitter()
+        split.addWidget(lib_box)
+        split.addWidget(centre)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([260, 560, 340])
+        self.setCentralWidget(split)
+
+        self.status_label = QLabel("stopped")
+        self.statusBar().addPermanentWidget(self.status_label)
+
+        # actions + menus
+        self.start_action = QAction(icon("start"), "Start", self, shortcut=QKeySequence("F5"))
+        self.mute_action = QAction(icon("mute"), "Mute avatar", self, shortcut=QKeySequence("Ctrl+M"),
+                                   checkable=True)
+        self.next_action = QAction("Next portrait", self, shortcut=QKeySequence("Ctrl+Right"))
+        self.prev_action = QAction("Previous portrait", self, shortcut=QKeySequence("Ctrl+Left"))
+        self.add_action = QAction(icon("add"), "Add portraits…", self, shortcut=QKeySequence("Ctrl+O"))
+        self.import_weights_action = QAction("Download or import weights…", self)
+        self.quit_action = QAction("Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        self.help_action = QAction("Keyboard shortcuts", self, shortcut=QKeySequence("F1"))
+        for a in (self.start_action, self.mute_action, self.next_action, self.prev_action, self.add_action,
+                  self.help_action):
+            a.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+            self.addAction(a)
+        menu = self.menuBar().addMenu("&File")
+        menu.addAction(self.add_action)
+        menu.addAction(self.import_weights_action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+        menu = self.menuBar().addMenu("&Avatar")
+        for a in (self.start_action, self.mute_action, self.next_action, self.prev_action):
+            menu.addAction(a)
+        menu = self.menuBar().addMenu("&Help")
+        menu.addAction(self.help_action)
+
+        qss = RESOURCES / "styles" / "headcast.qss"
+        if qss.is_file():
+            self.setStyleSheet(qss.read_text(encoding="utf-8"))
+
+    def _connect(self) -> None:
+        self.portrait_list.files_dropped.connect(self.add_paths)
+        self.portrait_list.currentRowChanged.connect(self._portrait_selected)
+        self.add_button.clicked.connect(self._add_dialog)
+        self.add_action.triggered.connect(self._add_dialog)
+        self.remove_button.clicked.connect(self._remove_current)
+        self.start_button.clicked.connect(self.toggle_running)
+        self.start_action.triggered.connect(self.toggle_running)
+        self.mute_button.toggled.connect(self.set_muted)
+        self.mute_action.toggled.connect(self.set_muted)
+        self.next_action.triggered.connect(lambda: self.step_portrait(1))
+        self.prev_action.triggered.connect(lambda: self.step_portrait(-1))
+        self.help_action.triggered.connect(self.show_shortcuts)
+        self.quit_action.triggered.connect(self.close)
+        self.import_weights_action.triggered.connect(self.show_weights_dialog)
+        self.refresh_inputs_button.clicked.connect(self.refresh_devices)
+        self.input_combo.activated.connect(self._input_activated)
+        self.camera_check.toggled.connect(self._camera_toggled)
+        self.audio_out_check.toggled.connect(self._audio_out_changed)
+        self.audio_out_combo.activated.connect(lambda _i: self._audio_out_changed())
+        self.delay_spin.valueChanged.connect(self._delay_changed)
+        for w in (self.device_combo, self.motion_combo, self.resolution_combo):
+            w.currentIndexChanged.connect(self._settings_changed)
+        for w in (self.fps_spin, self.window_spin, self.steps_spin, self.cfg_spin, self.expr_spin,
+                  self.head_spin):
+            w.valueChanged.connect(self._settings_changed)
+        self.bridge.state_changed.connect(self._state_changed)
+        self.bridge.frame_ready.connect(self._show_frame)
+        self.bridge.error.connect(self._engine_error)
+        self.bridge.message.connect(self.show_message)
+        self.bridge.camera_changed.connect(self._camera_state)
+
+    def _restore(self) -> None:
+        self._restoring = True
+        try:
+            self._restore_widgets()
+        finally:
+            self._restoring = False
+
+    def _restore_widgets(self) -> None:
+        s = self.settings
+        self.device_combo.setCurrentText(s.device)
+        self.motion_combo.setCurrentText(s.motion_source)
+        self.fps_spin.setValue(s.fps)
+        size = f"{s.output_width}x{s.output_height}"
+        i = self.resolution_combo.findData(size)
+        if i < 0:
+            self.resolution_combo.addItem(size.replace("x", "×"), size)
+            i = self.resolution_combo.count() - 1
+        self.resolution_combo.setCurrentIndex(i)
+        self.window_spin.setValue(s.motion_window)
+        self.steps_spin.setValue(s.sampling_steps)
+        self.cfg_spin.setValue(s.cfg_scale)
+        self.expr_spin.setValue(s.expression_gain)
+        self.head_spin.setValue(s.head_gain)
+        self.delay_spin.setValue(s.audio_delay_ms)
+        self.camera_check.setChecked(s.camera_enabled)
+        self._camera_state(self.bridge.camera_description() if s.camera_enabled else "off")
+        self.portrait_list.set_portraits(self.library.portraits)
+        if s.last_portrait is not None:
+            i = self.library.index_of(s.last_portrait)
+            if i >= 0:
+                self.portrait_list.setCurrentRow(i)
+        if self.portrait_list.currentRow() < 0 and len(self.library):
+            self.portrait_list.setCurrentRow(0)
+        self.refresh_devices()
+        self.audio_out_check.setChecked(s.audio_output_enabled)
+
+    # ---- messages -----------------------------------------------------------------------------------
+    @Slot(str)
+    def show_message(self, text: str, warning: bool = False) -> None:
+        """Non-modal: a banner above the preview plus the status bar; kept in `messages` (for tests/logs)."""
+        self.messages.append(text)
+        (log.warning if warning else log.info)(text)
+        self.message_label.setText(text)
+        self.message_label.setProperty("warning", warning)
+        self.message_label.style().unpolish(self.message_label)
+        self.message_label.style().polish(self.message_label)
+        self.message_label.show()
+        self.statusBar().showMessage(text.splitlines()[0], 10000)
+
+    def show_shortcuts(self) -> None:
+        text = "\n".join(f"{k:<12} {what}" for what, k in SHORTCUTS)
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", text, parent=self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.open()
+
+    # ---- portraits ----------------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = dropped_paths(event)
+        if paths:
+            event.acceptProposedAction()
+            self.add_paths(paths)
+
+    def _add_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Add portraits", str(Path.home()),
+                                                "Images (*.png *.jpg *.jpeg *.webp)")
+        if files:
+            self.add_paths([Path(f) for f in files])
+
+    @Slot(list)
+    def add_paths(self, paths: list[Path]) -> None:
+        """Analyse dropped files/folders in the background; each result lands via `_portrait_added`."""
+        files, skipped = collect_image_files([Path(p) for p in paths])
+        for s in skipped:
+            self.show_message(f"Skipped {s}", warning=True)
+        if not files:
+            if not skipped:
+                self.show_message("No PNG, JPEG or WebP images in what was dropped.", warning=True)
+            return
+        self.statusBar().showMessage(f"Finding faces in {len(files)} image(s)…")
+        cropper = self.bridge.cropper  # created lazily in the worker; thread-safe for reading
+        for f in files:
+            self._adding += 1
+            self.tasks.submit(self._analyse, f, cropper, on_done=self._portrait_added,
+                              on_error=self._portrait_rejected)
+
+    def _analyse(self, path: Path, cropper):
+        return analyse_portrait(path, cropper or self.bridge.get_cropper(), self.library.folder)
+
+    def _portrait_added(self, portrait) -> None:
+        self._adding -= 1
+        i = self.library.add(portrait)
+        self.portrait_list.set_portraits(self.library.portraits)
+        self.portrait_list.setCurrentRow(i)
+        self.statusBar().showMessage(f"Added {portrait.name}", 5000)
+
+    def _portrait_rejected(self, exc: BaseException) -> None:
+        self._adding -= 1
+        if isinstance(exc, PortraitError):
+            self.show_message(f"Rejected {exc}", warning=True)
+        else:
+            self.show_message(f"Could not add a portrait: {type(exc).__name__}: {exc}", warning=True)
+
+    def _remove_current(self) -> None:
+        i = self.portrait_list.currentRow()
+        if i >= 0:
+            self.library.remove(i)
+            self.portrait_list.set_portraits(self.library.portraits)
+            self.portrait_list.setCurrentRow(min(i, len(self.library) - 1))
+            if not len(self.library):
+                self._portrait_selected(-1)
+
+    def current_portrait(self):
+        i = self.portrait_list.currentRow()
+        return self.library[i] if 0 <= i < len(self.library) else None
+
+    @Slot(int)
+    def _portrait_selected(self, row: int) -> None:
+        p = self.library[row] if 0 <= row < len(self.library) else None
+        if p is None:
+            self.crop_label.setPixmap(QPixmap())
+            self.crop_label.setText("No portrait")
+            return
+        self.crop_label.setPixmap(QPixmap(p.crop).scaled(
+            self.crop_label.size(), Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation))
+        self.settings.last_portrait = p.path
+        if self.bridge.running:
+            self.bridge.set_portrait(p.path)
+
+    def step_portrait(self, step: int) -> None:
+        n = len(self.library)
+        if n:
+            self.portrait_list.setCurrentRow((max(self.portrait_list.currentRow(), 0) + step) % n)
+
+    # ---- audio devices ------------------------------------------------------------------------------
+    def refresh_devices(self) -> None:
+        wanted = self.settings.microphone
+        self.input_combo.blockSignals(True)
+        self.input_combo.clear()
+        self.input_combo.addItem("System default microphone", InputChoice("mic", None))
+        for d in audio_io.input_devices():
+            self.input_combo.addItem(d.label, InputChoice("mic", d.name))
+        self.input_combo.addItem("Audio file…", InputChoice("file", None))
+        self.input_combo.addItem("Test signal (generator)", InputChoice("generator", None))
+        i = self._find_input(InputChoice("mic", wanted))
+        self.input_combo.setCurrentIndex(max(i, 0))
+        self.input_combo.blockSignals(False)
+        self.audio_out_combo.clear()
+        for d in audio_io.output_devices():
+            self.audio_out_combo.addItem(d.label, d.name)
+        j = self.audio_out_combo.findData(self.settings.audio_output_device)
+        if j >= 0:
+            self.audio_out_combo.setCurrentIndex(j)
+        self._open_monitor()
+
+    def _find_input(self, choice: InputChoice) -> int:
+        for i in range(self.input_combo.count()):
+            c = self.input_combo.itemData(i)
+            if c.kind == choice.kind and c.value == choice.value:
+                return i
+        return -1
+
+    def select_input(self, choice: InputChoice) -> None:
+        """Pick an input programmatically (tests, restore); file inputs carry their path in `value`."""
+        i = self._find_input(choice)
+        if i < 0:
+            label = {"file": f"File: {Path(choice.value).name}" if choice.value else "Audio file…",
+                     "generator": "Test signal (generator)"}.get(choice.kind, str(choice.value))
+            self.input_combo.addItem(label, choice)
+            i = self.input_combo.count() - 1
+        self.input_combo.setCurrentIndex(i)
+        self._input_changed()
+
+    def current_input(self) -> InputChoice:
+        return self.input_combo.currentData()
+
+    def _input_activated(self, index: int) -> None:
+        choice = self.input_combo.itemData(index)
+        if choice.kind == "file" and choice.value is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Audio file", str(Path.home()),
+                                                  "Audio (*.wav *.mp3 *.flac *.ogg *.m4a)")
+            if not path:
+                self.input_combo.setCurrentIndex(0)
+            else:
+                self.select_input(InputChoice("file", path))
+                return
+        self._input_changed()
+
+    def _input_changed(self) -> None:
+        choice = self.current_input()
+        if choice is not None and choice.kind == "mic":
+            self.settings.microphone = choice.value
+        self._open_monitor()
+        self._save()
+
+    def _open_monitor(self) -> None:
+        """(Re)open the level-meter stream on the chosen microphone; failures are shown, not raised."""
+        self._close_audio()
+        choice = self.current_input()
+        if choice is None or choice.kind != "mic":
+            self.level_meter.set_level(-120, -120)
+            return
+        try:
+            device = audio_io.find_device(choice.value, "input")
+            self.monitor = audio_io.InputMonitor(device.index if device else None).start()
+        except Exception as exc:
+            self.monitor = None
+            self.level_meter.setToolTip(f"No level: {exc}")
+            self.show_message(f"Cannot open the microphone {choice.value or '(default)'}: {exc}", warning=True)
+            return
+        self.level_meter.setToolTip(self.monitor.device_name)
+        self._audio_out_changed()
+
+    def _close_audio(self) -> None:
+        if self.audio_out is not None:
+            if self.monitor is not None:
+                self.monitor.remove_tap(self.audio_out.push)
+            self.audio_out.close()
+            self.audio_out = None
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
+
+    def _audio_out_changed(self) -> None:
+        self.settings.audio_output_enabled = self.audio_out_check.isChecked()
+        self.settings.audio_output_device = self.audio_out_combo.currentData()
+        if self.audio_out is not None:
+            if self.monitor is not None:
+                self.monitor.remove_tap(self.audio_out.push)
+            self.audio_out.close()
+            self.audio_out = None
+        self.delay_label.setText("")
+        if self.settings.audio_output_enabled and self.monitor is not None:
+            name = self.settings.audio_output_device
+            try:
+                dev = audio_io.find_device(name, "output")
+                self.audio_out = audio_io.DelayedAudioOutput(
+                    dev.index if dev else None, self.monitor.samplerate, self._delay_ms()).start()
+                self.monitor.add_tap(self.audio_out.push)
+            except Exception as exc:
+                self.audio_out = None
+                self.show_message(f"Cannot open the audio output {name}: {exc}", warning=True)
+        self._save()
+
+    def _delay_ms(self) -> float:
+        if self.settings.audio_delay_ms != AUTO_DELAY:
+            return self.settings.audio_delay_ms
+        return self.bridge.latency_ms()
+
+    def _delay_changed(self, value: float) -> None:
+        self.settings.audio_delay_ms = AUTO_DELAY if value < 0 else float(value)
+        if self.audio_out is not None:
+            self.audio_out.set_delay_ms(self._delay_ms())
+        self._save()
+
+    def _update_meter(self) -> None:
+        m = self.monitor
+        if m is not None:
+            self.level_meter.set_level(m.level, m.peak)
+        if self.audio_out is not None:
+            if self.settings.audio_delay_ms == AUTO_DELAY:
+                target = self.bridge.latency_ms()
+                if abs(target - self.audio_out.delay_ms) > 20:
+                    self.audio_out.set_delay_ms(target)
+            self.delay_label.setText(f"voice delayed {self.audio_out.delay_ms:.0f} ms → "
+                                     f"{self.audio_out.device_name}")
+
+    # ---- settings -----------------------------------------------------------------------------------
+    def _settings_changed(self, *_args) -> None:
+        if self._restoring:
+            return
+        s = self.settings
+        s.device = self.device_combo.currentText()
+        s.motion_source = self.motion_combo.currentText()
+        s.fps = self.fps_spin.value()
+        s.output_width, s.output_height = map(int, self.resolution_combo.currentData().split("x"))
+        s.motion_window = self.window_spin.value()
+        s.sampling_steps = self.steps_spin.value()
+        s.cfg_scale = self.cfg_spin.value()
+        s.expression_gain = self.expr_spin.value()
+        s.head_gain = self.head_spin.value()
+        if self.bridge.running:
+            self.bridge.configure(dataclasses.replace(s))
+        self._save()
+
+    def _save(self) -> None:
+        if self._restoring:
+            return
+        try:
+            save_settings(self.settings)
+        except OSError as exc:
+            self.statusBar().showMessage(f"Could not save settings: {exc}", 10000)
+
+    # ---- engine -------------------------------------------------------------------------------------
+    @Slot()
+    def toggle_running(self) -> None:
+        if self.bridge.state in ("running", "starting"):
+            self.bridge.stop()
+        elif self.bridge.state == "stopped":
+            self.start()
+
+    def start(self) -> None:
+        p = self.current_portrait()
+        if p is None:
+            self.show_message("Add a portrait first: drop a photo on the library.", warning=True)
+            return
+        choice = self.current_input()
+        if choice.kind == "file" and not choice.value:
+            self.show_message("Choose an audio file first.", warning=True)
+            return
+        self.preview.set_placeholder("Starting…")
+        self.bridge.start(dataclasses.replace(self.settings), p.path, choice,
+                          camera=self.camera_check.isChecked(), muted=self.mute_action.isChecked())
+
+    @Slot(bool)
+    def set_muted(self, muted: bool) -> None:
+        for w in (self.mute_action, self.mute_button):
+            if w.isChecked() != muted:
+                w.blockSignals(True)
+                w.setChecked(muted)
+                w.blockSignals(False)
+        self.bridge.set_muted(muted)
+        self.statusBar().showMessage("Avatar muted (idle motion)" if muted else "Avatar follows the voice", 3000)
+
+    def _camera_toggled(self, on: bool) -> None:
+        self.settings.camera_enabled = on
+        self.bridge.set_camera(on)
+        if not on:
+            self._camera_state("off")
+        elif not self.bridge.running:
+            self._camera_state(self.bridge.camera_description())
+        self._save()
+
+    @Slot(str)
+    def _camera_state(self, text: str) -> None:
+        self.camera_label.setText(text)
+
+    @Slot(str)
+    def _state_changed(self, state: str) -> None:
+        running = state in ("running", "starting")
+        self.start_button.setText({"starting": "Starting…", "running": "Stop", "stopping": "Stopping…"}
+                                  .get(state, "Start"))
+        self.start_button.setIcon(icon("stop" if running else "start"))
+        self.start_action.setText("Stop" if running else "Start")
+        self.start_button.setEnabled(state != "stopping")
+        if state == "stopped":
+            self.status_label.setText("stopped")
+            self.preview.set_placeholder("Stopped. Press Start (F5).")
+
+    @Slot()
+    def _show_frame(self) -> None:
+        frame = self.bridge.take_frame()
+        if frame is not None:
+            self.preview.show_frame(frame)
+
+    @Slot(str)
+    def _engine_error(self, text: str) -> None:
+        self.show_message(text, warning=True)
+
+    def _update_stats(self) -> None:
+        st = self.bridge.stats()
+        if st is None:
+            return
+        self.status_label.setText(
+            f"{st.get('fps', 0):.1f} fps · latency {st.get('latency_ms', 0):.0f} ms · {st.get('device', '?')}")
+
+    # ---- weights ------------------------------------------------------------------------------------
+    def show_weights_dialog(self) -> None:
+        from .first_run import WeightsDialog
+
+        try:
+            dialog = WeightsDialog(self)
+        except Exception as exc:
+            self.show_message(f"The weights registry is unavailable: {exc}", warning=True)
+            return
+        dialog.open()
+
+    def first_run_check(self) -> None:
+        """Real weights missing: open the download/import dialog (never with synthetic weights)."""
+        if self.synthetic:
+            return
+        from .first_run import missing_weights, weights_registry
+
+        try:
+            missing = missing_weights(weights_registry())
+        except Exception as exc:
+            self.show_message(f"Cannot check the model weights: {exc}", warning=True)
+            return
+        if missing:
+            self.show_weights_dialog()
+
+    # ---- shutdown -----------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._meter_timer.stop()
+        self._stats_timer.stop()
+        self.bridge.shutdown()
+        self._close_audio()
+        self._save()
+        self.tasks.shutdown()
+        super().closeEvent(event)
+
+
+def excepthook_to_window(window: MainWindow) -> None:
+    """Unexpected exceptions in slots become messages instead of silent stderr noise."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        previous(kind, value, tb)
+        try:
+            window.show_message(f"Unexpected error: {kind.__name__}: {value}", warning=True)
+        except Exception:
+            pass
+
+    sys.excepthook = hook

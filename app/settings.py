@@ -1,0 +1,174 @@
+"""User settings: one dataclass, stored as JSON under the platform's config folder.
+
+Why so defensive: a settings file is edited by hand, half-written by a crash, or left over from an older
+version. None of that may stop the app from starting, so loading never raises; it returns defaults (for the
+whole file or per field) together with warnings the window shows once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from core.motion.source import MotionSettings
+
+APP_NAME = "headcast"
+SETTINGS_FILE = "settings.json"
+MOTION_SOURCES = ("retarget", "joyvasa", "dit")
+AUTO_DELAY = -1.0  # audio_delay_ms value meaning "follow the measured pipeline latency"
+
+
+def config_dir() -> Path:
+    """`HEADCAST_CONFIG_DIR` if set (tests, portable installs), else the platform's user config folder."""
+    return Path(os.environ.get("HEADCAST_CONFIG_DIR") or platformdirs.user_config_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    """`HEADCAST_DATA_DIR` if set, else the platform's user data folder (portrait library, crops)."""
+    return Path(os.environ.get("HEADCAST_DATA_DIR") or platformdirs.user_data_dir(APP_NAME))
+
+
+@dataclass
+class AppSettings:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    fps: int = 25
+    output_width: int = 512
+    output_height: int = 512
+    motion_source: str = "retarget"  # one of MOTION_SOURCES
+    motion_window: int = 25  # frames per generated window
+    sampling_steps: int = 10
+    cfg_scale: float = 2.0
+    expression_gain: float = 1.0
+    head_gain: float = 1.0
+    audio_delay_ms: float = AUTO_DELAY  # < 0: follow the measured latency
+    audio_output_enabled: bool = False
+    audio_output_device: str | None = None  # a virtual audio cable, by sounddevice name
+    microphone: str | None = None  # input device name; None: the system default
+    camera_enabled: bool = True
+    last_portrait: str | None = None
+    extra: dict = field(default_factory=dict)  # keys from newer versions, kept on save
+
+    def motion_settings(self) -> MotionSettings:
+        return MotionSettings(
+            expression_gain=self.expression_gain,
+            head_gain=self.head_gain,
+            window=self.motion_window,
+            steps=self.sampling_steps,
+            cfg_scale=self.cfg_scale,
+        )
+
+    def validated(self) -> tuple[AppSettings, list[str]]:
+        """Clamp values into their valid ranges; returns a corrected copy and what was corrected."""
+        s = dataclasses.replace(self)
+        notes: list[str] = []
+
+        def clamp(name: str, lo, hi) -> None:
+            value = getattr(s, name)
+            fixed = min(max(value, lo), hi)
+            if fixed != value:
+                notes.append(f"{name}={value!r} is outside [{lo}, {hi}]; using {fixed!r}")
+                setattr(s, name, fixed)
+
+        clamp("fps", 1, 60)
+        clamp("output_width", 64, 2048)
+        clamp("output_height", 64, 2048)
+        clamp("motion_window", 1, 250)
+        clamp("sampling_steps", 1, 1000)
+        clamp("cfg_scale", 0.0, 20.0)
+        clamp("expression_gain", 0.0, 4.0)
+        clamp("head_gain", 0.0, 4.0)
+        if s.audio_delay_ms != AUTO_DELAY:
+            clamp("audio_delay_ms", 0.0, 5000.0)
+        if s.motion_source not in MOTION_SOURCES:
+            notes.append(f"motion_source={s.motion_source!r} is unknown; using 'retarget'")
+            s.motion_source = "retarget"
+        return s, notes
+
+
+def _coerce(value, default, name: str):
+    """Return `value` if it has the type of the field's default (ints accepted for floats), else raise."""
+    kind = type(default)
+    if default is None:  # optional strings
+        if value is None or isinstance(value, str):
+            return value
+    elif kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(value, kind):
+        return value
+    raise TypeError(f"{name}: expected {kind.__name__ if default is not None else 'text or null'}, got {value!r}")
+
+
+def settings_from_dict(raw: dict) -> tuple[AppSettings, list[str]]:
+    defaults = AppSettings()
+    values: dict = {}
+    warnings: list[str] = []
+    names = {f.name for f in dataclasses.fields(AppSettings)} - {"extra"}
+    for name in names:
+        if name not in raw:
+            continue
+        try:
+            values[name] = _coerce(raw[name], getattr(defaults, name), name)
+        except TypeError as exc:
+            warnings.append(f"{exc}; using the default")
+    extra = {k: v for k, v in raw.items() if k not in names and k != "extra"}
+    settings, notes = AppSettings(**values, extra=extra).validated()
+    return settings, warnings + notes
+
+
+def load_settings(path: Path | None = None) -> tuple[AppSettings, list[str]]:
+    """Read the settings file. Never raises: a missing file gives defaults silently, a corrupt one gives
+    defaults and a warning (the bad file is kept next to it as `settings.json.bad` for inspection)."""
+    path = path or config_dir() / SETTINGS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return AppSettings(), []
+    except OSError as exc:
+        return AppSettings(), [f"Could not read settings {path}: {exc}. Using defaults."]
+    try:
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise ValueError("the top level is not a JSON object")
+    except ValueError as exc:
+        try:
+            os.replace(path, path.with_name(path.name + ".bad"))
+            kept = f" The broken file was kept as {path.name}.bad."
+        except OSError:
+            kept = ""
+        return AppSettings(), [f"Settings file {path} is corrupt ({exc}); using defaults.{kept}"]
+    settings, warnings = settings_from_dict(raw)
+    return settings, [f"Settings {path}: {w}" for w in warnings]
+
+
+def save_settings(settings: AppSettings, path: Path | None = None) -> Path:
+    """Write atomically (temp file in the same folder + os.replace), so a crash never leaves half a file."""
+    path = path or config_dir() / SETTINGS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = dataclasses.asdict(settings)
+    extra = data.pop("extra")
+    data = {**extra, **data}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

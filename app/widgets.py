@@ -1,0 +1,161 @@
+"""Small custom widgets: the level meter, the preview, and the portrait list that accepts drops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QSizePolicy, QWidget
+
+from .library import Portrait
+
+
+def dropped_paths(event) -> list[Path]:
+    """Local files and folders carried by a drag (URLs that are not local files are ignored)."""
+    mime = event.mimeData()
+    if not mime.hasUrls():
+        return []
+    return [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+
+
+class LevelMeter(QWidget):
+    """A horizontal bar from -60 dBFS to 0 dBFS with a falling peak mark."""
+
+    FLOOR = -60.0
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.level = -120.0
+        self.peak = -120.0
+        self.setMinimumSize(120, 12)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setAccessibleName("Microphone level")
+
+    def sizeHint(self) -> QSize:
+        return QSize(200, 14)
+
+    def set_level(self, level_db: float, peak_db: float) -> None:
+        if level_db != self.level or peak_db != self.peak:
+            self.level, self.peak = level_db, peak_db
+            self.update()
+
+    def fraction(self, db: float) -> float:
+        return min(1.0, max(0.0, (db - self.FLOOR) / -self.FLOOR))
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        r = self.rect()
+        p.fillRect(r, QColor("#20242b"))
+        f = self.fraction(self.level)
+        color = QColor("#3fb950") if self.level < -12 else QColor("#d29922") if self.level < -3 else QColor("#f85149")
+        p.fillRect(QRectF(0, 0, r.width() * f, r.height()), color)
+        if self.peak > self.FLOOR:
+            x = r.width() * self.fraction(self.peak)
+            p.fillRect(QRectF(max(0.0, x - 2), 0, 2, r.height()), QColor("#e6edf3"))
+        p.end()
+
+
+class PreviewWidget(QWidget):
+    """Shows the latest outgoing frame, letterboxed. The QImage wraps the frame's memory (no copy); the
+    frame array is kept referenced for as long as the image is shown."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._frame: np.ndarray | None = None
+        self._image: QImage | None = None
+        self._placeholder = "No preview"
+        self.frames_shown = 0
+        self.setMinimumSize(256, 256)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAccessibleName("Preview")
+
+    def sizeHint(self) -> QSize:
+        return QSize(512, 512)
+
+    def set_placeholder(self, text: str) -> None:
+        self._placeholder = text
+        if self._image is None:
+            self.update()
+
+    def show_frame(self, frame: np.ndarray) -> None:
+        """`frame`: (H, W, 3) uint8 RGB, C-contiguous; must stay unmodified until the next call."""
+        h, w = frame.shape[:2]
+        self._frame = frame
+        self._image = QImage(frame.data, w, h, frame.strides[0], QImage.Format.Format_RGB888)
+        self.frames_shown += 1
+        self.update()
+
+    def clear(self) -> None:
+        self._frame = None
+        self._image = None
+        self.update()
+
+    def current_image(self) -> QImage | None:
+        return self._image
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("#0d1117"))
+        if self._image is None:
+            p.setPen(QColor("#8b949e"))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._placeholder)
+        else:
+            iw, ih = self._image.width(), self._image.height()
+            s = min(self.width() / iw, self.height() / ih)
+            w, h = iw * s, ih * s
+            target = QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            p.drawImage(target, self._image)
+        p.end()
+
+
+class PortraitList(QListWidget):
+    """Thumbnails of the library; accepts dropped files and folders and reports them via `files_dropped`."""
+
+    files_dropped = Signal(list)  # list[Path]
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setViewMode(QListWidget.ViewMode.IconMode)
+        self.setIconSize(QSize(96, 96))
+        self.setGridSize(QSize(116, 132))
+        self.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.setMovement(QListWidget.Movement.Static)
+        self.setWordWrap(True)
+        self.setAcceptDrops(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setAccessibleName("Portrait library")
+        self.setToolTip("Drop portrait photos or folders here (PNG, JPEG, WebP)")
+
+    def set_portraits(self, portraits: list[Portrait]) -> None:
+        current = self.currentRow()
+        self.clear()
+        for p in portraits:
+            item = QListWidgetItem(QIcon(QPixmap(p.thumb)), p.name)
+            item.setToolTip(p.path)
+            self.addItem(item)
+        if 0 <= current < self.count():
+            self.setCurrentRow(current)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = dropped_paths(event)
+        if paths:
+            event.acceptProposedAction()
+            self.files_dropped.emit(paths)
+        else:
+            event.ignore()
