@@ -133,8 +133,8 @@ class InputMonitor:
 class DelayLine:
     """A mono FIFO that holds back `delay` samples; push from one thread, read from another.
 
-    Clock drift between the input and the output device slowly changes the fill; `read` corrects it by
-    dropping or repeating silence once it is more than `slack` samples off the target.
+    Clock drift between the input and the output device slowly changes the fill; `read` re-primes when it
+    runs dry and drops the oldest audio when more than `slack` too much is queued.
     """
 
     def __init__(self, delay: int, capacity: int, slack: int = 1024):
@@ -146,13 +146,15 @@ class DelayLine:
         self._lock = threading.Lock()
         self.delay = 0
         self.underruns = 0
+        self._primed = False
         self.set_delay(delay)
 
     def set_delay(self, delay: int) -> None:
         delay = int(min(max(delay, 0), self._cap // 2))
         with self._lock:
             self.delay = delay
-            self._adjust(delay)
+            if self._primed:
+                self._adjust(delay)
 
     def _adjust(self, target: int) -> None:
         if self._fill < target:  # insert silence before the queued audio
@@ -189,20 +191,31 @@ class DelayLine:
                 self._fill = self._cap
 
     def read(self, out: np.ndarray) -> None:
-        """Fill `out` (1-d float32) with the delayed signal; silence where nothing has arrived yet."""
+        """Fill `out` (1-d float32) with the delayed signal.
+
+        At start and after the input stalled (the queue ran dry) the output is silence until `delay`
+        samples are queued, so audio that arrives later still waits the full delay; from then on it plays
+        continuously. Too much queued (the input clock runs fast) drops the oldest samples.
+        """
         n = len(out)
         with self._lock:
-            if abs(self._fill - n - self.delay) > self._slack + n:
+            if not self._primed:
+                if self._fill < self.delay + n or self._fill == 0:
+                    out[:] = 0.0
+                    return
+                self._primed = True
+            if self._fill > self.delay + n + self._slack:
                 self._adjust(self.delay + n)
             take = min(n, self._fill)
             first = min(take, self._cap - self._r)
             out[:first] = self._buf[self._r:self._r + first]
             out[first:take] = self._buf[: take - first]
             out[take:] = 0.0
-            if take < n:
-                self.underruns += 1
             self._r = (self._r + take) % self._cap
             self._fill -= take
+            if take < n:  # ran dry: the input stalled; wait for a full delay's worth again
+                self.underruns += 1
+                self._primed = False
 
 
 class DelayedAudioOutput:
