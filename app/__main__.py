@@ -12,8 +12,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="headcast", description="One portrait + a microphone -> a talking head "
                                 "on a virtual webcam.")
     p.add_argument("--synthetic-weights", choices=("tiny", "full"), default=None,
-                   help="developer option: run with random stand-in weights (no download); the window says so")
-    p.add_argument("--device", default=None, help="compute device for this run (auto, cpu, cuda, cuda:N, mps)")
+                   help="developer option: random stand-in weights (no download); the window says so")
+    p.add_argument("--device", default=None, help="compute device for this run: auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--verbose", "-v", action="store_true")
     return p.parse_args(argv)
 

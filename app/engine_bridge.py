@@ -45,8 +45,8 @@ def camera_install_hint(system: str | None = None) -> str:
     if system == "Windows":
         return "No virtual camera. Install OBS Studio (28 or newer) and start its Virtual Camera once."
     if system == "Darwin":
-        return ("No virtual camera. Install OBS Studio (30 or newer), start its Virtual Camera once and allow "
-                "the camera extension in System Settings > Privacy & Security.")
+        return ("No virtual camera. Install OBS Studio (30 or newer), start its Virtual Camera once and "
+                "allow the camera extension in System Settings > Privacy & Security.")
     return f"Virtual cameras are not supported on {system}."
 
 
@@ -57,6 +57,23 @@ def camera_backends() -> list[str]:
     except Exception:
         return []
     return list(camera.BACKENDS)
+
+
+def probe_camera(width: int = 64, height: int = 64, fps: float = 25) -> tuple[bool, str]:
+    """Open and close a virtual camera to learn which backend and device would be used.
+
+    Returns (True, "backend: device") or (False, what to install and the backend errors). Blocking (tens of
+    milliseconds to a second): call it from a worker thread.
+    """
+    try:
+        import pyvirtualcam
+    except Exception as exc:
+        return False, f"pyvirtualcam is not importable ({exc}); pip install pyvirtualcam"
+    try:
+        with pyvirtualcam.Camera(width=width, height=height, fps=fps) as cam:
+            return True, f"{cam.backend}: {cam.device}"
+    except Exception as exc:
+        return False, f"{camera_install_hint()}\n({str(exc).strip()})"
 
 
 class FrameMailbox:
@@ -97,6 +114,7 @@ class EngineBridge(QObject):
     error = Signal(str)
     message = Signal(str)
     camera_changed = Signal(str)
+    _engine_failed = Signal(object)
 
     def __init__(self, tasks: TaskRunner, synthetic: str | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -111,6 +129,10 @@ class EngineBridge(QObject):
         self._camera_wanted = True
         self._muted = False
         self._last_stats: dict | None = None
+        self._pending_error: BaseException | None = None
+        self._cache_key = None
+        self._cache = None
+        self._engine_failed.connect(self._on_engine_error_gui)
 
     # ---- state --------------------------------------------------------------------------------------
     @property
@@ -132,42 +154,219 @@ class EngineBridge(QObject):
             return self.cropper
 
     def _models_dir(self) -> Path | None:
-        return None
+        """Where the real face-detector ONNX files live (None: the cropper's built-in fallback)."""
+        if self.synthetic:
+            return None
+        try:
+            from core.weights import WeightsRegistry
+
+            return WeightsRegistry().root
+        except Exception:
+            return None
 
     # ---- public API used by the window --------------------------------------------------------------
-    def start(self, settings: AppSettings, portrait: str, choice: InputChoice, camera: bool, muted: bool) -> None:
-        raise NotImplementedError("waiting for core.engine")
+    def start(self, settings: AppSettings, portrait: str, choice: InputChoice, camera: bool,
+              muted: bool) -> None:
+        """Build (or reuse) the pipeline and start the engine in a worker; the GUI returns at once."""
+        if self.state != "stopped":
+            return
+        self._muted = muted
+        self._camera_wanted = camera
+        self._set_state("starting")
+        self.tasks.submit(self._start_blocking, settings, portrait, choice, camera,
+                          on_done=self._started, on_error=self._start_failed)
+
+    def _start_blocking(self, settings: AppSettings, portrait: str, choice: InputChoice, camera: bool):
+        from core.engine import CallbackSink, Engine
+
+        renderer, motion = self._pipeline(settings)
+        engine = Engine(renderer, motion, self._engine_settings(settings))
+        engine.on_error = self._on_engine_error
+        engine.set_portrait(portrait)
+        engine.add_sink(CallbackSink(self._on_frame))
+        camera_text = "off"
+        if camera:
+            camera_text = self._open_camera(engine, settings)
+        engine.start(self._audio_source(choice))
+        return engine, camera_text
+
+    def _open_camera(self, engine, settings: AppSettings) -> str:
+        """Add the virtual camera sink; without a backend say what to install and keep the preview."""
+        from core.engine import VirtualCameraSink
+
+        try:
+            sink = VirtualCameraSink(width=settings.output_width, height=settings.output_height,
+                                     fps=settings.fps)
+        except Exception as exc:  # VirtualCameraUnavailable carries the install hint
+            self.message.emit(f"Virtual camera unavailable; the preview keeps working. {exc}")
+            return f"unavailable: {exc}"
+        engine.add_sink(sink)
+        self._camera_sink = sink
+        return f"sending to {describe_sink(sink)}"
+
+    def _started(self, result) -> None:
+        engine, camera_text = result
+        self._engine = engine
+        self.camera_changed.emit(camera_text)
+        self._set_state("running")
+        if self._pending_error is not None:  # failed while we were starting
+            self._on_engine_error_gui(self._pending_error)
+
+    def _start_failed(self, exc: BaseException) -> None:
+        self._set_state("stopped")
+        self.error.emit(f"Could not start: {describe_error(exc)}")
+
+    def _on_frame(self, frame: np.ndarray, *args) -> None:
+        """Engine thread: copy into the mailbox, wake the GUI at most once per shown frame."""
+        if self.mailbox.put(frame):
+            self.frame_ready.emit()
+
+    def _on_engine_error(self, exc: BaseException) -> None:
+        """Engine thread: hand over to the GUI thread (queued signal)."""
+        self._engine_failed.emit(exc)
+
+    def _on_engine_error_gui(self, exc: BaseException) -> None:
+        if self.state == "starting":
+            self._pending_error = exc
+            return
+        self._pending_error = None
+        self.error.emit(f"The avatar stopped: {describe_error(exc)} Fix it and press Start again.")
+        self.stop()
 
     def stop(self) -> None:
-        raise NotImplementedError("waiting for core.engine")
+        engine, self._engine = self._engine, None
+        if engine is None:
+            if self.state != "starting":
+                self._set_state("stopped")
+            return
+        self._set_state("stopping")
+        self._camera_sink = None
+        self.tasks.submit(self._stop_blocking, engine, on_done=lambda _r: self._stopped(),
+                          on_error=self._stop_failed)
+
+    @staticmethod
+    def _stop_blocking(engine) -> None:
+        engine.stop()
+
+    def _stopped(self) -> None:
+        self._last_stats = None
+        self.camera_changed.emit("off" if not self._camera_wanted else "idle")
+        self._set_state("stopped")
+
+    def _stop_failed(self, exc: BaseException) -> None:
+        self.message.emit(f"Stopping reported: {describe_error(exc)}")
+        self._stopped()
 
     def set_portrait(self, path: str) -> None:
-        pass
+        if self._engine is not None:
+            self.tasks.submit(self._engine.set_portrait, path,
+                              on_error=lambda e: self.error.emit(f"Portrait: {describe_error(e)}"))
 
     def configure(self, settings: AppSettings) -> None:
-        pass
+        if self._engine is not None:
+            self._engine.configure(self._engine_settings(settings))
 
     def set_muted(self, muted: bool) -> None:
         self._muted = muted
+        if self._engine is not None and hasattr(self._engine, "set_muted"):
+            self._engine.set_muted(muted)
 
     def set_camera(self, on: bool) -> None:
         self._camera_wanted = on
 
     def camera_description(self) -> str:
         names = camera_backends()
-        return f"will use {' / '.join(names)}" if names else camera_install_hint()
+        return f"backends: {' / '.join(names)} (checking…)" if names else camera_install_hint()
 
     def take_frame(self) -> np.ndarray | None:
         return self.mailbox.take()
 
     def stats(self) -> dict | None:
+        if self._engine is not None:
+            try:
+                self._last_stats = stats_dict(self._engine.stats())
+            except Exception:
+                pass
         return self._last_stats
 
     def latency_ms(self) -> float:
         return float((self._last_stats or {}).get("latency_ms", 0.0))
 
     def shutdown(self) -> None:
-        pass
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            try:
+                engine.stop()
+            except Exception as exc:
+                log.warning("engine stop at exit: %s", exc)
+
+    # ---- pipeline construction (worker thread) --------------------------------------------------------
+    def _pipeline(self, settings: AppSettings):
+        """Renderer + motion source, cached per (device, synthetic, motion source)."""
+        key = (settings.device, self.synthetic, settings.motion_source)
+        if self._cache_key != key:
+            from core.render import Renderer
+
+            from core.device import pick_device
+
+            spec = pick_device(settings.device)
+            models = self._load_models(spec)
+            self._cache = (Renderer(models, spec, self.get_cropper()), self._motion_source(settings))
+            self._cache_key = key
+        renderer, motion = self._cache
+        motion.configure(settings.motion_settings())
+        return renderer, motion
+
+    def _load_models(self, spec):
+        from core.liveportrait.config import LivePortraitConfig
+        from core.liveportrait.loader import build_liveportrait, load_liveportrait
+
+        if self.synthetic:
+            config = LivePortraitConfig.tiny() if self.synthetic == "tiny" else LivePortraitConfig.official()
+            return build_liveportrait(config, seed=0)
+        from core.weights import WeightsRegistry
+
+        return load_liveportrait(WeightsRegistry().root, device=spec.device)
+
+    def _motion_source(self, settings: AppSettings):
+        from core.motion import make_motion_source
+
+        return make_motion_source(settings.motion_source, synthetic=self.synthetic)
+
+    @staticmethod
+    def _engine_settings(settings: AppSettings):
+        from core.engine import EngineSettings
+
+        return EngineSettings(fps=settings.fps, width=settings.output_width, height=settings.output_height,
+                              motion=settings.motion_settings())
+
+    def _audio_source(self, choice: InputChoice):
+        from core.engine import FileSource, GeneratorSource, MicrophoneSource
+
+        if choice.kind == "file":
+            return FileSource(choice.value, realtime=True)
+        if choice.kind == "generator":
+            return GeneratorSource()
+        from . import audio_io
+
+        dev = audio_io.find_device(choice.value, "input")
+        return MicrophoneSource(device=dev.index if dev else None)
+
+
+def describe_sink(sink) -> str:
+    cam = getattr(sink, "camera", None)
+    backend = getattr(sink, "backend", None) or getattr(cam, "backend", None)
+    device = getattr(sink, "device", None) or getattr(cam, "device", None)
+    return f"{backend}: {device}" if backend else str(device or "virtual camera")
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for users; out-of-memory gets its fix spelled out."""
+    text = str(exc).strip() or type(exc).__name__
+    if "out of memory" in text.lower():
+        return (f"the GPU ran out of memory ({text.splitlines()[0]}). Close other GPU programs, lower the "
+                "camera size, or choose the CPU device.")
+    return text
 
 
 def stats_dict(stats) -> dict:

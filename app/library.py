@@ -50,7 +50,8 @@ def collect_image_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
     skipped: list[str] = []
     for p in paths:
         if p.is_dir():
-            found.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            found.extend(sorted(f for f in p.rglob("*")
+                                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
         elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
             found.append(p)
         elif p.exists():
@@ -106,7 +107,8 @@ def analyse_portrait(path: Path, cropper, folder: Path) -> Portrait:
     _write_png_atomic(crop_path, np.ascontiguousarray(face.crop))
     h, w = image.shape[:2]
     scale = THUMB_SIZE / max(h, w)
-    thumb = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    thumb = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     _write_png_atomic(thumb_path, thumb)
     return Portrait(str(path.resolve()), digest, str(crop_path), str(thumb_path), int(w), int(h))
 

@@ -111,8 +111,8 @@ class MainWindow(QMainWindow):
 
         # centre: banner, preview, start
         self.synthetic_label = QLabel(
-            f"Developer mode: running with synthetic '{self.synthetic}' stand-in weights; the avatar is noise, "
-            "not a face model." if self.synthetic else "")
+            f"Developer mode: running with synthetic '{self.synthetic}' stand-in weights; the avatar is "
+            "noise, not a face model." if self.synthetic else "")
         self.synthetic_label.setObjectName("syntheticBanner")
         self.synthetic_label.setWordWrap(True)
         self.synthetic_label.setVisible(bool(self.synthetic))
@@ -311,6 +311,7 @@ class MainWindow(QMainWindow):
             self.portrait_list.setCurrentRow(0)
         self.refresh_devices()
         self.audio_out_check.setChecked(s.audio_output_enabled)
+        self.check_camera()
 
     # ---- messages -----------------------------------------------------------------------------------
     @Slot(str)
@@ -488,7 +489,8 @@ class MainWindow(QMainWindow):
         except Exception as exc:
             self.monitor = None
             self.level_meter.setToolTip(f"No level: {exc}")
-            self.show_message(f"Cannot open the microphone {choice.value or '(default)'}: {exc}", warning=True)
+            name = choice.value or "(default)"
+            self.show_message(f"Cannot open the microphone {name}: {exc}", warning=True)
             return
         self.level_meter.setToolTip(self.monitor.device_name)
         self._audio_out_changed()
@@ -602,7 +604,8 @@ class MainWindow(QMainWindow):
                 w.setChecked(muted)
                 w.blockSignals(False)
         self.bridge.set_muted(muted)
-        self.statusBar().showMessage("Avatar muted (idle motion)" if muted else "Avatar follows the voice", 3000)
+        text = "Avatar muted (idle motion)" if muted else "Avatar follows the voice"
+        self.statusBar().showMessage(text, 3000)
 
     def _camera_toggled(self, on: bool) -> None:
         self.settings.camera_enabled = on
@@ -612,6 +615,23 @@ class MainWindow(QMainWindow):
         elif not self.bridge.running:
             self._camera_state(self.bridge.camera_description())
         self._save()
+
+    def check_camera(self) -> None:
+        """Probe the virtual camera in the background; the label names the backend or what to install."""
+        from .engine_bridge import probe_camera
+
+        self.camera_available: bool | None = None
+
+        def done(result) -> None:
+            ok, text = result
+            self.camera_available = ok
+            if self.camera_check.isChecked() and not self.bridge.running:
+                self._camera_state(("Ready — " if ok else "") + text)
+            if not ok and self.camera_check.isChecked():
+                self.show_message(f"Virtual camera unavailable; the preview still works. {text}",
+                                  warning=True)
+
+        self.tasks.submit(probe_camera, on_done=done)
 
     @Slot(str)
     def _camera_state(self, text: str) -> None:
@@ -643,8 +663,8 @@ class MainWindow(QMainWindow):
         st = self.bridge.stats()
         if st is None:
             return
-        self.status_label.setText(
-            f"{st.get('fps', 0):.1f} fps · latency {st.get('latency_ms', 0):.0f} ms · {st.get('device', '?')}")
+        fps, latency, device = st.get("fps", 0.0), st.get("latency_ms", 0.0), st.get("device", "?")
+        self.status_label.setText(f"{fps:.1f} fps · latency {latency:.0f} ms · {device}")
 
     # ---- weights ------------------------------------------------------------------------------------
     def show_weights_dialog(self) -> None:

@@ -108,7 +108,8 @@ def _coerce(value, default, name: str):
             return float(value)
     elif isinstance(value, kind):
         return value
-    raise TypeError(f"{name}: expected {kind.__name__ if default is not None else 'text or null'}, got {value!r}")
+    expected = kind.__name__ if default is not None else "text or null"
+    raise TypeError(f"{name}: expected {expected}, got {value!r}")
 
 
 def settings_from_dict(raw: dict) -> tuple[AppSettings, list[str]]:

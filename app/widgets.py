@@ -49,7 +49,8 @@ class LevelMeter(QWidget):
         r = self.rect()
         p.fillRect(r, QColor("#20242b"))
         f = self.fraction(self.level)
-        color = QColor("#3fb950") if self.level < -12 else QColor("#d29922") if self.level < -3 else QColor("#f85149")
+        hue = "#3fb950" if self.level < -12 else "#d29922" if self.level < -3 else "#f85149"
+        color = QColor(hue)
         p.fillRect(QRectF(0, 0, r.width() * f, r.height()), color)
         if self.peak > self.FLOOR:
             x = r.width() * self.fraction(self.peak)

@@ -15,16 +15,16 @@ from app import audio_io
 SR = 16_000
 
 
-# ---- delay line (pure) --------------------------------------------------------------------------------------
+# ---- delay line (pure) ----------------------------------------------------------------------------------
 def test_delay_line_delays_by_exactly_the_set_samples():
     rng = np.random.default_rng(0)
     signal = rng.standard_normal(4000).astype(np.float32)
     line = audio_io.DelayLine(delay=300, capacity=8192, slack=1024)
     out = np.zeros(len(signal) + 500, np.float32)
     block = np.empty(100, np.float32)
-    for k in range(0, len(out), 100):  # push and read in lock-step, like input and output callbacks
+    for k in range(0, len(out), 100):
         line.push(signal[k:k + 100] if k < len(signal) else np.zeros(100, np.float32))
-        line.read(block)
+        line.read(block)  # pushed and read in lock-step, like input and output callbacks
         out[k:k + 100] = block
     assert np.all(out[:300] == 0)
     np.testing.assert_array_equal(out[300:300 + len(signal)], signal)
@@ -74,7 +74,7 @@ def pulse(tmp_path_factory):
     if binary is None:
         if os.environ.get("CI"):
             pytest.fail("pulseaudio is not installed; CI must install it (packaging/system-deps.sh)")
-        pytest.skip("pulseaudio binary not found: apt-get install pulseaudio pulseaudio-utils libasound2-plugins")
+        pytest.skip("pulseaudio not found: apt-get install pulseaudio pulseaudio-utils libasound2-plugins")
     runtime = tmp_path_factory.mktemp("xdg")
     runtime.chmod(0o700)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime)}
