@@ -230,3 +230,52 @@ def test_delayed_output_shifts_voice_by_the_set_delay(pulse):
     gap_ms = abs(lag2 - lag1) * 1000 / SR
     assert abs(gap_ms - 400) < 50, f"copies {gap_ms:.0f} ms apart, expected 400 ms"
     assert c[lag2] > 0.5 * np.abs(correlate(recorded, clip, mode="valid", method="fft")).max()
+
+
+@pytest.mark.slow
+def test_window_level_meter_follows_the_virtual_microphone(pulse, speech, qtbot, tmp_path, monkeypatch):
+    """Pick the virtual microphone in the real window: its meter rises with the speech played into it."""
+    from app.engine_bridge import InputChoice
+    from app.main_window import MainWindow
+    from app.settings import AppSettings
+
+    monkeypatch.setenv("HEADCAST_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("HEADCAST_DATA_DIR", str(tmp_path / "data"))
+    w = MainWindow(AppSettings(camera_enabled=False), synthetic="tiny")
+    qtbot.addWidget(w)
+    w.show()
+    w.select_input(InputChoice("mic", pulse))
+    assert w.monitor is not None and w.monitor.device_name == pulse
+    assert w.settings.microphone == pulse
+    blocks: list[np.ndarray] = []
+    rate = int(w.monitor.samplerate)
+    w.monitor.add_tap(lambda b: blocks.append(b.copy()))
+    deadline = time.monotonic() + 10
+    while sum(len(b) for b in blocks) < rate // 3:
+        assert time.monotonic() < deadline, "no audio from the window's microphone stream"
+        qtbot.wait(20)
+    qtbot.wait(200)
+    quiet = w.level_meter.level
+    clip = speech[: 2 * SR]
+    import threading
+
+    player = threading.Thread(target=_play, args=(pulse, clip))
+    player.start()
+    levels = []
+    while player.is_alive():
+        qtbot.wait(50)
+        levels.append(w.level_meter.level)
+    player.join()
+    qtbot.wait(300)
+    w.close()
+    assert w.monitor is None, "closing the window must close the microphone stream"
+    assert quiet < -60 and max(levels) > -30, (quiet, max(levels))
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    recorded = np.concatenate(blocks)
+    g = gcd(rate, SR)
+    recorded = resample_poly(recorded, SR // g, rate // g).astype(np.float32)
+    lag, score = _lag_and_score(recorded, clip)
+    assert score > 0.8, f"the window's microphone stream does not carry the speech ({score:.3f})"
