@@ -121,6 +121,8 @@ class MainWindow(QMainWindow):
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message_label.hide()
+        self.message_label.setToolTip("Click to dismiss")
+        self.message_label.mousePressEvent = lambda _e: self.message_label.hide()
         self.preview = PreviewWidget()
         self.preview.set_placeholder("Drop a portrait, pick a microphone, press Start (F5)")
         self.start_button = QPushButton(icon("start"), "Start")
@@ -239,6 +241,8 @@ class MainWindow(QMainWindow):
             menu.addAction(a)
         menu = self.menuBar().addMenu("&Help")
         menu.addAction(self.help_action)
+        self.messages_action = QAction("Messages…", self)
+        menu.addAction(self.messages_action)
 
         qss = RESOURCES / "styles" / "headcast.qss"
         if qss.is_file():
@@ -257,6 +261,7 @@ class MainWindow(QMainWindow):
         self.next_action.triggered.connect(lambda: self.step_portrait(1))
         self.prev_action.triggered.connect(lambda: self.step_portrait(-1))
         self.help_action.triggered.connect(self.show_shortcuts)
+        self.messages_action.triggered.connect(self.show_all_messages)
         self.quit_action.triggered.connect(self.close)
         self.import_weights_action.triggered.connect(self.show_weights_dialog)
         self.refresh_inputs_button.clicked.connect(self.refresh_devices)
@@ -319,7 +324,9 @@ class MainWindow(QMainWindow):
         """Non-modal: a banner above the preview plus the status bar; kept in `messages` (for tests/logs)."""
         self.messages.append(text)
         (log.warning if warning else log.info)(text)
-        self.message_label.setText(text)
+        earlier = len(self.messages) - 1
+        self.message_label.setText(text + (f"\n({earlier} earlier message{'s' * (earlier > 1)}: Help > Messages."
+                                           " Click to dismiss.)" if earlier else ""))
         self.message_label.setProperty("warning", warning)
         self.message_label.style().unpolish(self.message_label)
         self.message_label.style().polish(self.message_label)
@@ -330,6 +337,12 @@ class MainWindow(QMainWindow):
         text = "\n".join(f"{k:<12} {what}" for what, k in SHORTCUTS)
         box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", text, parent=self)
         box.setTextFormat(Qt.TextFormat.PlainText)
+        box.open()
+
+    def show_all_messages(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, "Messages",
+                          f"{len(self.messages)} message(s) this session.", parent=self)
+        box.setDetailedText("\n\n".join(self.messages) or "(none)")
         box.open()
 
     # ---- portraits ----------------------------------------------------------------------------------
@@ -625,8 +638,9 @@ class MainWindow(QMainWindow):
         def done(result) -> None:
             ok, text = result
             self.camera_available = ok
+            self.camera_label.setToolTip(text)
             if self.camera_check.isChecked() and not self.bridge.running:
-                self._camera_state(("Ready — " if ok else "") + text)
+                self._camera_state(f"Ready — {text}" if ok else "Not available: " + text.splitlines()[0])
             if not ok and self.camera_check.isChecked():
                 self.show_message(f"Virtual camera unavailable; the preview still works. {text}",
                                   warning=True)

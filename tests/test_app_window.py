@@ -114,6 +114,7 @@ def test_no_virtual_camera_backend_says_what_to_install(window, qtbot):
     assert hint.splitlines()[0] in window.camera_label.text()
     if platform.system() == "Linux":
         assert "v4l2loopback" in window.camera_label.text()
+        assert "sudo modprobe v4l2loopback" in window.camera_label.toolTip()
     assert any("preview still works" in m for m in window.messages)
 
 
