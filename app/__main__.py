@@ -15,6 +15,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="developer option: random stand-in weights (no download); the window says so")
     p.add_argument("--device", default=None, help="compute device for this run: auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--verbose", "-v", action="store_true")
+    p.add_argument("--quit-after", type=float, default=None, metavar="SECONDS", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     window = build_window(args)
     window.show()
     window.first_run_check()
+    if args.quit_after is not None:  # smoke tests: run the real event loop briefly, then close normally
+        loop.call_later(args.quit_after, window.close)
+        loop.call_later(args.quit_after, app.quit)
     with loop:
         loop.run_until_complete(closed.wait())
     return 0

@@ -325,8 +325,8 @@ class MainWindow(QMainWindow):
         self.messages.append(text)
         (log.warning if warning else log.info)(text)
         earlier = len(self.messages) - 1
-        self.message_label.setText(text + (f"\n({earlier} earlier message{'s' * (earlier > 1)}: Help > Messages."
-                                           " Click to dismiss.)" if earlier else ""))
+        more = f"\n({earlier} earlier: Help > Messages. Click to dismiss.)" if earlier else ""
+        self.message_label.setText(text + more)
         self.message_label.setProperty("warning", warning)
         self.message_label.style().unpolish(self.message_label)
         self.message_label.style().polish(self.message_label)

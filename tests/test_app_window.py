@@ -216,3 +216,56 @@ def test_folder_drop_and_next_previous(qtbot, window, tmp_path, astronaut):
     assert window.portrait_list.currentRow() == 0
     window.prev_action.trigger()
     assert window.portrait_list.currentRow() == 1
+
+
+def test_frame_mailbox_keeps_newest_and_reuses_buffers():
+    from app.engine_bridge import FrameMailbox
+
+    box = FrameMailbox()
+    a = np.full((4, 6, 3), 1, np.uint8)
+    assert box.take() is None
+    assert box.put(a) is True  # first frame: wake the GUI
+    assert box.put(a + 1) is False  # still pending: no second wake-up, the newer frame replaces it
+    shown = box.take()
+    assert shown is not None and np.all(shown == 2) and box.take() is None
+    assert box.put(a + 2) is True
+    assert np.all(shown == 2), "the frame on screen must not be overwritten"
+    second = box.take()
+    assert np.all(second == 3) and second is not shown
+    box.put(a + 3)
+    assert box.take() is shown  # two slots, alternating: no allocation per frame
+    assert box.received == 4
+
+
+def test_start_without_portrait_explains(window):
+    window.start_action.trigger()
+    assert window.bridge.state == "stopped"
+    assert "Add a portrait first" in window.messages[-1]
+
+
+def test_mute_hotkey_and_button_stay_in_sync(window):
+    window.mute_action.trigger()
+    assert window.mute_button.isChecked() and window.bridge._muted
+    window.mute_button.click()
+    assert not window.mute_action.isChecked() and not window.bridge._muted
+
+
+def test_out_of_memory_message_names_the_fix():
+    from app.engine_bridge import describe_error
+
+    text = describe_error(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert "ran out of memory" in text and "CPU" in text
+
+
+@pytest.mark.slow
+def test_entry_point_runs_on_the_qasync_loop(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HEADCAST_CONFIG_DIR": str(tmp_path / "c"),
+           "HEADCAST_DATA_DIR": str(tmp_path / "d")}
+    r = subprocess.run([sys.executable, "-m", "app", "--synthetic-weights", "tiny", "--quit-after", "1"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "c" / "settings.json").read_text())["fps"] == 25  # saved on close
