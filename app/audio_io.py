@@ -68,6 +68,15 @@ def find_device(name: str | None, kind: str = "input") -> AudioDevice | None:
     return None
 
 
+def has_default_input() -> bool:
+    try:
+        import sounddevice as sd
+
+        return sd.default.device[0] >= 0 or sd.query_hostapis(0)["default_input_device"] >= 0
+    except Exception:
+        return False
+
+
 def level_dbfs(block: np.ndarray) -> float:
     """RMS level of a block in dB relative to full scale (silence: -inf clamped to -120)."""
     if block.size == 0:

@@ -496,6 +496,11 @@ class MainWindow(QMainWindow):
         if choice is None or choice.kind != "mic":
             self.level_meter.set_level(-120, -120)
             return
+        if choice.value is None and not audio_io.has_default_input():
+            self.level_meter.setToolTip("No default microphone")
+            self.show_message("No default microphone on this system: plug one in and press the rescan "
+                              "button, pick a device in the list, or use an audio file.", warning=True)
+            return
         try:
             device = audio_io.find_device(choice.value, "input")
             self.monitor = audio_io.InputMonitor(device.index if device else None).start()
