@@ -12,7 +12,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from app import audio_io
-from app.engine_bridge import camera_install_hint
+from app.engine_bridge import InputChoice, camera_install_hint
 from app.main_window import SHORTCUTS, MainWindow
 from app.settings import AppSettings, load_settings, save_settings
 
@@ -269,3 +269,104 @@ def test_entry_point_runs_on_the_qasync_loop(tmp_path):
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "c" / "settings.json").read_text())["fps"] == 25  # saved on close
+
+
+# ---- with core.engine: real runs on synthetic tiny weights ------------------------------------------------
+@pytest.fixture
+def loaded(qtbot, dirs, astronaut_png):
+    """A window with the astronaut in its library and the test generator as input (camera off)."""
+    needs("core.face")
+    needs("core.engine")
+    w = make_window(qtbot, AppSettings(camera_enabled=False, device="cpu"))
+    drop(w.portrait_list, [astronaut_png])
+    qtbot.waitUntil(lambda: len(w.library) == 1, timeout=20000)
+    w.select_input(InputChoice("generator"))
+    yield w
+    if w.bridge.state != "stopped":
+        w.bridge.stop()
+        qtbot.waitUntil(lambda: w.bridge.state == "stopped", timeout=20000)
+    w.close()
+
+
+def run_until_frames(qtbot, w: MainWindow, n: int = 3, timeout: int = 120000) -> None:
+    w.start_action.trigger()
+    qtbot.waitUntil(lambda: w.preview.frames_shown >= n, timeout=timeout)
+    assert w.bridge.state == "running"
+
+
+def stop(qtbot, w: MainWindow) -> None:
+    w.start_action.trigger()  # F5 toggles
+    qtbot.waitUntil(lambda: w.bridge.state == "stopped", timeout=30000)
+
+
+@pytest.mark.slow
+def test_start_preview_stop(qtbot, loaded, speech_wav):
+    w = loaded
+    run_until_frames(qtbot, w)
+    img = w.preview.current_image()
+    assert img is not None and (img.width(), img.height()) == (512, 512)  # the portrait's own size
+    frame = w.bridge.mailbox._slots[w.bridge.mailbox._shown]
+    assert frame.std() > 1  # a picture, not a blank
+    qtbot.waitUntil(lambda: "fps" in w.status_label.text(), timeout=5000)
+    stop(qtbot, w)
+    shown = w.preview.frames_shown
+    qtbot.wait(300)
+    assert w.preview.frames_shown == shown  # nothing arrives after stop
+    w.select_input(InputChoice("file", str(speech_wav)))  # and again, from a speech file
+    run_until_frames(qtbot, w, shown + 3)
+    stop(qtbot, w)
+
+
+@pytest.mark.slow
+def test_no_camera_backend_keeps_the_preview(qtbot, loaded):
+    """Real: no virtual camera exists here. Start with the camera on: install hint shown, frames flow."""
+    w = loaded
+    w.camera_check.setChecked(True)
+    run_until_frames(qtbot, w)
+    assert any("install" in m.lower() and "camera" in m.lower() for m in w.messages)
+    stop(qtbot, w)
+
+
+@pytest.mark.slow
+def test_virtual_camera_receives_frames(qtbot, loaded, test_camera_backend):
+    w = loaded
+    w.camera_check.setChecked(True)
+    run_until_frames(qtbot, w)
+    qtbot.waitUntil(lambda: any(len(c.frames) >= 3 for c in test_camera_backend.instances), timeout=30000)
+    cam = next(c for c in test_camera_backend.instances if c.frames)
+    assert (cam.width, cam.height) == (512, 512)
+    assert cam.frames[-1].size == 512 * 512 * 3 and cam.frames[-1].std() > 1
+    assert "recording" in w.camera_label.text()
+    stop(qtbot, w)
+    assert cam.closed
+
+
+class BusyCamera(RecordingCamera):
+    """A camera that another program grabs after two frames."""
+
+    def send(self, frame):
+        if len(self.frames) >= 2:
+            raise RuntimeError("virtual camera busy: another application holds /dev/video7")
+        super().send(frame)
+
+
+@pytest.mark.slow
+def test_engine_error_shown_and_recovered(qtbot, loaded):
+    import pyvirtualcam
+    from pyvirtualcam import camera
+
+    w = loaded
+    pyvirtualcam.register_backend("busy", BusyCamera)
+    try:
+        w.camera_check.setChecked(True)
+        w.start_action.trigger()
+        qtbot.waitUntil(lambda: any("busy" in m for m in w.messages), timeout=120000)
+        qtbot.waitUntil(lambda: w.bridge.state == "stopped", timeout=30000)
+        assert w.message_label.isVisible()
+        assert any("busy" in m and "Start again" in m for m in w.messages)
+    finally:
+        camera.BACKENDS.pop("busy", None)
+    w.camera_check.setChecked(False)
+    shown = w.preview.frames_shown
+    run_until_frames(qtbot, w, shown + 3)  # recovered without a restart
+    stop(qtbot, w)
