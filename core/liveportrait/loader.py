@@ -1,0 +1,170 @@
+"""Load the official LivePortrait checkpoint files, unchanged and strictly, or build stand-in models.
+
+Layout under the checkpoint root (the HF repo KwaiVGI/LivePortrait downloaded as a whole):
+
+    liveportrait/base_models/{appearance_feature_extractor,motion_extractor,warping_module,spade_generator}.pth
+    liveportrait/retargeting_models/stitching_retargeting_module.pth  (retarget_shoulder / _mouth / _eye)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .appearance_feature_extractor import AppearanceFeatureExtractor
+from .config import LivePortraitConfig
+from .motion_extractor import MotionExtractor
+from .spade_generator import SPADEDecoder
+from .stitching_retargeting import StitchingRetargetingNetwork
+from .warping_network import WarpingNetwork
+
+BASE_MODELS = {
+    "appearance_feature_extractor": "liveportrait/base_models/appearance_feature_extractor.pth",
+    "motion_extractor": "liveportrait/base_models/motion_extractor.pth",
+    "warping_module": "liveportrait/base_models/warping_module.pth",
+    "spade_generator": "liveportrait/base_models/spade_generator.pth",
+}
+RETARGETING_FILE = "liveportrait/retargeting_models/stitching_retargeting_module.pth"
+# attribute of LivePortraitModels -> group inside the retargeting file
+RETARGETING_GROUPS = {"stitching": "retarget_shoulder", "lip": "retarget_mouth", "eye": "retarget_eye"}
+FIX = "Re-download it with `python -m core weights download liveportrait` or import a good copy with " \
+      "`python -m core weights import DIR`."
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable or does not match the network it should load into."""
+
+
+@dataclass
+class LivePortraitModels:
+    config: LivePortraitConfig
+    appearance_feature_extractor: AppearanceFeatureExtractor
+    motion_extractor: MotionExtractor
+    warping_module: WarpingNetwork
+    spade_generator: SPADEDecoder
+    stitching: StitchingRetargetingNetwork
+    lip: StitchingRetargetingNetwork
+    eye: StitchingRetargetingNetwork
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {name: getattr(self, name) for name in (*BASE_MODELS, *RETARGETING_GROUPS)}
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> LivePortraitModels:
+        for module in self.modules().values():
+            module.to(device=device, dtype=dtype)
+        return self
+
+    def eval(self) -> LivePortraitModels:
+        for module in self.modules().values():
+            module.eval().requires_grad_(False)
+        return self
+
+
+def build_liveportrait(config: LivePortraitConfig | None = None, seed: int | None = 0) -> LivePortraitModels:
+    """Randomly initialised models (deterministic for a seed): the stand-in weights for tests and demos."""
+    config = config or LivePortraitConfig.official()
+    if seed is not None:
+        torch.manual_seed(seed)
+    models = LivePortraitModels(
+        config=config,
+        appearance_feature_extractor=AppearanceFeatureExtractor(config.appearance),
+        motion_extractor=MotionExtractor(config.motion),
+        warping_module=WarpingNetwork(config.warping),
+        spade_generator=SPADEDecoder(config.spade),
+        stitching=StitchingRetargetingNetwork(config.stitching),
+        lip=StitchingRetargetingNetwork(config.lip),
+        eye=StitchingRetargetingNetwork(config.eye),
+    )
+    # Small MLP outputs keep stand-in stitching/retargeting deltas gentle, as trained ones are.
+    with torch.no_grad():
+        for name in RETARGETING_GROUPS:
+            last = getattr(models, name).mlp[-1]
+            last.weight.mul_(0.01)
+            last.bias.zero_()
+    return models.eval()
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"LivePortrait checkpoint file not found: {path}. {FIX}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated / foreign files
+        raise CheckpointError(f"Cannot read LivePortrait checkpoint {path} ({exc.__class__.__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'corrupt file'}). {FIX}") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, (torch.Tensor, dict)) for v in data.values()):
+        raise CheckpointError(f"{path} is not a LivePortrait state dict (got {type(data).__name__}). {FIX}")
+    return data
+
+
+def _load_strict(module: nn.Module, state: dict, path: Path, where: str = "") -> None:
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    problems = []
+    if missing:
+        problems.append(f"missing key(s) {missing[:5]}" + (" ..." if len(missing) > 5 else ""))
+    if unexpected:
+        hint = " (a 'module.' prefix from DDP training?)" if any(k.startswith("module.") for k in unexpected) else ""
+        problems.append(f"unexpected key(s) {unexpected[:5]}" + (" ..." if len(unexpected) > 5 else "") + hint)
+    for key, tensor in state.items():
+        if key in expected and tuple(tensor.shape) != tuple(expected[key].shape):
+            problems.append(f"key '{key}' has shape {tuple(tensor.shape)}, expected {tuple(expected[key].shape)}")
+    if problems:
+        raise CheckpointError(
+            f"{path}{where} does not match the LivePortrait network ({module.__class__.__name__}): "
+            + "; ".join(problems) + f". Wrong model size or a damaged file. {FIX}"
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def load_liveportrait(
+    root: str | Path, config: LivePortraitConfig | None = None, device: torch.device | str = "cpu"
+) -> LivePortraitModels:
+    """Build the networks for `config` and fill them from the official files under `root`."""
+    root = Path(root)
+    config = config or LivePortraitConfig.official()
+    models = build_liveportrait(config, seed=None)
+    for name, rel in BASE_MODELS.items():
+        path = root / rel
+        _load_strict(getattr(models, name), _read(path), path)
+    path = root / RETARGETING_FILE
+    groups = _read(path)
+    for name, group in RETARGETING_GROUPS.items():
+        if group not in groups or not isinstance(groups[group], dict):
+            raise CheckpointError(f"{path} has no '{group}' state dict (found {sorted(groups)}). {FIX}")
+        state = {k.replace("module.", "", 1) if k.startswith("module.") else k: v for k, v in groups[group].items()}
+        _load_strict(getattr(models, name), state, path, where=f" [{group}]")
+    return models.to(device).eval()
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_liveportrait(models: LivePortraitModels, root: str | Path) -> Path:
+    """Write the models in the official layout (the retargeting groups with the DDP `module.` prefix)."""
+    root = Path(root)
+    for name, rel in BASE_MODELS.items():
+        state = OrderedDict((k, v.detach().cpu()) for k, v in getattr(models, name).state_dict().items())
+        _atomic_save(state, root / rel)
+    groups = {
+        group: OrderedDict((f"module.{k}", v.detach().cpu()) for k, v in getattr(models, name).state_dict().items())
+        for name, group in RETARGETING_GROUPS.items()
+    }
+    _atomic_save(groups, root / RETARGETING_FILE)
+    return root

@@ -1,0 +1,117 @@
+"""The loader reads the official layout strictly and names what is wrong with a bad file."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from core.liveportrait import (
+    CheckpointError,
+    KeypointInfo,
+    LivePortraitConfig,
+    build_liveportrait,
+    load_liveportrait,
+    save_liveportrait,
+)
+from core.liveportrait.loader import BASE_MODELS, RETARGETING_FILE
+
+
+@pytest.fixture()
+def bad_root(liveportrait_root, tmp_path):
+    """A writable copy of the kit's tree: symlinks for the big files, so a test can replace one file."""
+    for rel in (*BASE_MODELS.values(), RETARGETING_FILE):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).symlink_to(liveportrait_root / rel)
+    return tmp_path
+
+
+def _replace(root, rel, state):
+    path = root / rel
+    path.unlink()
+    torch.save(state, path)
+    return path
+
+
+def _small_appearance_state(parity_kit):
+    return parity_kit.build_checkpoint(parity_kit.load_manifest(), "appearance_feature_extractor")
+
+
+def test_renamed_key_is_named(bad_root, parity_kit):
+    state = _small_appearance_state(parity_kit)
+    state["first.conv.weightt"] = state.pop("first.conv.weight")
+    _replace(bad_root, BASE_MODELS["appearance_feature_extractor"], state)
+    with pytest.raises(CheckpointError, match=r"appearance_feature_extractor\.pth.*first\.conv\.weight"):
+        load_liveportrait(bad_root)
+
+
+def test_reshaped_tensor_is_named(bad_root, parity_kit):
+    state = _small_appearance_state(parity_kit)
+    state["second.bias"] = torch.zeros(7)
+    _replace(bad_root, BASE_MODELS["appearance_feature_extractor"], state)
+    with pytest.raises(CheckpointError, match=r"second\.bias' has shape \(7,\), expected \(512,\)"):
+        load_liveportrait(bad_root)
+
+
+def test_missing_file_is_named(bad_root):
+    (bad_root / BASE_MODELS["warping_module"]).unlink()
+    with pytest.raises(CheckpointError, match=r"not found: .*warping_module\.pth.*python -m core weights"):
+        load_liveportrait(bad_root)
+
+
+def test_corrupt_file_is_named(bad_root):
+    path = bad_root / BASE_MODELS["spade_generator"]
+    path.unlink()
+    path.write_bytes(b"this is not a checkpoint" * 100)
+    with pytest.raises(CheckpointError, match=r"Cannot read .*spade_generator\.pth"):
+        load_liveportrait(bad_root)
+
+
+def test_module_prefix_on_base_model_is_refused(bad_root, parity_kit):
+    """Base models are bare state dicts; a DDP-prefixed file is a different export and is named as such."""
+    state = {f"module.{k}": v for k, v in _small_appearance_state(parity_kit).items()}
+    _replace(bad_root, BASE_MODELS["appearance_feature_extractor"], state)
+    with pytest.raises(CheckpointError, match=r"module\.' prefix"):
+        load_liveportrait(bad_root)
+
+
+def test_retargeting_groups_load_with_or_without_prefix(bad_root, liveportrait_root):
+    groups = torch.load(liveportrait_root / RETARGETING_FILE, weights_only=True)
+    assert all(k.startswith("module.") for g in groups.values() for k in g)
+    plain = {g: {k.removeprefix("module."): v for k, v in sd.items()} for g, sd in groups.items()}
+    _replace(bad_root, RETARGETING_FILE, plain)
+    models = load_liveportrait(bad_root)
+    assert torch.equal(models.lip.mlp[0].weight, groups["retarget_mouth"]["module.mlp.0.weight"])
+    del plain["retarget_eye"]
+    _replace(bad_root, RETARGETING_FILE, plain)
+    with pytest.raises(CheckpointError, match="retarget_eye"):
+        load_liveportrait(bad_root)
+
+
+def test_official_checkpoint_into_tiny_config_fails_clearly(liveportrait_root):
+    with pytest.raises(CheckpointError, match="Wrong model size"):
+        load_liveportrait(liveportrait_root, LivePortraitConfig.tiny())
+
+
+def test_tiny_roundtrip_through_official_layout(tmp_path):
+    cfg = LivePortraitConfig.tiny()
+    models = build_liveportrait(cfg, seed=3)
+    save_liveportrait(models, tmp_path)
+    again = load_liveportrait(tmp_path, cfg)
+    x = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for m in (models, again):
+            f = m.appearance_feature_extractor(x)
+            x_s = KeypointInfo.from_motion(m.motion_extractor(x)).transformed()
+            m.result = m.spade_generator(m.warping_module(f, x_s * 1.05, x_s)["out"])
+    assert models.result.shape == (2, 3, 256, 256)
+    assert torch.equal(models.result, again.result)
+    shutil.rmtree(tmp_path)
+
+
+def test_seeded_stand_ins_are_deterministic():
+    a = build_liveportrait(LivePortraitConfig.tiny(), seed=1).spade_generator.fc.weight
+    b = build_liveportrait(LivePortraitConfig.tiny(), seed=1).spade_generator.fc.weight
+    c = build_liveportrait(LivePortraitConfig.tiny(), seed=2).spade_generator.fc.weight
+    assert torch.equal(a, b) and not torch.equal(a, c)
