@@ -1,0 +1,192 @@
+"""The renderer: prepare a portrait once, then turn batches of motion rows into finished frames.
+
+Everything per frame stays on the device: keypoint transform -> stitching -> warping -> SPADE -> paste-back
+into the portrait with a soft mask -> uint8. The only host transfer is one uint8 copy per batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.device import DeviceSpec
+from core.face import FaceCrop, FaceCropper, load_image
+from core.liveportrait import KeypointInfo, LivePortraitModels, rotation_matrix, stitch, transform_keypoints
+from core.motion import layout
+
+MAX_OUTPUT_SIDE = 1280  # larger portraits are scaled down once at prepare time
+
+
+@dataclass
+class PreparedPortrait:
+    """All per-portrait state, computed once. Tensors live on the renderer's device."""
+
+    key: str
+    image: np.ndarray  # (H, W, 3) uint8 RGB, the output canvas (possibly downscaled)
+    face: FaceCrop
+    feature_3d: torch.Tensor  # (1, C, D, h, w) in the compute dtype
+    kp: torch.Tensor  # canonical keypoints (1, 21, 3) fp32
+    exp: torch.Tensor  # (1, 21, 3)
+    scale: torch.Tensor  # (1, 1)
+    t: torch.Tensor  # (1, 3)
+    angles: torch.Tensor  # (1, 3) pitch, yaw, roll in degrees
+    x_s: torch.Tensor  # transformed source keypoints (1, 21, 3)
+    roi: tuple[int, int, int, int]  # y0, y1, x0, x1 of the face region in the canvas
+    grid: torch.Tensor  # (1, roi_h, roi_w, 2) canvas ROI -> generated-face sampling grid
+    mask: torch.Tensor  # (1, 1, roi_h, roi_w) soft paste-back mask
+    background: torch.Tensor  # (1, 3, roi_h, roi_w) the canvas ROI as float in [0, 1]
+    canvas: torch.Tensor  # (H, W, 3) uint8 on the device
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.shape[1], self.image.shape[0]
+
+
+def feather_mask(size: int, inner: float = 0.78, outer: float = 0.97) -> np.ndarray:
+    """A soft rounded-square mask in crop space: 1 inside `inner`, 0 beyond `outer` (fractions of half-size)."""
+    r = np.linspace(-1, 1, size, dtype=np.float32)
+    d = np.maximum(np.abs(r)[None, :], np.abs(r)[:, None])
+    d = np.hypot(np.maximum(np.abs(r)[None, :] - 0.5, 0), np.maximum(np.abs(r)[:, None] - 0.5, 0)) * 0.5 + d * 0.75
+    m = np.clip((outer - d) / (outer - inner), 0, 1)
+    return m * m * (3 - 2 * m)
+
+
+class Renderer:
+    def __init__(self, models: LivePortraitModels, spec: DeviceSpec, cropper: FaceCropper | None = None,
+                 stitching: bool = True, compile: bool = False, cache_size: int = 8) -> None:
+        self.models = models.to(spec.device, spec.dtype).eval()
+        self.models.stitching.float()
+        self.models.lip.float()
+        self.models.eye.float()
+        self.spec = spec
+        self.cropper = cropper or FaceCropper()
+        self.stitching = stitching
+        self._cache: OrderedDict[str, PreparedPortrait] = OrderedDict()
+        self._cache_size = cache_size
+        self._warp = self.models.warping_module
+        self._generate = self.models.spade_generator
+        if compile:
+            self._warp = torch.compile(self._warp)
+            self._generate = torch.compile(self._generate)
+
+    # ------------------------------------------------------------------ portrait
+    @torch.inference_mode()
+    def prepare(self, image: np.ndarray | str | Path, source_name: str | None = None) -> PreparedPortrait:
+        if not isinstance(image, np.ndarray):
+            source_name = source_name or str(image)
+            image = load_image(image)
+        source_name = source_name or "image"
+        key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+
+        h, w = image.shape[:2]
+        if max(h, w) > MAX_OUTPUT_SIDE:
+            s = MAX_OUTPUT_SIDE / max(h, w)
+            image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        face = self.cropper.crop(image, source_name)
+        dev, dtype = self.spec.device, self.spec.dtype
+        x = torch.from_numpy(face.crop).to(dev).permute(2, 0, 1)[None].float().div_(255)
+        feature_3d = self.models.appearance_feature_extractor(x.to(dtype))
+        info = KeypointInfo.from_motion({k: v.float() for k, v in self.models.motion_extractor(x.to(dtype)).items()})
+        angles = torch.stack((info.pitch, info.yaw, info.roll), dim=1)
+        roi, grid, mask = self._paste_geometry(face, image.shape[:2])
+        y0, y1, x0, x1 = roi
+        canvas = torch.from_numpy(np.ascontiguousarray(image)).to(dev)
+        background = canvas[y0:y1, x0:x1].permute(2, 0, 1)[None].to(dtype) / 255
+        portrait = PreparedPortrait(
+            key=key, image=image, face=face, feature_3d=feature_3d, kp=info.kp, exp=info.exp, scale=info.scale,
+            t=info.t, angles=angles, x_s=info.transformed(), roi=roi, grid=grid.to(dtype), mask=mask.to(dtype),
+            background=background, canvas=canvas,
+        )
+        self._cache[key] = portrait
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return portrait
+
+    def _paste_geometry(self, face: FaceCrop, shape: tuple[int, int]):
+        """The canvas region the crop covers, the sampling grid into the generated face, and the soft mask."""
+        h, w = shape
+        size = face.crop.shape[0]
+        corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], dtype=np.float64)
+        inv = face.inverse
+        pts = corners @ inv[:, :2].T + inv[:, 2]
+        x0, y0 = np.floor(pts.min(0)).astype(int).clip(0, [w, h])
+        x1, y1 = np.ceil(pts.max(0)).astype(int).clip(0, [w, h])
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError("the face crop lies outside the image")
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        m = face.matrix
+        # pixel centres -> crop pixel coords -> [-1, 1] (align_corners=False convention)
+        cx = m[0, 0] * (xs + 0.5) + m[0, 1] * (ys + 0.5) + m[0, 2]
+        cy = m[1, 0] * (xs + 0.5) + m[1, 1] * (ys + 0.5) + m[1, 2]
+        grid = np.stack((cx / size * 2 - 1, cy / size * 2 - 1), axis=-1)[None].astype(np.float32)
+        grid_t = torch.from_numpy(grid).to(self.spec.device)
+        mask = torch.from_numpy(feather_mask(size))[None, None].to(self.spec.device)
+        mask = F.grid_sample(mask, grid_t, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return (int(y0), int(y1), int(x0), int(x1)), grid_t, mask
+
+    # ------------------------------------------------------------------ frames
+    @torch.inference_mode()
+    def driving_keypoints(self, portrait: PreparedPortrait, motion: torch.Tensor) -> torch.Tensor:
+        """Motion rows (B, 70) fp32 on the device -> driving keypoints (B, 21, 3), stitched if enabled."""
+        b = motion.shape[0]
+        angles = portrait.angles + motion[:, layout.POSE]
+        rot = rotation_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
+        exp = portrait.exp + motion[:, layout.EXP].reshape(b, -1, 3)
+        scale = portrait.scale * (1 + motion[:, layout.SCALE : layout.SCALE + 1])
+        t = portrait.t + motion[:, layout.T]
+        x_d = transform_keypoints(portrait.kp.expand(b, -1, -1), rot, exp, scale, t)
+        if self.stitching:
+            x_d = stitch(self.models.stitching, portrait.x_s.expand(b, -1, -1), x_d)
+        return x_d
+
+    @torch.inference_mode()
+    def render_faces(self, portrait: PreparedPortrait, motion: torch.Tensor) -> torch.Tensor:
+        """Motion rows -> generated face crops (B, 3, S, S) in [0, 1], compute dtype, on the device."""
+        b = motion.shape[0]
+        x_d = self.driving_keypoints(portrait, motion)
+        dtype = self.spec.dtype
+        warped = self._warp(portrait.feature_3d.expand(b, -1, -1, -1, -1), x_d.to(dtype),
+                            portrait.x_s.expand(b, -1, -1).to(dtype))["out"]
+        return self._generate(warped)
+
+    @torch.inference_mode()
+    def composite(self, portrait: PreparedPortrait, faces: torch.Tensor) -> torch.Tensor:
+        """Paste generated faces into the portrait on the device -> (B, H, W, 3) uint8 on the device."""
+        b = faces.shape[0]
+        y0, y1, x0, x1 = portrait.roi
+        face = F.grid_sample(faces, portrait.grid.expand(b, -1, -1, -1), mode="bilinear",
+                             padding_mode="border", align_corners=False)
+        roi = torch.lerp(portrait.background.expand(b, -1, -1, -1), face, portrait.mask)
+        frames = portrait.canvas.expand(b, -1, -1, -1).clone()
+        frames[:, y0:y1, x0:x1] = roi.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        return frames
+
+    @torch.inference_mode()
+    def render(self, portrait: PreparedPortrait, motion: torch.Tensor | np.ndarray,
+               out: torch.Tensor | None = None) -> np.ndarray:
+        """Motion rows (B, 70) -> finished frames (B, H, W, 3) uint8 on the host, one device-to-host copy.
+
+        `out`: an optional reusable host tensor (B, H, W, 3) uint8 (pinned on CUDA) to copy into.
+        """
+        if isinstance(motion, np.ndarray):
+            motion = torch.from_numpy(motion)
+        motion = motion.to(self.spec.device, torch.float32, non_blocking=True)
+        frames = self.composite(portrait, self.render_faces(portrait, motion))
+        if frames.device.type == "cpu":
+            return frames.numpy() if out is None else out.copy_(frames).numpy()
+        if out is None:
+            out = torch.empty(frames.shape, dtype=torch.uint8, pin_memory=frames.device.type == "cuda")
+        out.copy_(frames, non_blocking=True)
+        if frames.device.type == "cuda":
+            torch.cuda.current_stream(frames.device).synchronize()
+        return out.numpy()

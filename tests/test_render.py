@@ -1,0 +1,78 @@
+"""The renderer API on the tiny configuration: shapes, batching, caching and paste-back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.device import pick_device
+from core.face import psnr
+from core.liveportrait import LivePortraitConfig, build_liveportrait
+from core.motion import layout
+from core.render import Renderer
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    return Renderer(build_liveportrait(LivePortraitConfig.tiny(), seed=0), pick_device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def portrait(renderer, astronaut):
+    return renderer.prepare(astronaut, "astronaut")
+
+
+def test_prepare_is_cached(renderer, portrait, astronaut):
+    assert renderer.prepare(astronaut.copy(), "again") is portrait
+    assert portrait.feature_3d.shape == (1, 8, 8, 32, 32)
+    assert portrait.x_s.shape == (1, 21, 3)
+
+
+def test_render_shapes_and_batch_equivalence(renderer, portrait):
+    motion = np.zeros((4, layout.MOTION_DIM), np.float32)
+    motion[1, layout.YAW] = 25
+    motion[2, layout.EXP] = 0.02
+    motion[3, layout.SCALE] = 0.1
+    frames = renderer.render(portrait, motion).copy()
+    assert frames.shape == (4, 512, 512, 3) and frames.dtype == np.uint8
+    single = np.concatenate([renderer.render(portrait, motion[i : i + 1]) for i in range(4)])
+    assert np.abs(frames.astype(int) - single).max() <= 1
+
+
+def test_motion_changes_only_the_face_region(renderer, portrait, astronaut):
+    motion = np.zeros((2, layout.MOTION_DIM), np.float32)
+    motion[1, layout.YAW] = 30
+    frames = renderer.render(portrait, motion)
+    y0, y1, x0, x1 = portrait.roi
+    assert np.abs(frames[0, y0:y1, x0:x1].astype(int) - frames[1, y0:y1, x0:x1]).mean() > 0.5
+    outside = np.ones(astronaut.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(frames[:, outside], np.broadcast_to(astronaut[outside], frames[:, outside].shape))
+
+
+def test_paste_back_of_the_crop_reproduces_the_portrait(renderer, portrait, astronaut):
+    """If the generator returned the source crop itself, the composite must be the portrait again."""
+    crop = torch.from_numpy(portrait.face.crop).permute(2, 0, 1)[None].float() / 255
+    crop = torch.nn.functional.interpolate(crop, size=256, mode="bilinear", align_corners=False)
+    frame = renderer.composite(portrait, crop)[0].numpy()
+    y0, y1, x0, x1 = portrait.roi
+    assert psnr(frame[y0:y1, x0:x1], astronaut[y0:y1, x0:x1]) > 30
+
+
+def test_stitching_changes_driving_keypoints(portrait):
+    models = build_liveportrait(LivePortraitConfig.tiny(), seed=0)
+    with torch.no_grad():
+        models.stitching.mlp[-1].bias.fill_(0.05)
+    spec = pick_device("cpu")
+    on, off = Renderer(models, spec, stitching=True), Renderer(models, spec, stitching=False)
+    motion = torch.zeros(1, layout.MOTION_DIM)
+    assert not torch.allclose(on.driving_keypoints(portrait, motion), off.driving_keypoints(portrait, motion))
+    # zero motion without stitching reproduces the source keypoints exactly
+    assert torch.allclose(off.driving_keypoints(portrait, motion), portrait.x_s, atol=1e-6)
+
+
+def test_out_buffer_is_reused(renderer, portrait):
+    out = torch.empty((2, *portrait.image.shape), dtype=torch.uint8)
+    frames = renderer.render(portrait, np.zeros((2, layout.MOTION_DIM), np.float32), out=out)
+    assert frames.ctypes.data == out.data_ptr()
