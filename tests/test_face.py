@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.face import CROP_SIZE, FaceCropper, ImageLoadError, NoFaceError, psnr, load_image, paste_back
+from core.face import CROP_SIZE, FaceCropper, ImageLoadError, NoFaceError, load_image, paste_back, psnr
 
 
 @pytest.fixture(scope="module")
