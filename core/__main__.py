@@ -22,8 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            importlib.import_module(module_name).add_arguments(sub_parser)
+        except ModuleNotFoundError as exc:  # a command whose module is not part of this build
+            if exc.name != module_name:
+                raise
     args = parser.parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
     return int(module.main(args) or 0)
