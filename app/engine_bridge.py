@@ -305,9 +305,8 @@ class EngineBridge(QObject):
         """Renderer + motion source, cached per (device, synthetic, motion source)."""
         key = (settings.device, self.synthetic, settings.motion_source)
         if self._cache_key != key:
-            from core.render import Renderer
-
             from core.device import pick_device
+            from core.render import Renderer
 
             spec = pick_device(settings.device)
             models = self._load_models(spec)
