@@ -39,14 +39,16 @@ def camera_install_hint(system: str | None = None) -> str:
     """What to install so pyvirtualcam finds a virtual camera on this OS."""
     system = system or platform.system()
     if system == "Linux":
-        return ("No virtual camera device. Install v4l2loopback and create a device:\n"
+        return ("No virtual camera device: install v4l2loopback.\n"
                 "  sudo apt install v4l2loopback-dkms\n"
                 "  sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=Headcast")
     if system == "Windows":
-        return "No virtual camera. Install OBS Studio (28 or newer) and start its Virtual Camera once."
+        return ("No virtual camera: install OBS Studio.\n"
+                "Install OBS Studio 28 or newer and start its Virtual Camera once.")
     if system == "Darwin":
-        return ("No virtual camera. Install OBS Studio (30 or newer), start its Virtual Camera once and "
-                "allow the camera extension in System Settings > Privacy & Security.")
+        return ("No virtual camera: install OBS Studio.\n"
+                "Install OBS Studio 30 or newer, start its Virtual Camera once and allow the camera extension "
+                "in System Settings > Privacy & Security.")
     return f"Virtual cameras are not supported on {system}."
 
 

@@ -645,7 +645,7 @@ class MainWindow(QMainWindow):
             self.camera_available = ok
             self.camera_label.setToolTip(text)
             if self.camera_check.isChecked() and not self.bridge.running:
-                self._camera_state(f"Ready — {text}" if ok else "Not available: " + text.splitlines()[0])
+                self._camera_state(f"Ready — {text}" if ok else text.splitlines()[0])
             if not ok and self.camera_check.isChecked():
                 self.show_message(f"Virtual camera unavailable; the preview still works. {text}",
                                   warning=True)

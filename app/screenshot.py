@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path)
     p.add_argument("--portrait", type=Path, default=None, help="default: scikit-image's astronaut photo")
-    p.add_argument("--frames", type=int, default=10, help="preview frames to wait for before the grab")
+    p.add_argument("--frames", type=int, default=10, help="preview frames to wait for (0: do not start)")
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="headcast-shot-"))
     os.environ["HEADCAST_CONFIG_DIR"] = str(tmp / "config")
@@ -56,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     wait_until(app, lambda: len(w.library) == 1, 60, "the portrait's face crop")
     wait_until(app, lambda: getattr(w, "camera_available", None) is not None, 30, "the camera probe")
     w.select_input(InputChoice("generator"))
-    w.start()
-    wait_until(app, lambda: w.preview.frames_shown >= args.frames, 300, "preview frames")
-    wait_until(app, lambda: w.status_label.text() != "stopped", 5, "stats")
+    if args.frames > 0:
+        w.start()
+        wait_until(app, lambda: w.preview.frames_shown >= args.frames, 300, "preview frames")
+        wait_until(app, lambda: w.status_label.text() != "stopped", 5, "stats")
     for _ in range(30):
         app.processEvents()
         time.sleep(0.02)
