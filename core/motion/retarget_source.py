@@ -59,7 +59,6 @@ class RetargetMotionSource:
 
     # ------------------------------------------------------------------ protocol
     def reset(self, portrait: object | None = None) -> None:
-        cfg = self.config
         self._buffer = np.zeros(0, np.float32)
         self._consumed = 0  # samples before the buffer start
         self._frame = 0
