@@ -25,7 +25,7 @@ def portrait(renderer, astronaut):
 
 def test_prepare_is_cached(renderer, portrait, astronaut):
     assert renderer.prepare(astronaut.copy(), "again") is portrait
-    assert portrait.feature_3d.shape == (1, 8, 8, 32, 32)
+    assert portrait.feature_3d.shape == (1, 8, 4, 16, 16)
     assert portrait.x_s.shape == (1, 21, 3)
 
 
@@ -54,7 +54,7 @@ def test_motion_changes_only_the_face_region(renderer, portrait, astronaut):
 def test_paste_back_of_the_crop_reproduces_the_portrait(renderer, portrait, astronaut):
     """If the generator returned the source crop itself, the composite must be the portrait again."""
     crop = torch.from_numpy(portrait.face.crop).permute(2, 0, 1)[None].float() / 255
-    crop = torch.nn.functional.interpolate(crop, size=256, mode="bilinear", align_corners=False)
+    crop = torch.nn.functional.interpolate(crop, size=128, mode="bilinear", align_corners=False)
     frame = renderer.composite(portrait, crop)[0].numpy()
     y0, y1, x0, x1 = portrait.roi
     assert psnr(frame[y0:y1, x0:x1], astronaut[y0:y1, x0:x1]) > 30

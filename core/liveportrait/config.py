@@ -78,18 +78,18 @@ class LivePortraitConfig:
 
     @classmethod
     def tiny(cls) -> LivePortraitConfig:
-        """Same architecture, narrow and shallow: 256x256 crop in, a 8x8x32x32 feature volume, 256x256 out.
+        """Same architecture, narrow and shallow: 256x256 crop in, a 8x4x16x16 feature volume, 128x128 out.
 
         For tests and `--synthetic-weights tiny`; the MLPs keep their official sizes (they are tiny already and
         their input/output sizes are fixed by the 21 keypoints).
         """
         return cls(
-            appearance=AppearanceConfig(block_expansion=8, num_down_blocks=3, max_features=64,
-                                        reshape_channel=8, reshape_depth=8, num_resblocks=1),
+            appearance=AppearanceConfig(block_expansion=8, num_down_blocks=4, max_features=32,
+                                        reshape_channel=8, reshape_depth=4, num_resblocks=1),
             motion=MotionExtractorConfig(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128)),
-            warping=WarpingConfig(block_expansion=8, max_features=64, num_down_blocks=2, reshape_channel=8,
-                                  dense_motion=DenseMotionConfig(block_expansion=8, max_features=64,
-                                                                 num_blocks=3, reshape_depth=8, compress=2)),
+            warping=WarpingConfig(block_expansion=8, max_features=32, num_down_blocks=2, reshape_channel=8,
+                                  dense_motion=DenseMotionConfig(block_expansion=8, max_features=32,
+                                                                 num_blocks=2, reshape_depth=4, compress=2)),
             spade=SpadeConfig(upscale=2, block_expansion=8, max_features=64, num_down_blocks=2,
                               out_channels=16, spade_hidden=16),
             name="tiny",

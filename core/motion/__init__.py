@@ -1,1 +1,5 @@
-"""Speech -> LivePortrait motion: layout, DiT, diffusion, motion sources."""
+"""Speech -> LivePortrait motion: layout, motion sources (retargeting, DiT, JoyVASA)."""
+
+from .factory import make_motion_source
+
+__all__ = ["make_motion_source"]

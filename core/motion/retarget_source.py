@@ -81,6 +81,14 @@ class RetargetMotionSource:
         elif self._lip_table is None:
             self._build_fallback_tables()
 
+    def use_models(self, models) -> None:
+        """The engine hands over the renderer's LivePortrait models (for the lip / eye MLPs)."""
+        self.models = models
+
+    def bind_portrait(self, portrait) -> None:
+        """A new portrait mid-stream: rebuild the lookup tables, keep the stream position and state."""
+        self._build_tables(portrait)
+
     def configure(self, settings: MotionSettings) -> None:
         self.settings = settings
 

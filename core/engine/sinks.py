@@ -1,0 +1,164 @@
+"""Frame sinks: where finished frames go (preview callback, virtual camera, video file)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.motion.source import SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    index: int  # frame number in the stream (repeats keep the number of the frame they repeat)
+    pts: float  # presentation time in seconds from the start of the stream
+    capture_time: float  # time.monotonic() when the last audio sample of this frame was captured
+    emit_time: float  # time.monotonic() when the frame was handed to the sinks
+    repeated: bool = False  # True when the pacer re-sent the previous frame (underrun)
+
+
+class CallbackSink:
+    """Calls `fn(frame, info)` on the engine's pacer thread; `frame` is only valid during the call."""
+
+    def __init__(self, fn: Callable[[np.ndarray, FrameInfo], None]) -> None:
+        self.fn = fn
+
+    def write(self, frame: np.ndarray, info: FrameInfo) -> None:
+        self.fn(frame, info)
+
+    def close(self) -> None:
+        pass
+
+
+def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale to fit inside width x height and letterbox with black; no-op when the size already matches."""
+    h, w = frame.shape[:2]
+    if (w, h) == (width, height):
+        return frame
+    s = min(width / w, height / h)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    out = np.zeros((height, width, 3), np.uint8)
+    y, x = (height - nh) // 2, (width - nw) // 2
+    out[y : y + nh, x : x + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    return out
+
+
+class VirtualCameraUnavailable(RuntimeError):
+    """No virtual-camera backend: the message says what to install on this OS."""
+
+
+def camera_install_hint(system: str | None = None) -> str:
+    system = system or platform.system()
+    if system == "Linux":
+        return ("Install v4l2loopback and create a camera: `sudo apt install v4l2loopback-dkms` then "
+                "`sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=Headcast`.")
+    if system == "Windows":
+        return "Install OBS Studio (28 or newer) and start its Virtual Camera once; it registers the camera."
+    if system == "Darwin":
+        return "Install OBS Studio (28 or newer) and start its Virtual Camera once to install the system extension."
+    return "No virtual-camera backend is known for this OS."
+
+
+class VirtualCameraSink:
+    """Sends frames to a virtual webcam through pyvirtualcam (v4l2loopback, OBS, Unity Capture)."""
+
+    def __init__(self, width: int = 1280, height: int = 720, fps: float = 25, backend: str | None = None,
+                 device: str | None = None) -> None:
+        import pyvirtualcam
+
+        self.width, self.height = width, height
+        try:
+            self.camera = pyvirtualcam.Camera(width=width, height=height, fps=fps, fmt=pyvirtualcam.PixelFormat.RGB,
+                                              backend=backend, device=device)
+        except Exception as exc:  # pyvirtualcam raises RuntimeError when no backend works
+            raise VirtualCameraUnavailable(f"No virtual camera could be opened ({exc}). {camera_install_hint()}") \
+                from exc
+        self.backend = self.camera.backend
+        self.device = self.camera.device
+
+    def write(self, frame: np.ndarray, info: FrameInfo) -> None:
+        self.camera.send(fit_frame(frame, self.width, self.height))
+
+    def close(self) -> None:
+        self.camera.close()
+
+
+class VideoFileSink:
+    """H.264 + AAC mp4 through PyAV, written to a temporary name and renamed only by a successful close()."""
+
+    def __init__(self, path: str | Path, fps: int = 25, audio: np.ndarray | None = None, crf: int = 20) -> None:
+        import av
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".partial.mp4")
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.fps = fps
+        self.audio = audio
+        self._container = av.open(str(self.tmp), "w", format="mp4")
+        self._video = None
+        self._crf = crf
+        self.frames = 0
+        self._audio = None
+
+    def write(self, frame: np.ndarray, info: FrameInfo) -> None:
+        import av
+
+        if self._video is None:
+            h, w = frame.shape[:2]
+            self._video = self._container.add_stream("libx264", rate=self.fps, options={"crf": str(self._crf)})
+            self._video.width, self._video.height = w - w % 2, h - h % 2
+            self._video.pix_fmt = "yuv420p"
+            self._video.time_base = Fraction(1, self.fps)
+            if self.audio is not None and len(self.audio):  # every stream must exist before the first packet
+                self._audio = self._container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        frame = frame[: self._video.height, : self._video.width]
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vf.pts = self.frames
+        self._container.mux(self._video.encode(vf))
+        self.frames += 1
+
+    def _write_audio(self) -> None:
+        import av
+
+        stream = self._audio
+        samples = np.asarray(self.audio, np.float32).reshape(1, -1)
+        step = 1024
+        for i in range(0, samples.shape[1], step):
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, i : i + step]), format="fltp", layout="mono")
+            af.sample_rate = SAMPLE_RATE
+            af.pts = i
+            self._container.mux(stream.encode(af))
+        self._container.mux(stream.encode(None))
+
+    def close(self) -> None:
+        """Finish the file and move it into place; on failure the partial file is removed."""
+        try:
+            if self._video is not None:
+                self._container.mux(self._video.encode(None))
+            if self._audio is not None:
+                self._write_audio()
+            self._container.close()
+            if self.frames == 0:
+                raise RuntimeError("no frames were written")
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop the partial output (called on errors and cancellations)."""
+        try:
+            self._container.close()
+        except Exception:
+            pass
+        self.tmp.unlink(missing_ok=True)

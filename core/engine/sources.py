@@ -1,0 +1,159 @@
+"""Audio sources: where 16 kHz mono samples come from (microphone, file, generator).
+
+A source calls `deliver(samples, capture_time)` from its own thread; `capture_time` is the time.monotonic()
+at which the block's first sample was captured (for a file or generator: when it would have been).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from core.motion.source import SAMPLE_RATE
+
+Deliver = Callable[[np.ndarray, float], None]
+
+
+class AudioSourceError(RuntimeError):
+    """The audio input cannot be opened or stopped working."""
+
+
+class _ThreadSource:
+    """Base for sources that produce blocks on a thread of their own."""
+
+    realtime = True
+
+    def __init__(self, block: int) -> None:
+        self.block = block
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.finished = threading.Event()
+
+    def start(self, deliver: Deliver) -> None:
+        self._stop.clear()
+        self.finished.clear()
+        self._thread = threading.Thread(target=self._run, args=(deliver,), name=type(self).__name__, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+
+    def _blocks(self):
+        raise NotImplementedError
+
+    def _run(self, deliver: Deliver) -> None:
+        t0 = time.monotonic()
+        sent = 0
+        try:
+            for samples in self._blocks():
+                if self._stop.is_set():
+                    return
+                capture = t0 + sent / SAMPLE_RATE
+                if self.realtime:  # a block is available once its last sample has been "recorded"
+                    delay = capture + len(samples) / SAMPLE_RATE - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                else:
+                    capture = time.monotonic()
+                deliver(samples, capture)
+                sent += len(samples)
+        finally:
+            self.finished.set()
+
+
+class FileSource(_ThreadSource):
+    """An audio file (or an array of 16 kHz samples), in real time or as fast as the engine takes it."""
+
+    def __init__(self, path_or_samples: str | Path | np.ndarray, realtime: bool = False, block: int = 640) -> None:
+        super().__init__(block)
+        if isinstance(path_or_samples, np.ndarray):
+            self.samples = np.asarray(path_or_samples, np.float32).reshape(-1)
+            self.name = "samples"
+        else:
+            from core.audio.io import load_audio
+
+            self.samples = load_audio(path_or_samples)  # raises AudioLoadError with the file's name
+            self.name = str(path_or_samples)
+        self.realtime = realtime
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+    def _blocks(self):
+        for i in range(0, len(self.samples), self.block):
+            yield self.samples[i : i + self.block]
+
+
+class GeneratorSource(_ThreadSource):
+    """Samples from a function `fn(n, t0) -> (n,) float32` (t0 in seconds), in real time; for tests and demos.
+
+    The default produces speech-like syllables: a buzzy 140 Hz tone modulated at 4 Hz with pauses.
+    """
+
+    def __init__(self, fn: Callable[[int, float], np.ndarray] | None = None, duration_s: float | None = None,
+                 realtime: bool = True, block: int = 320) -> None:
+        super().__init__(block)
+        self.fn = fn or syllables
+        self.duration_s = duration_s
+        self.realtime = realtime
+
+    def _blocks(self):
+        n = 0
+        while self.duration_s is None or n < self.duration_s * SAMPLE_RATE:
+            yield np.asarray(self.fn(self.block, n / SAMPLE_RATE), np.float32)
+            n += self.block
+
+
+def syllables(n: int, t0: float) -> np.ndarray:
+    t = t0 + np.arange(n) / SAMPLE_RATE
+    voice = np.sign(np.sin(2 * np.pi * 140 * t)) * 0.5 + np.sin(2 * np.pi * 280 * t) * 0.3
+    envelope = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) * (np.sin(2 * np.pi * 0.25 * t) > -0.3)
+    return (0.3 * voice * envelope).astype(np.float32)
+
+
+class MicrophoneSource:
+    """A sounddevice input stream at 16 kHz mono with an explicit block size."""
+
+    realtime = True
+
+    def __init__(self, device: int | str | None = None, block: int = 320) -> None:
+        self.device = device
+        self.block = block
+        self._stream = None
+        self.finished = threading.Event()
+
+    def start(self, deliver: Deliver) -> None:
+        try:
+            import sounddevice as sd
+        except OSError as exc:
+            raise AudioSourceError(f"PortAudio is not available ({exc}). Install it: "
+                                   "`sudo apt-get install libportaudio2` (Linux).") from exc
+
+        def callback(indata, frames, time_info, status) -> None:
+            # input ADC time is in the stream's clock; map it to time.monotonic()
+            now = time.monotonic()
+            age = max(0.0, self._stream.time - time_info.inputBufferAdcTime) if time_info.inputBufferAdcTime else 0.0
+            deliver(indata[:, 0].copy(), now - age)
+
+        try:
+            self._stream = sd.InputStream(device=self.device, channels=1, samplerate=SAMPLE_RATE, dtype="float32",
+                                          blocksize=self.block, callback=callback)
+            self._stream.start()
+        except Exception as exc:
+            raise AudioSourceError(
+                f"Cannot open the microphone {self.device!r}: {exc}. Plug it in or pick another input device."
+            ) from exc
+
+    def stop(self) -> None:
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream.close()
+            self._stream = None
+        self.finished.set()

@@ -1,0 +1,34 @@
+"""Make a motion source by name: `retarget` (LivePortrait weights only), `dit` (a model trained with
+`python -m training`), `joyvasa` (JoyVASA's published generator). `auto` picks the DiT when one is installed,
+else the retargeting source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.motion.source import MotionSettings, MotionSource
+
+KINDS = ("auto", "retarget", "dit", "joyvasa")
+
+
+def make_motion_source(kind: str = "auto", synthetic: str | None = None, checkpoint: str | Path | None = None,
+                       settings: MotionSettings | None = None, weights_root: str | Path | None = None,
+                       device: str = "cpu") -> MotionSource:
+    """`synthetic` ('tiny' / 'full'): stand-in weights for the model-based sources, for development."""
+    settings = settings or MotionSettings()
+    if kind not in KINDS:
+        raise ValueError(f"unknown motion source {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind == "auto":
+        kind = "dit" if checkpoint is not None else "retarget"
+    if kind == "retarget":
+        from core.motion.retarget_source import RetargetMotionSource
+
+        return RetargetMotionSource(settings=settings)
+    if kind == "dit":
+        from core.motion.generator import DiTMotionSource
+
+        return DiTMotionSource.create(checkpoint=checkpoint, synthetic=synthetic, settings=settings, device=device)
+    from core.motion.joyvasa import JoyVASAMotionSource
+
+    return JoyVASAMotionSource.create(weights_root=weights_root, synthetic=synthetic, settings=settings,
+                                      device=device)
