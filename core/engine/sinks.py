@@ -47,7 +47,8 @@ def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     out = np.zeros((height, width, 3), np.uint8)
     y, x = (height - nh) // 2, (width - nw) // 2
-    out[y : y + nh, x : x + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    interpolation = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    out[y : y + nh, x : x + nw] = cv2.resize(frame, (nw, nh), interpolation=interpolation)
     return out
 
 
@@ -134,7 +135,8 @@ class VideoFileSink:
         samples = np.asarray(self.audio, np.float32).reshape(1, -1)
         step = 1024
         for i in range(0, samples.shape[1], step):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, i : i + step]), format="fltp", layout="mono")
+            chunk = np.ascontiguousarray(samples[:, i : i + step])
+            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
             af.sample_rate = SAMPLE_RATE
             af.pts = i
             self._container.mux(stream.encode(af))
