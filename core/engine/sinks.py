@@ -152,6 +152,7 @@ class VideoFileSink:
             self._container.close()
             if self.frames == 0:
                 raise RuntimeError("no frames were written")
+            os.chmod(self.tmp, 0o644)
             os.replace(self.tmp, self.path)
         except BaseException:
             self.abort()
