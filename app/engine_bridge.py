@@ -202,8 +202,8 @@ class EngineBridge(QObject):
         except Exception as exc:  # VirtualCameraUnavailable carries the install hint
             self.message.emit(f"Virtual camera unavailable; the preview keeps working. {exc}")
             return f"unavailable: {exc}"
-        engine.add_sink(sink)
-        self._camera_sink = sink
+        self._camera_sink = WatchedSink(sink)
+        engine.add_sink(self._camera_sink)
         return f"sending to {describe_sink(sink)}"
 
     def _started(self, result) -> None:
@@ -228,6 +228,13 @@ class EngineBridge(QObject):
         self._engine_failed.emit(exc)
 
     def _on_engine_error_gui(self, exc: BaseException) -> None:
+        camera = self._camera_sink
+        if camera is not None and camera.failed is exc:  # the engine dropped the sink and keeps running
+            self._camera_sink = None
+            self.camera_changed.emit(f"stopped: {describe_error(exc)}")
+            self.error.emit(f"The virtual camera stopped: {describe_error(exc)} The preview keeps running; "
+                            "stop and start again to retry the camera.")
+            return
         if self.state == "starting":
             self._pending_error = exc
             return
@@ -248,7 +255,7 @@ class EngineBridge(QObject):
 
     @staticmethod
     def _stop_blocking(engine) -> None:
-        engine.stop()
+        engine.close()  # stop threads and source, and release the sinks (the camera device)
 
     def _stopped(self) -> None:
         self._last_stats = None
@@ -298,41 +305,25 @@ class EngineBridge(QObject):
         engine, self._engine = self._engine, None
         if engine is not None:
             try:
-                engine.stop()
+                engine.close()
             except Exception as exc:
                 log.warning("engine stop at exit: %s", exc)
 
     # ---- pipeline construction (worker thread) --------------------------------------------------------
     def _pipeline(self, settings: AppSettings):
-        """Renderer + motion source, cached per (device, synthetic, motion source)."""
-        key = (settings.device, self.synthetic, settings.motion_source)
+        """Renderer + motion source from `core.pipeline`, cached per (device, weights, motion source)."""
+        weights = f"synthetic-{self.synthetic}" if self.synthetic else "auto"
+        key = (settings.device, weights, settings.motion_source)
         if self._cache_key != key:
-            from core.device import pick_device
-            from core.render import Renderer
+            from core.pipeline import build_pipeline
 
-            spec = pick_device(settings.device)
-            models = self._load_models(spec)
-            self._cache = (Renderer(models, spec, self.get_cropper()), self._motion_source(settings))
+            self._cache = None
+            self._cache = build_pipeline(weights=weights, motion=settings.motion_source, device=settings.device,
+                                         settings=settings.motion_settings())
             self._cache_key = key
         renderer, motion = self._cache
         motion.configure(settings.motion_settings())
         return renderer, motion
-
-    def _load_models(self, spec):
-        from core.liveportrait.config import LivePortraitConfig
-        from core.liveportrait.loader import build_liveportrait, load_liveportrait
-
-        if self.synthetic:
-            config = LivePortraitConfig.tiny() if self.synthetic == "tiny" else LivePortraitConfig.official()
-            return build_liveportrait(config, seed=0)
-        from core.weights import WeightsRegistry
-
-        return load_liveportrait(WeightsRegistry().root, device=spec.device)
-
-    def _motion_source(self, settings: AppSettings):
-        from core.motion import make_motion_source
-
-        return make_motion_source(settings.motion_source, synthetic=self.synthetic)
 
     @staticmethod
     def _engine_settings(settings: AppSettings):
@@ -352,6 +343,24 @@ class EngineBridge(QObject):
 
         dev = audio_io.find_device(choice.value, "input")
         return MicrophoneSource(device=dev.index if dev else None)
+
+
+class WatchedSink:
+    """Wraps a sink to remember its failure, so an engine error can be traced back to the camera."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.failed: BaseException | None = None
+
+    def write(self, frame, info) -> None:
+        try:
+            self.sink.write(frame, info)
+        except Exception as exc:
+            self.failed = exc
+            raise
+
+    def close(self) -> None:
+        self.sink.close()
 
 
 def describe_sink(sink) -> str:

@@ -359,7 +359,7 @@ class BusyCamera(RecordingCamera):
 
 
 @pytest.mark.slow
-def test_engine_error_shown_and_recovered(qtbot, loaded):
+def test_camera_taken_mid_run_keeps_the_preview(qtbot, loaded):
     import pyvirtualcam
     from pyvirtualcam import camera
 
@@ -369,12 +369,40 @@ def test_engine_error_shown_and_recovered(qtbot, loaded):
         w.camera_check.setChecked(True)
         w.start_action.trigger()
         qtbot.waitUntil(lambda: any("busy" in m for m in w.messages), timeout=120000)
-        qtbot.waitUntil(lambda: w.bridge.state == "stopped", timeout=30000)
-        assert w.message_label.isVisible()
-        assert any("busy" in m and "Start again" in m for m in w.messages)
     finally:
         camera.BACKENDS.pop("busy", None)
-    w.camera_check.setChecked(False)
+    assert w.message_label.isVisible() and "camera stopped" in w.messages[-1]
+    assert w.camera_label.text().startswith("stopped") and w.bridge.state == "running"
+    shown = w.preview.frames_shown
+    qtbot.waitUntil(lambda: w.preview.frames_shown >= shown + 3, timeout=30000)  # the preview goes on
+    stop(qtbot, w)
+
+
+@pytest.mark.slow
+def test_engine_error_shown_and_recovered(qtbot, loaded, monkeypatch):
+    """The GPU runs out of memory mid-run: the message names the fix, the run stops, Start works again."""
+    import torch
+
+    w = loaded
+    run_until_frames(qtbot, w)
+    stop(qtbot, w)
+    renderer = w.bridge._cache[0]  # the real renderer the next run reuses
+    real = renderer.render
+    calls = [0]
+
+    def render(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(renderer, "render", render)
+    w.start_action.trigger()
+    qtbot.waitUntil(lambda: any("ran out of memory" in m for m in w.messages), timeout=60000)
+    qtbot.waitUntil(lambda: w.bridge.state == "stopped", timeout=30000)
+    assert "press Start again" in w.messages[-1] and w.message_label.isVisible()
+    assert w.start_button.text() == "Start" and w.start_button.isEnabled()
+    monkeypatch.undo()  # the memory is free again
     shown = w.preview.frames_shown
     run_until_frames(qtbot, w, shown + 3)  # recovered without a restart
     stop(qtbot, w)
