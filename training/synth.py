@@ -1,0 +1,168 @@
+"""A synthetic dataset where motion is a known function of speech, so learning can be shown on a CPU.
+
+Speech is real (espeak-ng, several voices, rates, pitches and texts, joined with random pauses). Motion rows
+(`core.motion.layout`) are built from it: mouth opening = the frame RMS envelope, smoothed, normalised per clip and
+delayed by `lag` frames, along `training.mouth.MOUTH_OPEN`; blinks are random events along `EYE_CLOSE`; head
+pose, translation and scale sway as smooth random noise independent of the audio. A model can only predict the
+mouth from the audio features, so the held-out lip-sync proxy measures what it learnt from audio.
+
+Features: `bands` (default, cheap): log energies of 16 log-spaced bands of each frame's own 640 samples, a
+fixed affine to about unit range; or `wav2vec2-small`: `core.audio.AudioFeatureExtractor` with a small
+random-init config (the product's real feature path, slower on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from core.motion.layout import MOTION_DIM, POSE, SCALE, T
+from training.data import frame_rms, save_shard, write_manifest
+from training.mouth import EYE_CLOSE, MOUTH_OPEN
+
+SPF = 640
+SR = 16_000
+TEXTS = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call Stella and ask her to bring these things with her from the store.",
+    "We will meet at the station at nine o'clock tomorrow morning.",
+    "Open the window, the room is far too warm today.",
+    "Numbers like one hundred and twenty three are hard to say quickly.",
+    "A talking head needs lips that move with the sound of the voice.",
+    "Bring a map, a torch and a warm coat for the walk in the hills.",
+    "She sells sea shells by the sea shore, and the shells are lovely.",
+    "My favourite colours are blue, green and a deep shade of purple.",
+    "Is this the right way to the museum, or should we turn left here?",
+    "Peter piped a pack of pickled peppers at the party.",
+    "Good evening, and welcome to the news at ten.",
+)
+VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+m7", "en+f2")
+
+
+@dataclass
+class SynthConfig:
+    clips: int = 48
+    val_clips: int = 8
+    lag: int = 2  # frames the mouth trails the speech envelope
+    features: str = "bands"  # bands | wav2vec2-small
+    mouth_amplitude: float = 0.05
+    blink_amplitude: float = 0.04
+    seed: int = 0
+
+
+def espeak(text: str, voice: str, rate: int, pitch: int, workdir: Path) -> np.ndarray:
+    from core.audio.io import load_audio
+
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is not installed: `apt-get install espeak-ng` (or `make system-deps`).")
+    path = workdir / "say.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-w", str(path), text],
+                   check=True, capture_output=True)
+    return load_audio(path, sr=SR)
+
+
+def make_speech(rng: np.random.Generator, workdir: Path) -> np.ndarray:
+    """1-3 utterances with random voice/rate/pitch, separated and framed by random pauses."""
+    parts = [np.zeros(int(rng.uniform(0.1, 0.6) * SR), np.float32)]
+    for _ in range(int(rng.integers(1, 4))):
+        text = TEXTS[int(rng.integers(len(TEXTS)))]
+        voice = VOICES[int(rng.integers(len(VOICES)))]
+        parts.append(espeak(text, voice, int(rng.integers(120, 200)), int(rng.integers(30, 70)), workdir))
+        parts.append(np.zeros(int(rng.uniform(0.2, 0.9) * SR), np.float32))
+    return np.concatenate(parts)
+
+
+def band_features(samples: np.ndarray, n_bands: int = 16) -> np.ndarray:
+    """(T, n_bands) log band energies of each frame's own 640 samples (frame k: [640 k, 640 (k + 1)))."""
+    n = -(-len(samples) // SPF)
+    x = np.zeros(n * SPF, np.float32)
+    x[: len(samples)] = samples
+    spec = np.abs(np.fft.rfft(x.reshape(n, SPF) * np.hanning(SPF), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(SPF, 1 / SR)
+    edges = np.geomspace(80, 7600, n_bands + 1)
+    bands = np.stack([spec[:, (freqs >= lo) & (freqs < hi)].sum(1) for lo, hi in zip(edges[:-1], edges[1:])], 1)
+    return ((np.log10(bands + 1e-4) + 1.0) / 2.0).astype(np.float32)
+
+
+def smooth_noise(rng: np.random.Generator, n: int, sigma: float, scale: float, dims: int = 1) -> np.ndarray:
+    z = gaussian_filter1d(rng.normal(size=(n + 8 * int(sigma), dims)), sigma, axis=0)[4 * int(sigma):][:n]
+    return (z / max(z.std(), 1e-8) * scale).astype(np.float32)
+
+
+def make_motion(envelope: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+    """Motion rows whose mouth follows the delayed envelope; blinks and head sway are random."""
+    n = len(envelope)
+    env = np.convolve(envelope, np.ones(3) / 3, mode="same")
+    env = np.clip(env / max(np.percentile(env, 95), 1e-6), 0, 1)
+    mouth = np.zeros(n, np.float32)
+    mouth[cfg.lag:] = env[: n - cfg.lag]
+    blink = np.zeros(n, np.float32)
+    k = int(rng.integers(5, 60))
+    while k < n:
+        shape = np.array([0.4, 1.0, 1.0, 0.6, 0.2], np.float32)
+        blink[k: k + len(shape)] = shape[: n - k]
+        k += int(rng.integers(40, 120))
+    m = np.zeros((n, MOTION_DIM), np.float32)
+    m += cfg.mouth_amplitude * mouth[:, None] * MOUTH_OPEN + cfg.blink_amplitude * blink[:, None] * EYE_CLOSE
+    m[:, :63] += smooth_noise(rng, n, 4.0, 0.002, 63)
+    m[:, POSE] = smooth_noise(rng, n, 12.0, 3.0, 3)
+    m[:, T] = smooth_noise(rng, n, 15.0, 0.01, 3)
+    m[:, SCALE] = smooth_noise(rng, n, 20.0, 0.01, 1)[:, 0]
+    return m
+
+
+def build(out: str | Path, cfg: SynthConfig, progress: bool = True) -> Path:
+    """Write `cfg.clips` train + `cfg.val_clips` val shards and the manifest into `out`."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    extractor = None
+    if cfg.features == "wav2vec2-small":
+        from core.audio.features import AudioFeatureExtractor
+
+        extractor = AudioFeatureExtractor.from_config(AudioFeatureExtractor.small_config(), seed=cfg.seed)
+    elif cfg.features != "bands":
+        raise ValueError(f"unknown features '{cfg.features}': use bands or wav2vec2-small")
+    rng = np.random.default_rng(cfg.seed)
+    items = []
+    dim = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        total = cfg.clips + cfg.val_clips
+        for i in tqdm(range(total), desc="synth", disable=not progress):
+            speech = make_speech(rng, Path(tmp))
+            envelope = frame_rms(speech)
+            feats = band_features(speech) if extractor is None else extractor.offline(speech).numpy()
+            motion = make_motion(envelope, rng, cfg)
+            name = f"synth_{i:04d}"
+            save_shard(out / f"{name}.npz", motion, feats, envelope)
+            dim = feats.shape[1]
+            items.append({"name": name, "file": f"{name}.npz", "frames": len(motion),
+                          "split": "val" if i >= cfg.clips else "train"})
+    write_manifest(out, {"feature_dim": dim, "fps": 25, "features": cfg.features, "items": items, "skipped": [],
+                         "synthetic": {"lag": cfg.lag, "seed": cfg.seed}})
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="dataset folder to write")
+    p.add_argument("--clips", type=int, default=SynthConfig.clips)
+    p.add_argument("--val-clips", type=int, default=SynthConfig.val_clips)
+    p.add_argument("--lag", type=int, default=SynthConfig.lag)
+    p.add_argument("--features", default="bands", choices=["bands", "wav2vec2-small"])
+    p.add_argument("--seed", type=int, default=0)
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = SynthConfig(clips=args.clips, val_clips=args.val_clips, lag=args.lag, features=args.features,
+                      seed=args.seed)
+    out = build(args.out, cfg)
+    print(f"wrote {cfg.clips} train + {cfg.val_clips} val clips to {out}")
+    return 0
