@@ -184,6 +184,7 @@ class EngineBridge(QObject):
         renderer, motion = self._pipeline(settings)
         engine = Engine(renderer, motion, self._engine_settings(settings))
         engine.on_error = self._on_engine_error
+        engine.set_muted(self._muted)
         engine.set_portrait(portrait)
         engine.add_sink(CallbackSink(self._on_frame))
         camera_text = "off"
