@@ -202,7 +202,7 @@ class EngineBridge(QObject):
                                      fps=settings.fps)
         except Exception as exc:  # VirtualCameraUnavailable carries the install hint
             self.message.emit(f"Virtual camera unavailable; the preview keeps working. {exc}")
-            return f"unavailable: {exc}"
+            return camera_install_hint().splitlines()[0]
         self._camera_sink = WatchedSink(sink)
         engine.add_sink(self._camera_sink)
         return f"sending to {describe_sink(sink)}"

@@ -72,6 +72,8 @@ class MainWindow(QMainWindow):
         self.audio_out: audio_io.DelayedAudioOutput | None = None
         self._adding = 0
         self._restoring = True
+        self.camera_available: bool | None = None  # None until the background probe answers
+        self._camera_probe_label = ""
         self._build()
         self._connect()
         self.setAcceptDrops(True)
@@ -278,7 +280,7 @@ class MainWindow(QMainWindow):
         self.bridge.state_changed.connect(self._state_changed)
         self.bridge.frame_ready.connect(self._show_frame)
         self.bridge.error.connect(self._engine_error)
-        self.bridge.message.connect(self.show_message)
+        self.bridge.message.connect(lambda text: self.show_message(text, warning=True))
         self.bridge.camera_changed.connect(self._camera_state)
 
     def _restore(self) -> None:
@@ -638,14 +640,15 @@ class MainWindow(QMainWindow):
         """Probe the virtual camera in the background; the label names the backend or what to install."""
         from .engine_bridge import probe_camera
 
-        self.camera_available: bool | None = None
+        self.camera_available = None
 
         def done(result) -> None:
             ok, text = result
             self.camera_available = ok
-            self.camera_label.setToolTip(text)
+            self._camera_probe_label = f"Ready — {text}" if ok else text.splitlines()[0]
             if self.camera_check.isChecked() and not self.bridge.running:
-                self._camera_state(f"Ready — {text}" if ok else text.splitlines()[0])
+                self._camera_state(self._camera_probe_label)
+            self.camera_label.setToolTip(text)  # the full hint with the commands
             if not ok and self.camera_check.isChecked():
                 self.show_message(f"Virtual camera unavailable; the preview still works. {text}",
                                   warning=True)
@@ -654,7 +657,11 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _camera_state(self, text: str) -> None:
+        if text == "idle":  # a run ended: back to what the probe found
+            text = self._camera_probe_label or "idle"
         self.camera_label.setText(text)
+        if text not in ("off", "idle"):
+            self.camera_label.setToolTip(text)
 
     @Slot(str)
     def _state_changed(self, state: str) -> None:
