@@ -21,8 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.motion.layout import MOTION_DIM
-
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 

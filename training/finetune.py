@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from training import checkpointing
-from training.train import TrainConfig, add_arguments as add_train_arguments, config_from_args, train
+from training.train import TrainConfig, config_from_args, train
+from training.train import add_arguments as add_train_arguments
 
 
 def load_base(path: str | Path) -> tuple[dict, dict, tuple[np.ndarray, np.ndarray] | None]:

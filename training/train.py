@@ -138,7 +138,8 @@ def to_device(batch, device):
 
 # ---------------------------------------------------------------- the loop
 
-def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None, stop_after: int | None = None) -> dict:
+def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None,
+          stop_after: int | None = None) -> dict:
     """Train (or resume from the newest checkpoint in cfg.out). `stop_after` ends early, as a kill would,
     right after that step's checkpoint. Returns {"losses": [...per step...], "val": [...], "model": ema model}."""
     # --- distributed set-up: torchrun sets WORLD_SIZE/RANK/LOCAL_RANK
