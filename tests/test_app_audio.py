@@ -279,3 +279,41 @@ def test_window_level_meter_follows_the_virtual_microphone(pulse, speech, qtbot,
     recorded = resample_poly(recorded, SR // g, rate // g).astype(np.float32)
     lag, score = _lag_and_score(recorded, clip)
     assert score > 0.8, f"the window's microphone stream does not carry the speech ({score:.3f})"
+
+
+@pytest.mark.slow
+def test_engine_runs_from_the_virtual_microphone(pulse, speech, qtbot, tmp_path, monkeypatch, astronaut):
+    """Start the avatar on the virtual microphone: frames are rendered at the pace of the captured audio."""
+    pytest.importorskip("core.engine", reason="core.engine has not landed yet")
+    import threading
+
+    import cv2
+
+    from app.engine_bridge import InputChoice
+    from app.main_window import MainWindow
+    from app.settings import AppSettings
+
+    monkeypatch.setenv("HEADCAST_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("HEADCAST_DATA_DIR", str(tmp_path / "data"))
+    png = tmp_path / "astronaut.png"
+    cv2.imwrite(str(png), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    w = MainWindow(AppSettings(camera_enabled=False, device="cpu"), synthetic="tiny")
+    qtbot.addWidget(w)
+    w.show()
+    w.add_paths([png])
+    qtbot.waitUntil(lambda: len(w.library) == 1, timeout=20000)
+    w.select_input(InputChoice("mic", pulse))
+    w.start()
+    qtbot.waitUntil(lambda: w.bridge.state == "running", timeout=60000)
+    player = threading.Thread(target=_play, args=(pulse, speech[: 2 * SR]))
+    player.start()
+    while player.is_alive():
+        qtbot.wait(50)
+    player.join()
+    stats = w.bridge.stats()
+    assert w.preview.frames_shown > 10, w.messages[-3:]
+    assert stats["frames_rendered"] >= 20 and stats["latency_ms"] > 0, stats  # CPU: not a speed test
+    assert w.level_meter.peak > -40  # the meter ran alongside the engine's own stream
+    w.bridge.stop()
+    qtbot.waitUntil(lambda: w.bridge.state == "stopped", timeout=30000)
+    w.close()
