@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -43,6 +43,14 @@ class PreparedPortrait:
     mask: torch.Tensor  # (1, 1, roi_h, roi_w) soft paste-back mask
     background: torch.Tensor  # (1, 3, roi_h, roi_w) the canvas ROI as float in [0, 1]
     canvas: torch.Tensor  # (H, W, 3) uint8 on the device
+    buffers: dict[int, torch.Tensor] = field(default_factory=dict)  # batch size -> device frames (GPU only)
+
+    def frame_buffer(self, batch: int) -> torch.Tensor:
+        """A (batch, H, W, 3) device buffer holding the portrait, made once per batch size and reused."""
+        buf = self.buffers.get(batch)
+        if buf is None:
+            buf = self.buffers[batch] = self.canvas.expand(batch, -1, -1, -1).clone()
+        return buf
 
     @property
     def size(self) -> tuple[int, int]:
@@ -160,33 +168,50 @@ class Renderer:
         return self._generate(warped)
 
     @torch.inference_mode()
-    def composite(self, portrait: PreparedPortrait, faces: torch.Tensor) -> torch.Tensor:
-        """Paste generated faces into the portrait on the device -> (B, H, W, 3) uint8 on the device."""
+    def composite(self, portrait: PreparedPortrait, faces: torch.Tensor, dst: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+        """Paste generated faces into the portrait on the device -> (B, H, W, 3) uint8 on the device.
+
+        Only the face ROI is computed. `dst`: a (B, H, W, 3) uint8 tensor on the device to write into; without
+        it, a buffer kept per batch size (already holding the portrait) is reused on GPUs, and a fresh tensor is
+        returned on the CPU (where it is the caller's host array).
+        """
         b = faces.shape[0]
         y0, y1, x0, x1 = portrait.roi
         face = F.grid_sample(faces, portrait.grid.expand(b, -1, -1, -1), mode="bilinear",
                              padding_mode="border", align_corners=False)
         roi = torch.lerp(portrait.background.expand(b, -1, -1, -1), face, portrait.mask)
-        frames = portrait.canvas.expand(b, -1, -1, -1).clone()
-        frames[:, y0:y1, x0:x1] = roi.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-        return frames
+        roi = roi.mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        if dst is None and portrait.canvas.device.type != "cpu":
+            dst = portrait.frame_buffer(b)  # outside the ROI it holds the portrait already
+        else:
+            dst = torch.empty((b, *portrait.canvas.shape), dtype=torch.uint8) if dst is None else dst
+            dst.copy_(portrait.canvas.expand(b, -1, -1, -1))
+        dst[:, y0:y1, x0:x1] = roi
+        return dst
 
     @torch.inference_mode()
     def render(self, portrait: PreparedPortrait, motion: torch.Tensor | np.ndarray,
                out: torch.Tensor | None = None) -> np.ndarray:
         """Motion rows (B, 70) -> finished frames (B, H, W, 3) uint8 on the host, one device-to-host copy.
 
-        `out`: an optional reusable host tensor (B, H, W, 3) uint8 (pinned on CUDA) to copy into.
+        `out`: an optional reusable host tensor (B, H, W, 3) uint8 (pinned on CUDA) to copy into; without it
+        the result is a new array the caller owns (steady-state callers such as the engine pass `out`).
         """
         if isinstance(motion, np.ndarray):
             motion = torch.from_numpy(motion)
+        if motion.ndim != 2 or motion.shape[1] != layout.MOTION_DIM:
+            raise ValueError(f"motion must be (B, {layout.MOTION_DIM}) rows, got {tuple(motion.shape)}")
         motion = motion.to(self.spec.device, torch.float32, non_blocking=True)
-        frames = self.composite(portrait, self.render_faces(portrait, motion))
-        if frames.device.type == "cpu":
-            return frames.numpy() if out is None else out.copy_(frames).numpy()
+        faces = self.render_faces(portrait, motion)
+        if self.spec.device.type == "cpu":  # the device is the host: paste straight into the caller's buffer
+            return self.composite(portrait, faces, out).numpy()
+        frames = self.composite(portrait, faces)
         if out is None:
-            out = torch.empty(frames.shape, dtype=torch.uint8, pin_memory=frames.device.type == "cuda")
+            out = torch.empty(frames.shape, dtype=torch.uint8, pin_memory=self.spec.is_cuda)
         out.copy_(frames, non_blocking=True)
-        if frames.device.type == "cuda":
-            torch.cuda.current_stream(frames.device).synchronize()
+        if self.spec.is_cuda:
+            torch.cuda.current_stream(self.spec.device).synchronize()
+        elif self.spec.device.type == "mps":
+            torch.mps.synchronize()
         return out.numpy()
