@@ -307,13 +307,15 @@ def test_engine_runs_from_the_virtual_microphone(pulse, speech, qtbot, tmp_path,
     qtbot.waitUntil(lambda: w.bridge.state == "running", timeout=60000)
     player = threading.Thread(target=_play, args=(pulse, speech[: 2 * SR]))
     player.start()
+    levels = []
     while player.is_alive():
         qtbot.wait(50)
+        levels.append(w.level_meter.level)
     player.join()
     stats = w.bridge.stats()
     assert w.preview.frames_shown > 10, w.messages[-3:]
     assert stats["frames_rendered"] >= 20 and stats["latency_ms"] > 0, stats  # CPU: not a speed test
-    assert w.level_meter.peak > -40  # the meter ran alongside the engine's own stream
+    assert max(levels) > -30  # the meter ran alongside the engine's own stream
     w.bridge.stop()
     qtbot.waitUntil(lambda: w.bridge.state == "stopped", timeout=30000)
     w.close()
