@@ -132,6 +132,7 @@ class EngineBridge(QObject):
         self._muted = False
         self._last_stats: dict | None = None
         self._pending_error: BaseException | None = None
+        self._stop_requested = False
         self._cache_key = None
         self._cache = None
         self._engine_failed.connect(self._on_engine_error_gui)
@@ -174,6 +175,8 @@ class EngineBridge(QObject):
             return
         self._muted = muted
         self._camera_wanted = camera
+        self._stop_requested = False
+        self._pending_error = None
         self._set_state("starting")
         self.tasks.submit(self._start_blocking, settings, portrait, choice, camera,
                           on_done=self._started, on_error=self._start_failed)
@@ -214,6 +217,8 @@ class EngineBridge(QObject):
         self._set_state("running")
         if self._pending_error is not None:  # failed while we were starting
             self._on_engine_error_gui(self._pending_error)
+        elif self._stop_requested:
+            self.stop()
 
     def _start_failed(self, exc: BaseException) -> None:
         self._set_state("stopped")
@@ -246,7 +251,9 @@ class EngineBridge(QObject):
     def stop(self) -> None:
         engine, self._engine = self._engine, None
         if engine is None:
-            if self.state != "starting":
+            if self.state == "starting":
+                self._stop_requested = True  # honoured as soon as the start finishes
+            else:
                 self._set_state("stopped")
             return
         self._set_state("stopping")

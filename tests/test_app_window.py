@@ -406,3 +406,26 @@ def test_engine_error_shown_and_recovered(qtbot, loaded, monkeypatch):
     shown = w.preview.frames_shown
     run_until_frames(qtbot, w, shown + 3)  # recovered without a restart
     stop(qtbot, w)
+
+
+@pytest.mark.slow
+def test_stop_while_starting_and_switch_portrait_while_running(qtbot, loaded, astronaut, tmp_path):
+    import cv2
+
+    w = loaded
+    w.start_action.trigger()
+    w.start_action.trigger()  # F5 twice: the start is cancelled as soon as it completes
+    qtbot.waitUntil(lambda: w.bridge.state == "stopped", timeout=60000)
+    assert w.bridge._engine is None
+    flipped = tmp_path / "flipped.png"
+    cv2.imwrite(str(flipped), cv2.cvtColor(np.ascontiguousarray(astronaut[:, ::-1]), cv2.COLOR_RGB2BGR))
+    w.add_paths([flipped])
+    qtbot.waitUntil(lambda: len(w.library) == 2, timeout=20000)
+    w.portrait_list.setCurrentRow(0)
+    run_until_frames(qtbot, w)
+    before = w.bridge._engine._portrait.key
+    w.next_action.trigger()  # Ctrl+Right while running: the engine switches portraits between batches
+    qtbot.waitUntil(lambda: w.bridge._engine._portrait.key != before, timeout=30000)
+    shown = w.preview.frames_shown
+    qtbot.waitUntil(lambda: w.preview.frames_shown >= shown + 3, timeout=30000)
+    stop(qtbot, w)
