@@ -92,12 +92,14 @@ def test_preprocess_video_and_bad_inputs(tmp_path, talking_video, models, astron
     # bad inputs next to the finished one: garbage .mp4, a video without audio, a too-short video
     (folder / "broken.mp4").write_bytes(b"\x00garbage" * 500)
     write_video(folder / "silent.mp4", [astronaut[::2, ::2].copy()] * 30, None)
+    write_video(folder / "noface.mp4", [np.full((128, 128, 3), 90, np.uint8)] * 30, np.zeros(16000, np.float32))
     shard = out / (manifest["items"][0]["file"])
     before = shard.read_bytes()
     manifest = preprocess(folder, out, *models, cfg=cfg, progress=False)
     reasons = {Path(s["video"]).name: s["reason"] for s in manifest["skipped"]}
     assert "unreadable" in reasons["broken.mp4"]
     assert reasons["silent.mp4"] == "no audio track"
+    assert reasons["noface.mp4"] == "no face in the first frame"
     assert len(manifest["items"]) == 1 and shard.read_bytes() == before  # finished video kept, not redone
     assert json.loads((out / "manifest.json").read_text())["items"] == manifest["items"]
 

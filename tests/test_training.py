@@ -1,0 +1,82 @@
+"""Training loop: exact resume, 2-process DDP with gloo, synthetic data, finetune."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.data import WindowSampler, load_clips, motion_stats
+from training.synth import SynthConfig, build
+from training.train import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synth_data(tmp_path_factory) -> Path:
+    return build(tmp_path_factory.mktemp("synth"), SynthConfig(clips=4, val_clips=1, seed=3), progress=False)
+
+
+def small_config(data: Path, out: Path, **kw) -> TrainConfig:
+    values = dict(data=str(data), out=str(out), steps=8, batch_size=4, warmup=2, val_every=4, val_batches=1,
+                  ckpt_every=100, log_every=1, lengths=(10, 25), diffusion_steps=20, export="none",
+                  model=dict(layers=1, dim=32, heads=2))
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def test_synth_mouth_follows_envelope_with_lag(synth_data):
+    from training.evaluate import lag_correlation
+    from training.mouth import mouth_opening
+
+    for clip in load_clips(synth_data):
+        curve = lag_correlation(mouth_opening(clip.motion), clip.envelope, 4)
+        assert int(np.argmax(curve)) - 4 == 2 and curve.max() > 0.8
+
+
+def test_batches_are_a_function_of_step_and_shard_by_rank(synth_data):
+    clips = load_clips(synth_data, "train")
+    mean, std = motion_stats(clips)
+    full = WindowSampler(clips, mean, std, 4, seed=1).batch(7)
+    halves = [WindowSampler(clips, mean, std, 2, seed=1, rank=r, world=2).batch(7) for r in range(2)]
+    assert torch.equal(full.target[0::2], halves[0].target) and torch.equal(full.target[1::2], halves[1].target)
+    assert torch.equal(WindowSampler(clips, mean, std, 4, seed=1).batch(7).audio, full.audio)
+    assert not torch.equal(WindowSampler(clips, mean, std, 4, seed=1).batch(8).target[:, :10], full.target[:, :10])
+
+
+@pytest.mark.slow
+def test_resume_reproduces_uninterrupted_losses(synth_data, tmp_path):
+    torch.manual_seed(0)
+    whole = train(small_config(synth_data, tmp_path / "a"))
+    torch.manual_seed(0)
+    first = train(small_config(synth_data, tmp_path / "b"), stop_after=4)  # "killed" after step 4's checkpoint
+    torch.manual_seed(123)  # a fresh process: the global RNG state must come from the checkpoint
+    rest = train(small_config(synth_data, tmp_path / "b"))
+    assert len(whole["losses"]) == 8 and len(first["losses"]) == 4 and len(rest["losses"]) == 4
+    np.testing.assert_allclose(first["losses"] + rest["losses"], whole["losses"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(rest["val"], whole["val"][1:], atol=1e-6)
+    rows = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(1, 9))
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(synth_data, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    common = ["--data", str(synth_data), "--steps", "4", "--batch-size", "2", "--warmup", "1",
+              "--val-every", "100", "--ckpt-every", "2", "--lengths", "10", "--diffusion-steps", "20",
+              "--export", "none", "--model", json.dumps(dict(layers=1, dim=32, heads=2)), "--device", "cpu"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+           "-m", "training", "train", "--out", str(tmp_path / "ddp"), *common]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "ddp" / "checkpoints" / "ckpt-00000004.pt", weights_only=False)
+    assert len(ckpt["rng"]) == 2  # both ranks' RNG states, so each resumes its own
+    ddp_losses = [float(r.split(",")[1]) for r in (tmp_path / "ddp" / "log.csv").read_text().splitlines()[1:]]
+    assert len(ddp_losses) == 4 and all(np.isfinite(ddp_losses))
