@@ -350,6 +350,9 @@ class EngineBridge(QObject):
         from . import audio_io
 
         dev = audio_io.find_device(choice.value, "input")
+        if choice.value is not None and dev is None:
+            raise RuntimeError(f"The microphone {choice.value!r} is not connected. Plug it in and press the "
+                               "rescan button, or pick another input.")
         return MicrophoneSource(device=dev.index if dev else None)
 
 

@@ -88,9 +88,7 @@ def analyse_portrait(path: Path, cropper, folder: Path) -> Portrait:
     digest = hashlib.sha1(data).hexdigest()[:16]
     try:
         image = load_image(path)
-    except NoFaceError:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # core.face.ImageLoadError, or a decoder failure
         raise PortraitError(
             f"{path.name}: not a readable image ({exc}). Use a PNG, JPEG or WebP photo."
         ) from exc

@@ -375,14 +375,13 @@ class MainWindow(QMainWindow):
                 self.show_message("No PNG, JPEG or WebP images in what was dropped.", warning=True)
             return
         self.statusBar().showMessage(f"Finding faces in {len(files)} image(s)…")
-        cropper = self.bridge.cropper  # created lazily in the worker; thread-safe for reading
         for f in files:
             self._adding += 1
-            self.tasks.submit(self._analyse, f, cropper, on_done=self._portrait_added,
-                              on_error=self._portrait_rejected)
+            self.tasks.submit(self._analyse, f, on_done=self._portrait_added, on_error=self._portrait_rejected)
 
-    def _analyse(self, path: Path, cropper):
-        return analyse_portrait(path, cropper or self.bridge.get_cropper(), self.library.folder)
+    def _analyse(self, path: Path):
+        """Worker thread: the shared cropper is created on first use (under a lock)."""
+        return analyse_portrait(path, self.bridge.get_cropper(), self.library.folder)
 
     def _portrait_added(self, portrait) -> None:
         self._adding -= 1

@@ -429,3 +429,15 @@ def test_stop_while_starting_and_switch_portrait_while_running(qtbot, loaded, as
     shown = w.preview.frames_shown
     qtbot.waitUntil(lambda: w.preview.frames_shown >= shown + 3, timeout=30000)
     stop(qtbot, w)
+
+
+@pytest.mark.slow
+def test_unplugged_microphone_reported_then_another_input_works(qtbot, loaded):
+    w = loaded
+    w.select_input(InputChoice("mic", "USB headset that was unplugged"))
+    w.start_action.trigger()
+    qtbot.waitUntil(lambda: any("not connected" in m for m in w.messages), timeout=60000)
+    assert w.bridge.state == "stopped" and w.messages[-1].startswith("Could not start")
+    w.select_input(InputChoice("generator"))
+    run_until_frames(qtbot, w)
+    stop(qtbot, w)
