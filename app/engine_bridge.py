@@ -153,7 +153,7 @@ class EngineBridge(QObject):
             if self.cropper is None:
                 from core.face import FaceCropper
 
-                self.cropper = FaceCropper(self._models_dir())
+                self.cropper = SerialCropper(FaceCropper(self._models_dir()))
             return self.cropper
 
     def _models_dir(self) -> Path | None:
@@ -354,6 +354,18 @@ class EngineBridge(QObject):
             raise RuntimeError(f"The microphone {choice.value!r} is not connected. Plug it in and press the "
                                "rescan button, or pick another input.")
         return MicrophoneSource(device=dev.index if dev else None)
+
+
+class SerialCropper:
+    """One face detection at a time: OpenCV cascades and ONNX sessions are not shared across threads."""
+
+    def __init__(self, cropper):
+        self._cropper = cropper
+        self._lock = threading.Lock()
+
+    def crop(self, image: np.ndarray, source_name: str = "image"):
+        with self._lock:
+            return self._cropper.crop(image, source_name=source_name)
 
 
 class WatchedSink:
