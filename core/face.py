@@ -1,9 +1,11 @@
 """Find the face in a portrait and crop it the way LivePortrait's networks expect (256x256, face centred).
 
-Two detectors: LivePortrait's own crop models (insightface SCRFD `det_10g.onnx` + 106-point `2d106det.onnx`)
-through onnxruntime when they are installed, else OpenCV's Haar cascade that ships inside the cv2 wheel, so a
-fresh install can crop without any download. Both end in the same crop rule: a square of `scale` times the face
-size around the face centre, moved up by `vy_ratio` of its size to keep the forehead, resampled to 256x256.
+Two detectors. LivePortrait's own crop models through onnxruntime when they are installed: insightface SCRFD
+(`det_10g.onnx`) boxes, 106 landmarks (`2d106det.onnx`) of the chosen face, and LivePortrait's 203 landmarks
+(`landmark.onnx`, kept on the crop for eye/lip ratios). Otherwise OpenCV's Haar cascade that ships inside the cv2
+wheel, so a fresh install crops without any download. Both end in the same rule: a square of `scale` times the
+face size (rotated to cancel head roll when landmarks exist), moved up by `vy_ratio` of its side to keep the
+forehead, resampled to 256x256.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ log = logging.getLogger(__name__)
 CROP_SIZE = 256
 DETECT_MAX_SIDE = 1024  # detection runs on a downscaled copy of larger images; the crop uses full resolution
 MIN_FACE_PX = 40
+HAAR_SIZE = 0.82  # LivePortrait landmark-square side / Haar box side
+HAAR_CENTER_Y = 0.645  # landmark-square centre, as a fraction of the Haar box height
 
 
 class ImageLoadError(ValueError):
@@ -56,12 +60,13 @@ def load_image(path: str | Path) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CropRule:
-    """LivePortrait's source-crop convention (crop_config.py: scale 2.3, vx 0, vy -0.125)."""
+    """LivePortrait's source-crop convention (crop_config.py: scale 2.3, vx 0, vy -0.125, rotation on)."""
 
     scale: float = 2.3
     vx_ratio: float = 0.0
     vy_ratio: float = -0.125
     size: int = CROP_SIZE
+    rotate: bool = True
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,32 @@ class FaceCrop:
     box: tuple[float, float, float, float]  # detected face box (x0, y0, x1, y1) in image pixels
     n_faces: int
     detector: str
+    landmarks: np.ndarray | None = None  # (N, 2) in crop pixels (203 or 106 points; None for the fallback)
 
     @property
     def inverse(self) -> np.ndarray:
         """(2, 3) crop pixel coords -> image pixel coords."""
         return cv2.invertAffineTransform(self.matrix)
+
+
+@dataclass
+class Detection:
+    """One face: its box, and the square it is cropped from (centre, side, roll in radians) before the rule."""
+
+    box: np.ndarray  # (4,) x0, y0, x1, y1
+    score: float
+    center: np.ndarray  # (2,)
+    size: float
+    angle: float = 0.0
+    landmarks: np.ndarray | None = None  # (N, 2) image pixels
+
+    @property
+    def area(self) -> float:
+        return float((self.box[2] - self.box[0]) * (self.box[3] - self.box[1]))
+
+    def scaled(self, k: float) -> Detection:
+        lm = None if self.landmarks is None else self.landmarks * k
+        return Detection(self.box * k, self.score, self.center * k, self.size * k, self.angle, lm)
 
 
 def crop_matrix(center: np.ndarray, size: float, angle: float, out_size: int) -> np.ndarray:
@@ -86,6 +112,37 @@ def crop_matrix(center: np.ndarray, size: float, angle: float, out_size: int) ->
     m = np.array([[c, si, 0.0], [-si, c, 0.0]])
     m[:, 2] = out_size / 2 - m[:, :2] @ center
     return m
+
+
+def _eye_lip_axis(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(eye centre, lip centre) from a 106-point (insightface) or 203-point (LivePortrait) landmark set."""
+    if len(pts) == 106:
+        eyes = (pts[[33, 35, 40, 39]].mean(0) + pts[[87, 89, 94, 93]].mean(0)) / 2
+        return eyes, (pts[52] + pts[61]) / 2
+    if len(pts) == 203:
+        eyes = (pts[[0, 6, 12, 18]].mean(0) + pts[[24, 30, 36, 42]].mean(0)) / 2
+        return eyes, (pts[48] + pts[66]) / 2
+    raise ValueError(f"expected 106 or 203 landmarks, got {len(pts)}")
+
+
+def rect_from_landmarks(pts: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """LivePortrait's face square from landmarks -> (centre, side, roll angle rad), before scale and shift.
+
+    The face's vertical axis runs from the eye centre to the lip centre (this cancels roll); the side is the
+    larger extent of the landmarks in that rotated frame, the centre is that rotated box's centre.
+    """
+    pts = np.asarray(pts, np.float64)
+    eyes, lips = _eye_lip_axis(pts)
+    uy = lips - eyes
+    n = np.linalg.norm(uy)
+    uy = uy / n if n > 1e-3 else np.array([0.0, 1.0])
+    ux = np.array([uy[1], -uy[0]])
+    angle = float(np.arctan2(ux[1], ux[0]))
+    c0 = pts.mean(0)
+    rot = (pts - c0) @ np.stack([ux, uy]).T
+    lo, hi = rot.min(0), rot.max(0)
+    mid = (lo + hi) / 2
+    return c0 + ux * mid[0] + uy * mid[1], float((hi - lo).max()), angle
 
 
 class HaarDetector:
@@ -100,16 +157,194 @@ class HaarDetector:
         if any(c.empty() for c in self._cascades):
             raise RuntimeError(f"OpenCV Haar cascades missing under {root}; reinstall opencv-python-headless 4.x")
 
-    def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
-        """-> [(center (2,), face size, roll angle rad)] in the image's pixels."""
+    def detect(self, image: np.ndarray) -> list[Detection]:
         gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
         min_side = max(MIN_FACE_PX, min(gray.shape) // 12)
         for cascade in self._cascades:
             boxes = cascade.detectMultiScale(gray, scaleFactor=1.08, minNeighbors=6, minSize=(min_side, min_side))
             if len(boxes):
-                # The Haar box spans brows to mouth; LivePortrait's landmark box reaches the chin: centre a bit lower.
-                return [(np.array([x + w / 2, y + h * 0.56]), float(max(w, h)), 0.0) for x, y, w, h in boxes]
+                # Haar boxes run from the forehead to below the mouth, wider than the jaw. LivePortrait's square is
+                # the extent of the 106 landmarks (brows to chin, jaw width): measured on skimage's astronaut,
+                # that is 0.82 of the Haar side, centred 0.645 of the way down the Haar box.
+                return [Detection(np.array([x, y, x + w, y + h], np.float64), 1.0,
+                                  np.array([x + w / 2, y + h * HAAR_CENTER_Y]), float(max(w, h)) * HAAR_SIZE)
+                        for x, y, w, h in boxes]
         return []
+
+    def refine(self, image: np.ndarray, det: Detection) -> Detection:
+        return det
+
+
+# ---------------------------------------------------------------------------------------------------- ONNX
+FACE_MODEL_FILES = {  # as laid out on the LivePortrait HF repo (and under its pretrained_weights/)
+    "detector": "insightface/models/buffalo_l/det_10g.onnx",
+    "landmark_106": "insightface/models/buffalo_l/2d106det.onnx",
+    "landmark_203": "liveportrait/landmark.onnx",
+}
+
+
+class FaceModelError(RuntimeError):
+    """A face-model file exists but cannot be loaded."""
+
+
+def find_face_models(models_dir: str | Path) -> dict[str, Path] | None:
+    """The crop models under `models_dir` (or its pretrained_weights/), or None when detector/106 are absent."""
+    for root in (Path(models_dir), Path(models_dir) / "pretrained_weights"):
+        paths = {k: root / v for k, v in FACE_MODEL_FILES.items()}
+        if paths["detector"].is_file() and paths["landmark_106"].is_file():
+            return paths
+    return None
+
+
+def _onnx_session(path: Path):
+    """An onnxruntime session on CUDA when this onnxruntime build has it, else CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    try:
+        return ort.InferenceSession(str(path), providers=providers)
+    except Exception as exc:  # corrupt or truncated download
+        raise FaceModelError(
+            f"Cannot load face model {path}: {str(exc).splitlines()[0]}. Re-download it with "
+            f"`python -m core weights download face`, or delete it to use the built-in OpenCV detector."
+        ) from exc
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    order = np.argsort(-scores)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        w = np.clip(np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0]), 0, None)
+        h = np.clip(np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1]), 0, None)
+        inter = w * h
+        order = rest[inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9) <= iou]
+    return keep
+
+
+class ScrfdDetector:
+    """insightface SCRFD (det_10g): strides 8/16/32, 2 anchors per cell, boxes and 5 points as distances."""
+
+    strides = (8, 16, 32)
+    anchors = 2
+
+    def __init__(self, session, input_size: int = 512, threshold: float = 0.1, nms_iou: float = 0.4) -> None:
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self.input_size, self.threshold, self.nms_iou = input_size, threshold, nms_iou
+        self._centers: dict[int, np.ndarray] = {}
+
+    def _anchor_centers(self, stride: int) -> np.ndarray:
+        if stride not in self._centers:
+            n = self.input_size // stride
+            ys, xs = np.mgrid[:n, :n]
+            centers = np.stack((xs, ys), -1).reshape(-1, 2).astype(np.float32) * stride
+            self._centers[stride] = np.repeat(centers, self.anchors, axis=0)
+        return self._centers[stride]
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """RGB uint8 -> boxes (N, 4), scores (N,), 5 points (N, 5, 2) in image pixels, after NMS."""
+        h, w = image.shape[:2]
+        s = self.input_size
+        k = s / max(h, w)  # letterbox into the top-left of an s x s canvas, keeping the aspect ratio
+        nh, nw = max(1, int(h * k)), max(1, int(w * k))
+        canvas = np.zeros((s, s, 3), np.float32)
+        canvas[:nh, :nw] = cv2.resize(image, (nw, nh))
+        blob = ((canvas - 127.5) / 128.0).transpose(2, 0, 1)[None]
+        outs = self.session.run(None, {self.input_name: blob})
+        outs = [o[0] if o.ndim == 3 else o for o in outs]  # batched exports carry a leading 1
+        n = len(self.strides)
+        with_points = len(outs) >= 3 * n
+        boxes, scores, points = [], [], []
+        for i, stride in enumerate(self.strides):
+            score = outs[i].reshape(-1)
+            keep = score >= self.threshold
+            c = self._anchor_centers(stride)[keep]
+            d = outs[i + n].reshape(-1, 4)[keep] * stride
+            boxes.append(np.concatenate((c - d[:, :2], c + d[:, 2:]), axis=1))
+            scores.append(score[keep])
+            if with_points:
+                p = outs[i + 2 * n].reshape(-1, 10)[keep] * stride
+                points.append(c[:, None, :] + p.reshape(-1, 5, 2))
+        box, score = np.concatenate(boxes) / (nh / h), np.concatenate(scores)
+        pts = np.concatenate(points) / (nh / h) if with_points else None
+        keep = _nms(box, score, self.nms_iou) if len(box) else []
+        return box[keep], score[keep], None if pts is None else pts[keep]
+
+
+class Landmark106:
+    """insightface 2d106det: a square 1.5x the box around its centre, raw RGB 0..255 in, (-1, 1) coords out."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        inp = session.get_inputs()[0]
+        self.input_name = inp.name
+        self.size = int(inp.shape[2]) if isinstance(inp.shape[2], int) else 192
+
+    def __call__(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        s = self.size
+        center = (box[:2] + box[2:4]) / 2
+        k = s / (max(box[2] - box[0], box[3] - box[1]) * 1.5)
+        m = np.array([[k, 0, s / 2 - center[0] * k], [0, k, s / 2 - center[1] * k]])
+        patch = cv2.warpAffine(image, m, (s, s), borderValue=0)
+        blob = patch.astype(np.float32).transpose(2, 0, 1)[None]
+        pred = self.session.run(None, {self.input_name: blob})[0][0].reshape(-1, 2)[-106:]
+        pts = (pred.astype(np.float64) + 1) * (s // 2)
+        return pts @ cv2.invertAffineTransform(m)[:, :2].T + cv2.invertAffineTransform(m)[:, 2]
+
+
+class Landmark203:
+    """LivePortrait's landmark.onnx: a 224 crop (LivePortrait rule, scale 1.5, vy -0.1) in [0, 1], 203 points."""
+
+    size = 224
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+
+    def __call__(self, image: np.ndarray, pts106: np.ndarray) -> np.ndarray:
+        center, side, angle = rect_from_landmarks(pts106)
+        side *= 1.5
+        center = center + np.array([-np.sin(angle), np.cos(angle)]) * (-0.1 * side)
+        m = crop_matrix(center, side, angle, self.size)
+        patch = cv2.warpAffine(image, m, (self.size, self.size), flags=cv2.INTER_LINEAR)
+        blob = (patch.astype(np.float32) / 255).transpose(2, 0, 1)[None]
+        pred = self.session.run(None, {self.input_name: blob})[2][0].reshape(-1, 2).astype(np.float64) * self.size
+        inv = cv2.invertAffineTransform(m)
+        return pred @ inv[:, :2].T + inv[:, 2]
+
+
+class OnnxFaceDetector:
+    """LivePortrait's own crop models: SCRFD boxes, then 106 landmarks (and 203) of the chosen face."""
+
+    name = "insightface-scrfd"
+
+    def __init__(self, paths: dict[str, Path], session_factory=None) -> None:
+        session_factory = session_factory or _onnx_session
+        self.scrfd = ScrfdDetector(session_factory(paths["detector"]))
+        self.landmark_106 = Landmark106(session_factory(paths["landmark_106"]))
+        lm203 = paths.get("landmark_203")
+        self.landmark_203 = Landmark203(session_factory(lm203)) if lm203 and Path(lm203).is_file() else None
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        boxes, scores, _ = self.scrfd(image)
+        strong = scores >= 0.5  # LivePortrait keeps >= 0.1; count confident faces when there are any
+        if strong.any():
+            boxes, scores = boxes[strong], scores[strong]
+        return [Detection(b.astype(np.float64), float(sc), (b[:2] + b[2:]) / 2, float(max(b[2] - b[0], b[3] - b[1])))
+                for b, sc in zip(boxes, scores)]
+
+    def refine(self, image: np.ndarray, det: Detection) -> Detection:
+        """Landmarks of one face at full resolution -> LivePortrait's rotated square (106-point rule)."""
+        pts = self.landmark_106(image, det.box)
+        center, size, angle = rect_from_landmarks(pts)
+        if self.landmark_203 is not None:
+            pts = self.landmark_203(image, pts)
+        return Detection(det.box, det.score, center, size, angle, pts)
 
 
 class FaceCropper:
@@ -117,14 +352,8 @@ class FaceCropper:
 
     def __init__(self, models_dir: str | Path | None = None, rule: CropRule | None = None) -> None:
         self.rule = rule or CropRule()
-        self.detector = None
-        if models_dir is not None:
-            from core.face_onnx import OnnxFaceDetector, onnx_models_present
-
-            if onnx_models_present(Path(models_dir)):
-                self.detector = OnnxFaceDetector(Path(models_dir))
-        if self.detector is None:
-            self.detector = HaarDetector()
+        paths = find_face_models(models_dir) if models_dir is not None else None
+        self.detector = OnnxFaceDetector(paths) if paths else HaarDetector()
 
     def crop(self, image: np.ndarray, source_name: str = "image") -> FaceCrop:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -139,21 +368,42 @@ class FaceCropper:
                 f"No face found in {source_name}. Use a clear, well-lit, frontal photo in which the face is at "
                 f"least {MIN_FACE_PX} px wide and not covered."
             )
-        faces.sort(key=lambda f: f[1], reverse=True)
+        faces.sort(key=lambda f: f.area, reverse=True)
         if len(faces) > 1:
             log.warning("%s: %d faces found; using the largest.", source_name, len(faces))
-        center, size, angle = faces[0]
-        center, size = center / shrink, size / shrink
-        box = (center[0] - size / 2, center[1] - size / 2, center[0] + size / 2, center[1] + size / 2)
-        side = size * self.rule.scale
+        face = self.detector.refine(image, faces[0].scaled(1 / shrink))
+        matrix = self._matrix(face)
+        crop = self._warp(image, matrix, self.rule.size)
+        landmarks = None
+        if face.landmarks is not None:
+            landmarks = face.landmarks @ matrix[:, :2].T + matrix[:, 2]
+        return FaceCrop(crop=crop, matrix=matrix, box=tuple(float(v) for v in face.box), n_faces=len(faces),
+                        detector=self.detector.name, landmarks=landmarks)
+
+    def _matrix(self, face: Detection) -> np.ndarray:
+        r = self.rule
+        side = face.size * r.scale
+        angle = face.angle if r.rotate else 0.0
         ux = np.array([np.cos(angle), np.sin(angle)])
         uy = np.array([-np.sin(angle), np.cos(angle)])
-        center = center + ux * self.rule.vx_ratio * side + uy * self.rule.vy_ratio * side
-        matrix = crop_matrix(center, side, angle, self.rule.size)
-        crop = cv2.warpAffine(image, matrix, (self.rule.size, self.rule.size), flags=cv2.INTER_AREA,
-                              borderMode=cv2.BORDER_REPLICATE)
-        return FaceCrop(crop=crop, matrix=matrix, box=tuple(float(v) for v in box), n_faces=len(faces),
-                        detector=self.detector.name)
+        center = face.center + ux * r.vx_ratio * side + uy * r.vy_ratio * side
+        return crop_matrix(center, side, angle, r.size)
+
+    @staticmethod
+    def _warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+        """Resample without aliasing: a large face is first area-averaged near the crop's resolution."""
+        k = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # crop px per image px
+        if k < 0.5:
+            f = min(1.0, 2 * k)
+            h, w = image.shape[:2]
+            nw, nh = max(1, round(w * f)), max(1, round(h * f))
+            small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+            # image px -> small px (pixel centres): x_s = (x + 0.5) * (nw / w) - 0.5
+            sx, sy = nw / w, nh / h
+            to_small = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+            m = matrix @ np.linalg.inv(to_small)
+            return cv2.warpAffine(small, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def paste_back(image: np.ndarray, face: np.ndarray, matrix: np.ndarray, mask: np.ndarray) -> np.ndarray:

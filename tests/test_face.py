@@ -24,12 +24,22 @@ def _save(path, rgb):
 def test_astronaut_face_found(cropper, astronaut):
     face = cropper.crop(astronaut, "astronaut")
     x0, y0, x1, y1 = face.box
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    # The astronaut's face: eyes near y~115, mouth near y~160, nose near x~225 in the 512x512 image.
-    assert 195 < cx < 255 and 95 < cy < 150, face.box
+    # Checked by eye on the 512x512 photo: skin from x~183 to ~265, brows y~92, chin y~165, nose (222, 128).
+    assert 183 < (x0 + x1) / 2 < 265 and 92 < (y0 + y1) / 2 < 165, face.box
+    assert x0 < 200 and x1 > 250 and y0 < 110 and y1 > 145, face.box
     assert 70 < x1 - x0 < 160
     assert face.crop.shape == (CROP_SIZE, CROP_SIZE, 3) and face.crop.dtype == np.uint8
     assert face.n_faces == 1
+
+
+def test_crop_follows_liveportraits_framing(cropper, astronaut):
+    """LivePortrait's rule (scale 2.3, vy -0.125) puts the face centre at (0.5, 0.625) of the crop and makes the
+    face about 1/2.3 of its width."""
+    face = cropper.crop(astronaut, "astronaut")
+    nose = face.matrix @ np.array([222.0, 128.0, 1.0])
+    assert np.allclose(nose / CROP_SIZE, [0.5, 0.625], atol=0.06), nose
+    face_width = 265 - 183
+    assert 0.35 < face_width * face.matrix[0, 0] / CROP_SIZE < 0.52
 
 
 def test_paste_back_reproduces_the_portrait(cropper, astronaut):
@@ -82,3 +92,144 @@ def test_two_faces_use_the_largest(cropper, astronaut, caplog):
         face = cropper.crop(canvas, "pair")
     assert face.n_faces >= 2 and "largest" in caplog.text
     assert face.box[0] < 512  # the full-size face on the left
+
+
+# ---- LivePortrait's ONNX crop models: pre/post-processing checked with stand-in sessions ----------------------
+class _Input:
+    def __init__(self, name, shape):
+        self.name, self.shape = name, shape
+
+
+class FakeSession:
+    """Duck-types the bits of onnxruntime.InferenceSession the detectors use; records what it was fed."""
+
+    def __init__(self, name, shape, outputs):
+        self._inputs = [_Input(name, shape)]
+        self._outputs = outputs
+        self.fed = None
+
+    def get_inputs(self):
+        return self._inputs
+
+    def run(self, names, feed):
+        self.fed = feed
+        return self._outputs(feed) if callable(self._outputs) else self._outputs
+
+
+def _scrfd_outputs(faces):
+    """faces: [(stride, row, col, anchor, score, (l, t, r, b) in stride units)] -> the 9 SCRFD output arrays."""
+    scores, boxes, points = [], [], []
+    for stride in (8, 16, 32):
+        n = (512 // stride) ** 2 * 2
+        sc, bx, kp = np.zeros((n, 1), np.float32), np.ones((n, 4), np.float32), np.zeros((n, 10), np.float32)
+        for s, row, col, anchor, score, dist in faces:
+            if s == stride:
+                i = (row * (512 // stride) + col) * 2 + anchor
+                sc[i], bx[i] = score, dist
+                kp[i] = np.tile([1.0, -1.0], 5)
+        scores.append(sc)
+        boxes.append(bx)
+        points.append(kp)
+    return scores + boxes + points
+
+
+def test_scrfd_decoding_letterbox_and_nms():
+    from core.face import ScrfdDetector
+
+    faces = [(16, 10, 12, 1, 0.9, (3, 4, 5, 6)),  # centre (192, 160) in the 512 letterbox
+             (16, 10, 13, 0, 0.6, (4, 4, 4, 6)),  # overlaps the first: suppressed
+             (32, 2, 3, 0, 0.05, (1, 1, 1, 1))]  # below LivePortrait's 0.1 threshold
+    session = FakeSession("input.1", [1, 3, "?", "?"], _scrfd_outputs(faces))
+    image = np.zeros((768, 1024, 3), np.uint8)
+    image[:4, :4] = (255, 0, 0)
+    boxes, scores, points = ScrfdDetector(session)(image)
+    # letterbox: 1024x768 -> 512x384, so image coords = 2x detector coords
+    assert np.allclose(boxes, [[2 * (192 - 48), 2 * (160 - 64), 2 * (192 + 80), 2 * (160 + 96)]])
+    assert np.allclose(scores, [0.9]) and np.allclose(points[0], [[2 * (192 + 16), 2 * (160 - 16)]] * 5)
+    blob = session.fed["input.1"]
+    assert blob.shape == (1, 3, 512, 512)
+    assert np.isclose(blob[0, 0, 0, 0], 127.5 / 128) and np.isclose(blob[0, 2, 0, 0], -127.5 / 128)  # RGB order
+    assert np.allclose(blob[0, :, 400:, :], -127.5 / 128)  # zero padding below the letterboxed image
+
+
+def test_landmark_106_maps_back_to_the_image():
+    from core.face import Landmark106
+
+    pred = np.zeros((1, 212), np.float32)
+    pred[0, :2] = (-1, -1)  # top-left corner of the model's 192 input
+    session = FakeSession("data", [1, 3, 192, 192], [pred])
+    box = np.array([100.0, 50.0, 180.0, 150.0])  # centre (140, 100), side 100 -> the input spans 150 px
+    pts = Landmark106(session)(np.zeros((300, 300, 3), np.uint8), box)
+    assert pts.shape == (106, 2)
+    assert np.allclose(pts[0], [140 - 75, 100 - 75]) and np.allclose(pts[1:], [140, 100])
+    assert session.fed["data"].shape == (1, 3, 192, 192)
+
+
+def _face_points(center, side, angle_deg, n=106):
+    """A landmark set whose eyes sit above the lips, rotated by angle_deg (the face's roll)."""
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-0.5, 0.5, (n, 2)) * side
+    pts[[0, 1]] = (-0.5 * side, -0.5 * side), (0.5 * side, 0.5 * side)  # the extent: exactly `side`
+    eye_idx, lip_idx = ([33, 35, 40, 39, 87, 89, 94, 93], [52, 61]) if n == 106 else \
+        ([0, 6, 12, 18, 24, 30, 36, 42], [48, 66])
+    pts[eye_idx] = (0.0, -0.2 * side)
+    pts[lip_idx] = (0.0, 0.25 * side)
+    a = np.deg2rad(angle_deg)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return pts @ rot.T + center
+
+
+def test_rect_from_landmarks_cancels_roll():
+    from core.face import rect_from_landmarks
+
+    pts = _face_points(np.array([300.0, 200.0]), 80.0, 12.0)
+    center, size, angle = rect_from_landmarks(pts)
+    assert np.isclose(np.rad2deg(angle), 12.0) and np.isclose(size, 80.0)
+    assert np.allclose(center, [300, 200], atol=1e-6)
+
+
+def test_onnx_crop_models_are_used_when_present(tmp_path, monkeypatch, astronaut, caplog):
+    import core.face as face_mod
+
+    for rel in face_mod.FACE_MODEL_FILES.values():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"stand-in")
+    target = _face_points(np.array([222.0, 128.0]), 80.0, 10.0)
+    box = np.array([182.0, 80.0, 267.0, 170.0])  # what the stand-in detector output below decodes to
+
+    def landmarks_106(feed):  # answer with `target`, expressed in the model's (-1, 1) input coordinates
+        c, k = (box[:2] + box[2:]) / 2, 192 / (90 * 1.5)
+        return [((target - c) * k / 96)[None].reshape(1, -1).astype(np.float32)]
+
+    def landmarks_203(feed):
+        return [None, None, np.full((1, 406), 0.5, np.float32)]  # every point at the 224 crop's centre
+
+    # a strong face at cell (8, 14) of stride 16 (centre 224, 128; a 512 image letterboxes 1:1) and a weak one
+    det = _scrfd_outputs([(16, 8, 14, 0, 0.9, (42 / 16, 48 / 16, 43 / 16, 42 / 16)),
+                          (8, 50, 50, 0, 0.3, (1, 1, 1, 1))])
+    sessions = {"det_10g.onnx": FakeSession("input.1", [1, 3, "?", "?"], det),
+                "2d106det.onnx": FakeSession("data", [1, 3, 192, 192], landmarks_106),
+                "landmark.onnx": FakeSession("input", [1, 3, 224, 224], landmarks_203)}
+    monkeypatch.setattr(face_mod, "_onnx_session", lambda path: sessions[path.name])
+    cropper = FaceCropper(tmp_path)
+    assert cropper.detector.name == "insightface-scrfd"
+    face = cropper.crop(astronaut, "astronaut")
+    assert face.n_faces == 1  # the 0.3 detection only counts when nothing confident is found
+    assert np.allclose(face.box, box, atol=1e-3)
+    # the crop is rotated by the landmarks' roll and sized by LivePortrait's rule
+    angle = np.rad2deg(np.arctan2(face.matrix[0, 1], face.matrix[0, 0]))
+    assert np.isclose(angle, 10.0, atol=1e-3)
+    assert np.isclose(np.hypot(*face.matrix[0, :2]), CROP_SIZE / (80 * 2.3), rtol=1e-6)
+    assert face.landmarks.shape == (203, 2)
+    assert np.allclose(face.landmarks, face.landmarks[0])  # all at one point: the 224 crop's centre, mapped
+
+
+def test_corrupt_onnx_model_is_a_clear_error(tmp_path):
+    from core.face import FACE_MODEL_FILES, FaceModelError
+
+    root = tmp_path / "pretrained_weights"  # LivePortrait's own folder name is accepted too
+    for rel in FACE_MODEL_FILES.values():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"not an onnx file")
+    with pytest.raises(FaceModelError, match=r"det_10g\.onnx.*weights download face"):
+        FaceCropper(tmp_path)
