@@ -173,3 +173,18 @@ def test_muted_avatar_goes_idle(renderer, astronaut):
     time.sleep(0.8)
     engine.stop()
     assert lips and max(lips) == 0 and engine.stats().muted
+
+
+def test_a_failing_source_is_reported(renderer, astronaut):
+    def broken(n, t0):
+        if t0 > 0.3:
+            raise OSError("audio device vanished (simulated)")
+        return np.zeros(n, np.float32)
+
+    engine, rec, errors = make_engine(renderer, astronaut)
+    engine.start(GeneratorSource(broken))
+    deadline = time.monotonic() + 5
+    while not errors and time.monotonic() < deadline:
+        time.sleep(0.02)
+    engine.stop()
+    assert errors and "vanished" in str(errors[0])

@@ -134,6 +134,8 @@ class Engine:
         for t in self._threads:
             t.start()
         self._t_start = time.monotonic()
+        if hasattr(source, "on_error"):
+            source.on_error = self._source_failed
         try:
             source.start(self._deliver)
         except BaseException:
@@ -193,6 +195,14 @@ class Engine:
         self._first_frame_s: float | None = None
         self._worker_done = False
         self._t_start = time.monotonic()
+
+    def _source_failed(self, exc: BaseException) -> None:
+        """The audio source died on its own thread: stop this run and tell the application."""
+        log.warning("audio source failed: %s", exc)
+        self._stop.set()
+        self._wake.set()
+        if self.on_error is not None:
+            self.on_error(exc)
 
     def _deliver(self, samples: np.ndarray, capture_time: float) -> None:
         self._audio.append((samples, capture_time))

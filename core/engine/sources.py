@@ -32,6 +32,7 @@ class _ThreadSource:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.finished = threading.Event()
+        self.on_error: Callable[[BaseException], None] | None = None  # set by the engine
 
     def start(self, deliver: Deliver) -> None:
         self._stop.clear()
@@ -63,6 +64,9 @@ class _ThreadSource:
                     capture = time.monotonic()
                 deliver(samples, capture)
                 sent += len(samples)
+        except Exception as exc:  # a generator that raises, a file that vanished mid-read
+            if self.on_error is not None:
+                self.on_error(exc)
         finally:
             self.finished.set()
 
@@ -127,9 +131,12 @@ class MicrophoneSource:
         self.device = device
         self.block = block
         self._stream = None
+        self._stopping = False
         self.finished = threading.Event()
+        self.on_error: Callable[[BaseException], None] | None = None  # set by the engine
 
     def start(self, deliver: Deliver) -> None:
+        self._stopping = False
         try:
             import sounddevice as sd
         except OSError as exc:
@@ -144,14 +151,21 @@ class MicrophoneSource:
 
         try:
             self._stream = sd.InputStream(device=self.device, channels=1, samplerate=SAMPLE_RATE, dtype="float32",
-                                          blocksize=self.block, callback=callback)
+                                          blocksize=self.block, callback=callback, finished_callback=self._ended)
             self._stream.start()
         except Exception as exc:
             raise AudioSourceError(
                 f"Cannot open the microphone {self.device!r}: {exc}. Plug it in or pick another input device."
             ) from exc
 
+    def _ended(self) -> None:
+        """PortAudio ended the stream: unplugged or failed device, unless we asked it to stop."""
+        if not self._stopping and self.on_error is not None:
+            self.on_error(AudioSourceError(f"The microphone {self.device!r} stopped delivering audio (unplugged?). "
+                                           "Plug it back in or pick another input, then start again."))
+
     def stop(self) -> None:
+        self._stopping = True
         if self._stream is not None:
             self._stream.stop()
             self._stream.close()
