@@ -412,7 +412,8 @@ def paste_back(image: np.ndarray, face: np.ndarray, matrix: np.ndarray, mask: np
     `matrix` maps image -> crop coords at CROP_SIZE; `mask` is (S, S) float in [0, 1] in the face's own pixels.
     """
     s = face.shape[0] / CROP_SIZE
-    to_face = np.vstack([matrix * s, [0, 0, 1]])[:2]
+    to_face = matrix * s  # crop index u -> face index (u + 0.5) * s - 0.5 (edge-aligned, like cv2.resize)
+    to_face[:, 2] += 0.5 * s - 0.5
     h, w = image.shape[:2]
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     warped = cv2.warpAffine(face, to_face, (w, h), flags=flags).astype(np.float32)

@@ -133,9 +133,10 @@ class Renderer:
             raise ValueError("the face crop lies outside the image")
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
         m = face.matrix
-        # pixel centres -> crop pixel coords -> [-1, 1] (align_corners=False convention)
-        cx = m[0, 0] * (xs + 0.5) + m[0, 1] * (ys + 0.5) + m[0, 2]
-        cy = m[1, 0] * (xs + 0.5) + m[1, 1] * (ys + 0.5) + m[1, 2]
+        # canvas pixel index -> crop pixel index (the cv2 matrix) -> [-1, 1] with align_corners=False, where
+        # index i sits at (2i + 1) / size - 1: exact for a generated face of any size (edge-aligned scaling)
+        cx = m[0, 0] * xs + m[0, 1] * ys + m[0, 2] + 0.5
+        cy = m[1, 0] * xs + m[1, 1] * ys + m[1, 2] + 0.5
         grid = np.stack((cx / size * 2 - 1, cy / size * 2 - 1), axis=-1)[None].astype(np.float32)
         grid_t = torch.from_numpy(grid).to(self.spec.device)
         mask = torch.from_numpy(feather_mask(size))[None, None].to(self.spec.device)

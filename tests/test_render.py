@@ -76,3 +76,24 @@ def test_out_buffer_is_reused(renderer, portrait):
     out = torch.empty((2, *portrait.image.shape), dtype=torch.uint8)
     frames = renderer.render(portrait, np.zeros((2, layout.MOTION_DIM), np.float32), out=out)
     assert frames.ctypes.data == out.data_ptr()
+
+
+def test_device_paste_back_matches_the_numpy_reference(renderer, portrait):
+    """The renderer's on-device paste-back equals core.face.paste_back applied to the generator's output."""
+    from core.face import paste_back
+    from core.render import feather_mask
+
+    motion = np.zeros((1, layout.MOTION_DIM), np.float32)
+    faces = renderer.render_faces(portrait, torch.from_numpy(motion))
+    frame = renderer.render(portrait, motion)[0]
+    face = (faces[0].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+    ref = paste_back(portrait.image, face, portrait.face.matrix, feather_mask(face.shape[0]))
+    y0, y1, x0, x1 = portrait.roi
+    # stand-in weights make a noise-like face, so a half-pixel misregistration alone drops this to ~21 dB
+    assert psnr(frame[y0:y1, x0:x1], ref[y0:y1, x0:x1]) > 38
+    assert np.abs(frame.astype(int) - portrait.image).max() > 20  # the generated face really was pasted
+
+
+def test_bad_motion_shape_is_rejected(renderer, portrait):
+    with pytest.raises(ValueError, match=r"\(B, 70\)"):
+        renderer.render(portrait, np.zeros((2, 69), np.float32))
