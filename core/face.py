@@ -250,8 +250,8 @@ class ScrfdDetector:
         """RGB uint8 -> boxes (N, 4), scores (N,), 5 points (N, 5, 2) in image pixels, after NMS."""
         h, w = image.shape[:2]
         s = self.input_size
-        k = s / max(h, w)  # letterbox into the top-left of an s x s canvas, keeping the aspect ratio
-        nh, nw = max(1, int(h * k)), max(1, int(w * k))
+        # letterbox into the top-left of an s x s canvas, keeping the aspect ratio (insightface's integer sizes)
+        nh, nw = (s, max(1, int(s / (h / w)))) if h > w else (max(1, int(s * (h / w))), s)
         canvas = np.zeros((s, s, 3), np.float32)
         canvas[:nh, :nw] = cv2.resize(image, (nw, nh))
         blob = ((canvas - 127.5) / 128.0).transpose(2, 0, 1)[None]

@@ -97,3 +97,19 @@ def test_device_paste_back_matches_the_numpy_reference(renderer, portrait):
 def test_bad_motion_shape_is_rejected(renderer, portrait):
     with pytest.raises(ValueError, match=r"\(B, 70\)"):
         renderer.render(portrait, np.zeros((2, 69), np.float32))
+
+
+@pytest.mark.slow
+def test_render_bench_prints_its_table(capsys):
+    """`python -m core bench render` at the tiny size, eager only: one row per batch with every stage."""
+    from core.__main__ import main
+
+    assert main(["bench", "render", "--size", "tiny", "--device", "cpu", "--frames", "1", "--batches", "1,2",
+                 "--no-compile"]) == 0
+    out = capsys.readouterr().out
+    assert "STAND-IN weights" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("eager")]
+    assert [r[1] for r in rows] == ["1", "2"] and all(len(r) == 10 for r in rows)
+    assert float(rows[0][-1]) == 1.0  # eager fp32 batch 1 is the baseline
+    stages = [float(v) for v in rows[0][2:7]]
+    assert abs(sum(stages) - float(rows[0][7])) < 0.05 * float(rows[0][7]) + 0.1  # stages add up to the total
