@@ -19,6 +19,7 @@ from training.train import TrainConfig, train
 REPO = Path(__file__).resolve().parents[1]
 
 
+
 @pytest.fixture(scope="module")
 def synth_data(tmp_path_factory) -> Path:
     return build(tmp_path_factory.mktemp("synth"), SynthConfig(clips=4, val_clips=1, seed=3), progress=False)
@@ -27,7 +28,7 @@ def synth_data(tmp_path_factory) -> Path:
 def small_config(data: Path, out: Path, **kw) -> TrainConfig:
     values = dict(data=str(data), out=str(out), steps=8, batch_size=4, warmup=2, val_every=4, val_batches=1,
                   ckpt_every=100, log_every=1, lengths=(10, 25), diffusion_steps=20, export="none",
-                  model=dict(layers=1, dim=32, heads=2))
+                  model=dict(layers=1, width=32, heads=2, dropout=0.1))
     values.update(kw)
     return TrainConfig(**values)
 
@@ -56,7 +57,7 @@ def test_resume_reproduces_uninterrupted_losses(synth_data, tmp_path):
     torch.manual_seed(0)
     whole = train(small_config(synth_data, tmp_path / "a"))
     torch.manual_seed(0)
-    first = train(small_config(synth_data, tmp_path / "b"), stop_after=4)  # "killed" after step 4's checkpoint
+    first = train(small_config(synth_data, tmp_path / "b"), stop_after=4)  # "killed"
     torch.manual_seed(123)  # a fresh process: the global RNG state must come from the checkpoint
     rest = train(small_config(synth_data, tmp_path / "b"))
     assert len(whole["losses"]) == 8 and len(first["losses"]) == 4 and len(rest["losses"]) == 4
@@ -70,9 +71,10 @@ def test_resume_reproduces_uninterrupted_losses(synth_data, tmp_path):
 def test_torchrun_two_processes_gloo(synth_data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     common = ["--data", str(synth_data), "--steps", "4", "--batch-size", "2", "--warmup", "1",
-              "--val-every", "100", "--ckpt-every", "2", "--lengths", "10", "--diffusion-steps", "20",
-              "--export", "none", "--model", json.dumps(dict(layers=1, dim=32, heads=2)), "--device", "cpu"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+              "--val-every", "100", "--ckpt-every", "2", "--log-every", "1", "--lengths", "10",
+              "--diffusion-steps", "20",
+              "--model", json.dumps(dict(layers=1, width=32, heads=2)), "--device", "cpu"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "training", "train", "--out", str(tmp_path / "ddp"), *common]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -80,3 +82,7 @@ def test_torchrun_two_processes_gloo(synth_data, tmp_path):
     assert len(ckpt["rng"]) == 2  # both ranks' RNG states, so each resumes its own
     ddp_losses = [float(r.split(",")[1]) for r in (tmp_path / "ddp" / "log.csv").read_text().splitlines()[1:]]
     assert len(ddp_losses) == 4 and all(np.isfinite(ddp_losses))
+    from core.motion.checkpoint import load_motion_model
+
+    exported = load_motion_model(tmp_path / "ddp" / "model.safetensors")  # loads like any motion model
+    assert exported.config.audio_dim == 16 and exported.config.width == 32

@@ -36,8 +36,15 @@ class EvalConfig:
 
 def sample_window(model, diffusion, context: torch.Tensor, audio: torch.Tensor, n: int, steps: int,
                   cfg_scale: float, generator: torch.Generator) -> torch.Tensor:
-    """The one place that knows core.motion.diffusion's sampler signature. (B,C,70), (B,C+n,D) -> (B,n,70)."""
-    return diffusion.ddim(model, context, audio, n, steps=steps, cfg_scale=cfg_scale, generator=generator)
+    """Strided DDIM with classifier-free guidance: (B,C,70), (B,C+n,D) -> (B,n,70) normalised motion."""
+    from core.motion.diffusion import guided, sample_ddim
+
+    def model_fn(x_t, t, drop):
+        k = x_t.shape[0] // context.shape[0]  # guided() may double the batch
+        return model(x_t, t, context.repeat(k, 1, 1), audio.repeat(k, 1, 1), drop_audio=drop)
+
+    return sample_ddim(guided(model_fn, cfg_scale), diffusion, (context.shape[0], n, context.shape[2]), steps,
+                       generator=generator, device=context.device)
 
 
 @torch.no_grad()
@@ -97,7 +104,7 @@ def evaluate(model, diffusion, clips: list[Clip], mean, std, context: int, cfg: 
 
 
 def load_for_eval(path: str | Path):
-    """A training checkpoint (EMA weights) or an exported motion model -> (model, mean, std, context)."""
+    """A training checkpoint (EMA weights) or an exported .safetensors motion model -> (model, mean, std, context)."""
     from training.finetune import load_base
     from training.train import build_model
 
@@ -107,6 +114,7 @@ def load_for_eval(path: str | Path):
     model_cfg = {k: v for k, v in model_cfg.items() if k not in ("audio_dim", "context")}
     model = build_model(model_cfg, audio_dim, context)
     model.load_state_dict(state)
+    model.float()
     return model.eval(), stats[0], stats[1], context
 
 
@@ -121,7 +129,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=d.seeds)
     p.add_argument("--max-lag", type=int, default=d.max_lag)
     p.add_argument("--max-clips", type=int, default=d.max_clips)
-    p.add_argument("--diffusion-steps", type=int, default=50)
     p.add_argument("--json", default="", help="also write the metrics here")
 
 
@@ -130,8 +137,8 @@ def main(args: argparse.Namespace) -> int:
 
     model, mean, std, context = load_for_eval(args.model)
     cfg = EvalConfig(args.window, args.steps, args.cfg_scale, args.seeds, args.max_lag, args.max_clips)
-    metrics = evaluate(model, build_diffusion(args.diffusion_steps), load_clips(args.data, args.split), mean, std,
-                       context, cfg)
+    metrics = evaluate(model, build_diffusion(model.config.diffusion_steps), load_clips(args.data, args.split),
+                       mean, std, context, cfg)
     text = json.dumps(metrics, indent=1)
     print(text)
     if args.json:

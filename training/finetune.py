@@ -18,25 +18,24 @@ from training.train import add_arguments as add_train_arguments
 
 
 def load_base(path: str | Path) -> tuple[dict, dict, tuple[np.ndarray, np.ndarray] | None]:
-    """-> (state_dict, DiTConfig fields, (mean, std) or None)."""
+    """-> (state_dict, DiTConfig fields, (mean, std)). A `.pt` is a training checkpoint, else a motion model."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"Base model {path} not found. Pass a training checkpoint (ckpt-*.pt) or an "
-                                "exported motion model folder.")
+                                "exported .safetensors motion model.")
     if path.is_file() and path.suffix == ".pt":
         state = checkpointing.load(path)
         return dict(state["ema"]["shadow"]), dict(state["model_config"]), (state["mean"], state["std"])
     from core.motion.checkpoint import load_motion_model
 
-    model, mean, std = load_motion_model(path)
-    from dataclasses import asdict
-
-    return model.state_dict(), asdict(model.config), (np.asarray(mean), np.asarray(std))
+    loaded = load_motion_model(path)
+    return (loaded.model.state_dict(), loaded.config.to_dict(),
+            (np.asarray(loaded.stats.mean), np.asarray(loaded.stats.std)))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_train_arguments(p)
-    p.add_argument("--base", required=True, help="base checkpoint (ckpt-*.pt) or exported motion model folder")
+    p.add_argument("--base", required=True, help="base checkpoint (ckpt-*.pt) or exported .safetensors motion model")
     p.add_argument("--freeze", default="", help="comma-separated parameter-name prefixes to keep fixed")
     p.set_defaults(lr=5e-5, warmup=20, steps=500, out="runs/finetune")
 

@@ -68,17 +68,24 @@ class TrainConfig:
 
 # ---------------------------------------------------------------- the model and the diffusion (from core.motion)
 
-def build_model(model_cfg: dict, audio_dim: int, context: int) -> torch.nn.Module:
+def build_model(model_cfg: dict, audio_dim: int, context: int, diffusion_steps: int | None = None,
+                min_frames: int = 0) -> torch.nn.Module:
+    """MotionDiT from DiTConfig overrides; the data decides audio_dim and the run decides context/steps."""
     from core.motion.dit import DiTConfig, MotionDiT
 
-    cfg = DiTConfig(**{**model_cfg, "audio_dim": audio_dim, "context": context})
+    values = {**model_cfg, "audio_dim": audio_dim, "context": context}
+    if diffusion_steps is not None:
+        values["diffusion_steps"] = diffusion_steps
+    cfg = DiTConfig.from_dict(values)
+    if cfg.max_frames < min_frames:
+        cfg.max_frames = min_frames
     return MotionDiT(cfg)
 
 
 def build_diffusion(steps: int):
-    from core.motion.diffusion import Diffusion
+    from core.motion.diffusion import CosineSchedule
 
-    return Diffusion(steps)
+    return CosineSchedule(steps)
 
 
 def predict_x0(model, x_t, t, context, audio, drop_audio):
@@ -114,7 +121,7 @@ def step_generator(seed: int, step: int, rank: int, device: torch.device) -> tor
 
 def diffusion_inputs(diffusion, batch, gen: torch.Generator, cfg: TrainConfig, device):
     b = batch.target.shape[0]
-    t = torch.randint(0, diffusion.steps, (b,), generator=gen, device=device)
+    t = torch.randint(1, diffusion.steps + 1, (b,), generator=gen, device=device)  # 1..steps
     noise = torch.randn(batch.target.shape, generator=gen, device=device)
     drop = torch.rand(b, generator=gen, device=device) < cfg.cfg_drop
     return t, diffusion.q_sample(batch.target, t, noise), drop
@@ -176,14 +183,17 @@ def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None
         from training.finetune import load_base
 
         base_state, model_cfg, base_stats = load_base(cfg.init_from)
-        cfg.model = {k: v for k, v in {**model_cfg, **cfg.model}.items() if k not in ("audio_dim", "context")}
+        cfg.model = {k: v for k, v in {**model_cfg, **cfg.model}.items()
+                     if k not in ("audio_dim", "context", "diffusion_steps")}
+        cfg.diffusion_steps = int(model_cfg.get("diffusion_steps", cfg.diffusion_steps))
         if base_stats is not None:  # the base's weights live in its own normalised space
             mean, std = (np.asarray(x, np.float32) for x in base_stats)
             sampler.mean, sampler.std = mean, std
             if val_sampler is not None:
                 val_sampler.mean, val_sampler.std = mean, std
     if model is None:
-        model = build_model(cfg.model, audio_dim, cfg.context)
+        model = build_model(cfg.model, audio_dim, cfg.context, cfg.diffusion_steps,
+                            cfg.context + max(cfg.lengths))
     if base_state is not None:
         model.load_state_dict(base_state)
     if diffusion is None:
@@ -351,8 +361,7 @@ def save_checkpoint(out, step, model, opt, sched, ema, scaler, cfg, mean, std, a
 
 
 def model_config_dict(model) -> dict:
-    cfg = getattr(model, "config", None)
-    return asdict(cfg) if cfg is not None and hasattr(cfg, "__dataclass_fields__") else {}
+    return model.config.to_dict()
 
 
 def export_model(model, ema, cfg: TrainConfig, mean, std, audio_dim, master: bool):
@@ -362,10 +371,13 @@ def export_model(model, ema, cfg: TrainConfig, mean, std, audio_dim, master: boo
     ema_model = copy.deepcopy(model).cpu().float().eval()
     ema.copy_to(ema_model)
     if master and cfg.export != "none":
-        from core.motion.checkpoint import save_motion_model
+        from core.motion.checkpoint import MotionStats, save_motion_model
+        from training.data import read_manifest
 
-        path = Path(cfg.export or Path(cfg.out) / "model")
-        save_motion_model(path, ema_model, mean, std)
+        features = read_manifest(Path(cfg.data)).get("features", "")
+        path = Path(cfg.export or Path(cfg.out) / "model.safetensors")
+        save_motion_model(path, ema_model, MotionStats(np.asarray(mean, np.float32), np.asarray(std, np.float32)),
+                          audio={"features": features, "dim": audio_dim})
         print(f"exported the EMA model to {path}")
     return ema_model
 
@@ -386,8 +398,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=d.device)
     p.add_argument("--amp", default=d.amp, choices=["auto", "bf16", "fp16", "off"])
     p.add_argument("--shuffle-audio", action="store_true", help="control run: pair motion with unrelated audio")
-    p.add_argument("--model", default="{}", help='DiTConfig overrides as JSON, e.g. \'{"layers": 2, "dim": 64}\'')
-    p.add_argument("--export", default="", help="where to write the app-loadable model (default OUT/model)")
+    p.add_argument("--model", default="{}", help='DiTConfig overrides as JSON, e.g. \'{"layers": 2, "width": 64}\'')
+    p.add_argument("--export", default="", help="app-loadable model file (default OUT/model.safetensors; none)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
