@@ -86,3 +86,24 @@ def test_torchrun_two_processes_gloo(synth_data, tmp_path):
 
     exported = load_motion_model(tmp_path / "ddp" / "model.safetensors")  # loads like any motion model
     assert exported.config.audio_dim == 16 and exported.config.width == 32
+
+
+@pytest.mark.slow
+def test_finetune_from_exported_model_with_frozen_layers(synth_data, tmp_path):
+    from core.motion.checkpoint import load_motion_model
+
+    base = small_config(synth_data, tmp_path / "base", steps=3, export="")
+    train(base)
+    base_file = tmp_path / "base" / "model.safetensors"
+    before = load_motion_model(base_file)
+    ft = small_config(synth_data, tmp_path / "ft", steps=3, export="", lr=1e-3, warmup=1, init_from=str(base_file),
+                      freeze=("decoder.layers.0.",), model={})
+    result = train(ft)
+    after = load_motion_model(tmp_path / "ft" / "model.safetensors")  # loads like any motion model
+    assert after.config == before.config
+    np.testing.assert_array_equal(after.stats.mean, before.stats.mean)  # the base's normalisation is kept
+    b, a = before.model.state_dict(), after.model.state_dict()
+    frozen = [k for k in b if k.startswith("decoder.layers.0.")]
+    assert frozen and all(torch.equal(a[k], b[k]) for k in frozen)
+    assert not torch.equal(a["motion_in.weight"], b["motion_in.weight"])
+    assert len(result["losses"]) == 3
