@@ -154,7 +154,8 @@ class HaarDetector:
         root = Path(cv2.data.haarcascades)
         self._cascades = [cv2.CascadeClassifier(str(root / f)) for f in
                           ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml")]
-        if any(c.empty() for c in self._cascades):
+        self._eyes = cv2.CascadeClassifier(str(root / "haarcascade_eye.xml"))
+        if any(c.empty() for c in (*self._cascades, self._eyes)):
             raise RuntimeError(f"OpenCV Haar cascades missing under {root}; reinstall opencv-python-headless 4.x")
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -172,7 +173,31 @@ class HaarDetector:
         return []
 
     def refine(self, image: np.ndarray, det: Detection) -> Detection:
-        return det
+        """Estimate head roll from the two eyes (eye cascade in the box's upper half), as the landmarks would."""
+        x0, y0, x1, y1 = (int(round(v)) for v in det.box)
+        w = x1 - x0
+        k = min(1.0, 160 / max(w, 1))  # eyes are found at a ~160 px face width whatever the photo's size
+        upper = image[max(0, y0):max(0, y0 + (y1 - y0) * 6 // 10), max(0, x0):max(0, x1)]
+        if upper.size == 0:
+            return det
+        gray = cv2.equalizeHist(cv2.cvtColor(cv2.resize(upper, None, fx=k, fy=k, interpolation=cv2.INTER_AREA),
+                                             cv2.COLOR_RGB2GRAY))
+        side = max(8, int(w * k * 0.12))
+        eyes = self._eyes.detectMultiScale(gray, scaleFactor=1.05, minNeighbors=5, minSize=(side, side),
+                                           maxSize=(side * 3, side * 3))
+        centers = sorted((np.array([ex + ew / 2, ey + eh / 2]) / k for ex, ey, ew, eh in eyes), key=lambda c: c[0])
+        best = None
+        for i in range(len(centers)):  # the pair that looks most like two eyes: apart by ~0.3-0.6 of the face
+            for j in range(i + 1, len(centers)):
+                d = centers[j] - centers[i]
+                gap = np.hypot(*d) / w
+                if 0.25 < gap < 0.65 and abs(d[1]) < 0.5 * d[0]:
+                    score = abs(gap - 0.42)
+                    best = (score, d) if best is None or score < best[0] else best
+        if best is None:
+            return det
+        angle = float(np.arctan2(best[1][1], best[1][0]))
+        return Detection(det.box, det.score, det.center, det.size, angle if abs(angle) > np.deg2rad(3) else 0.0)
 
 
 # ---------------------------------------------------------------------------------------------------- ONNX

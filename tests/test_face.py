@@ -233,3 +233,17 @@ def test_corrupt_onnx_model_is_a_clear_error(tmp_path):
         (root / rel).write_bytes(b"not an onnx file")
     with pytest.raises(FaceModelError, match=r"det_10g\.onnx.*weights download face"):
         FaceCropper(tmp_path)
+
+
+def test_fallback_cancels_head_roll(cropper, astronaut):
+    """The eye cascade estimates roll, so a tilted head is cropped upright (as LivePortrait's landmarks do)."""
+
+    def roll(face):
+        return np.rad2deg(np.arctan2(face.matrix[0, 1], face.matrix[0, 0]))
+
+    upright = roll(cropper.crop(astronaut))
+    for deg in (-12, 12):
+        tilted = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((222, 128), deg, 1.0), (512, 512),
+                                borderMode=cv2.BORDER_REFLECT)
+        # cv2's positive angle turns the picture counter-clockwise: the eye line's angle drops by `deg`
+        assert abs((roll(cropper.crop(tilted)) - upright) + deg) < 4, deg
