@@ -39,9 +39,11 @@ class PreparedPortrait:
     angles: torch.Tensor  # (1, 3) pitch, yaw, roll in degrees
     x_s: torch.Tensor  # transformed source keypoints (1, 21, 3)
     roi: tuple[int, int, int, int]  # y0, y1, x0, x1 of the face region in the canvas
-    grid: torch.Tensor  # (1, roi_h, roi_w, 2) canvas ROI -> generated-face sampling grid
-    mask: torch.Tensor  # (1, 1, roi_h, roi_w) soft paste-back mask
-    background: torch.Tensor  # (1, 3, roi_h, roi_w) the canvas ROI as float in [0, 1]
+    # The paste-back runs in fp32 even when the networks run in fp16: an fp16 grid is off by ~0.1 px, and the
+    # ROI is small next to the networks.
+    grid: torch.Tensor  # (1, roi_h, roi_w, 2) fp32, canvas ROI -> generated-face sampling grid
+    mask: torch.Tensor  # (1, 1, roi_h, roi_w) fp32 soft paste-back mask
+    background: torch.Tensor  # (1, 3, roi_h, roi_w) fp32, the canvas ROI in [0, 1]
     canvas: torch.Tensor  # (H, W, 3) uint8 on the device
     buffers: dict[int, torch.Tensor] = field(default_factory=dict)  # batch size -> device frames (GPU only)
 
@@ -67,9 +69,13 @@ def feather_mask(size: int, inner: float = 0.78, outer: float = 0.97) -> np.ndar
 
 
 class Renderer:
+    """Portrait + motion rows -> finished frames. `compile`: torch.compile the warping and SPADE networks;
+    fp16 comes from `spec.dtype` (CUDA). The motion extractor, keypoint math and MLPs always run in fp32."""
+
     def __init__(self, models: LivePortraitModels, spec: DeviceSpec, cropper: FaceCropper | None = None,
                  stitching: bool = True, compile: bool = False, cache_size: int = 8) -> None:
         self.models = models.to(spec.device, spec.dtype).eval()
+        self.models.motion_extractor.float()  # runs once per portrait: source pose and keypoints stay fp32
         self.models.stitching.float()
         self.models.lip.float()
         self.models.eye.float()
@@ -104,15 +110,15 @@ class Renderer:
         dev, dtype = self.spec.device, self.spec.dtype
         x = torch.from_numpy(face.crop).to(dev).permute(2, 0, 1)[None].float().div_(255)
         feature_3d = self.models.appearance_feature_extractor(x.to(dtype))
-        info = KeypointInfo.from_motion({k: v.float() for k, v in self.models.motion_extractor(x.to(dtype)).items()})
+        info = KeypointInfo.from_motion(self.models.motion_extractor(x))
         angles = torch.stack((info.pitch, info.yaw, info.roll), dim=1)
         roi, grid, mask = self._paste_geometry(face, image.shape[:2])
         y0, y1, x0, x1 = roi
         canvas = torch.from_numpy(np.ascontiguousarray(image)).to(dev)
-        background = canvas[y0:y1, x0:x1].permute(2, 0, 1)[None].to(dtype) / 255
+        background = canvas[y0:y1, x0:x1].permute(2, 0, 1)[None].float() / 255
         portrait = PreparedPortrait(
             key=key, image=image, face=face, feature_3d=feature_3d, kp=info.kp, exp=info.exp, scale=info.scale,
-            t=info.t, angles=angles, x_s=info.transformed(), roi=roi, grid=grid.to(dtype), mask=mask.to(dtype),
+            t=info.t, angles=angles, x_s=info.transformed(), roi=roi, grid=grid, mask=mask,
             background=background, canvas=canvas,
         )
         self._cache[key] = portrait
@@ -179,7 +185,7 @@ class Renderer:
         """
         b = faces.shape[0]
         y0, y1, x0, x1 = portrait.roi
-        face = F.grid_sample(faces, portrait.grid.expand(b, -1, -1, -1), mode="bilinear",
+        face = F.grid_sample(faces.float(), portrait.grid.expand(b, -1, -1, -1), mode="bilinear",
                              padding_mode="border", align_corners=False)
         roi = torch.lerp(portrait.background.expand(b, -1, -1, -1), face, portrait.mask)
         roi = roi.mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
