@@ -113,3 +113,17 @@ def test_render_bench_prints_its_table(capsys):
     assert float(rows[0][-1]) == 1.0  # eager fp32 batch 1 is the baseline
     stages = [float(v) for v in rows[0][2:7]]
     assert abs(sum(stages) - float(rows[0][7])) < 0.05 * float(rows[0][7]) + 0.1  # stages add up to the total
+
+
+def test_prepare_from_a_path_names_the_file_without_a_face(renderer, tmp_path, astronaut):
+    import cv2
+
+    from core.face import NoFaceError
+
+    path = tmp_path / "sky.png"
+    cv2.imwrite(str(path), np.full((300, 400, 3), (235, 180, 120), np.uint8))
+    with pytest.raises(NoFaceError, match=r"sky\.png"):
+        renderer.prepare(path)
+    good = tmp_path / "astronaut.png"
+    cv2.imwrite(str(good), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    assert renderer.prepare(good) is renderer.prepare(astronaut)  # same pixels, same content hash: one entry
