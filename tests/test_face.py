@@ -48,7 +48,7 @@ def test_paste_back_reproduces_the_portrait(cropper, astronaut):
     mask = np.ones((512, 512), np.float32)
     out = paste_back(astronaut, big, face.matrix, mask)
     x0, y0, x1, y1 = (int(v) for v in face.box)
-    assert psnr(out[y0:y1, x0:x1], astronaut[y0:y1, x0:x1]) > 30
+    assert psnr(out[y0:y1, x0:x1], astronaut[y0:y1, x0:x1]) > 35  # ~39 dB: only resampling loss
 
 
 def test_no_face_is_a_clear_error(cropper, tmp_path):
