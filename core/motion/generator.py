@@ -1,0 +1,188 @@
+"""`DiTMotionSource`: streaming speech-to-motion with the DiT, window by window, for a live microphone.
+
+Per window of N frames (N = settings.window, any size; short windows for live use):
+  wait until the N frames' audio features are final (streaming wav2vec2, bounded lookahead) ->
+  sample x0 with k strided steps and classifier-free guidance, conditioned on the last C generated frames and
+  their audio -> denormalise -> gains -> a causal one-pole filter that also joins windows without a seam ->
+  blend with the idle motion by voice activity (eased, so the face settles instead of snapping).
+The idle motion (mouth at rest, natural blinks, small head sway) comes from the retargeting source fed silence.
+Nothing uses future frames beyond the stated lookahead: `latency_ms()` = (N - 1) frames + feature lookahead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.audio.features import AudioFeatureConfig, AudioFeatureExtractor
+from core.audio.vad import VoiceActivity
+from core.motion import layout
+from core.motion.checkpoint import MotionModel, MotionStats, load_motion_model
+from core.motion.diffusion import CosineSchedule, guided, sample_ddim
+from core.motion.dit import DiTConfig, MotionDiT
+from core.motion.retarget_source import RetargetConfig, RetargetMotionSource
+from core.motion.source import SAMPLES_PER_FRAME, MotionSettings
+
+
+@dataclass
+class GeneratorConfig:
+    smooth_pose: float = 0.6  # one-pole coefficient (0 = off) for pose, translation and scale
+    smooth_expression: float = 0.3
+    idle_tau_frames: float = 6.0  # how quickly the face eases into / out of idle (frames)
+    eta: float = 0.0  # 0: deterministic DDIM; 1: stochastic
+
+
+class DiTMotionSource:
+    name = "dit"
+
+    def __init__(self, motion_model: MotionModel, features: AudioFeatureExtractor,
+                 settings: MotionSettings | None = None, config: GeneratorConfig | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        if features.dim != motion_model.config.audio_dim:
+            raise ValueError(f"the motion model expects {motion_model.config.audio_dim}-d audio features, "
+                             f"the speech model gives {features.dim}")
+        self.mm = motion_model
+        self.features = features
+        self.settings = settings or MotionSettings()
+        self.config = config or GeneratorConfig()
+        self.device = torch.device(device)
+        self.schedule = CosineSchedule(motion_model.config.diffusion_steps)
+        self.idle = RetargetMotionSource(config=RetargetConfig(lookahead_frames=0, head_deg_idle=0.8))
+        c = motion_model.config.context
+        self._silence_audio = features.offline(np.zeros(SAMPLES_PER_FRAME * c, np.float32)).to(self.device)
+        self.reset(None)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(cls, checkpoint: str | Path | None = None, synthetic: str | None = None,
+               settings: MotionSettings | None = None, device: str = "cpu",
+               speech_model: str | Path | None = None) -> DiTMotionSource:
+        """From a trained checkpoint (+ the speech model it names), or random stand-ins when `synthetic`."""
+        if checkpoint is None:
+            if synthetic is None:
+                raise FileNotFoundError("No DiT motion model given: train one with `python -m training` and pass "
+                                        "--motion-checkpoint, or use --motion retarget.")
+            torch.manual_seed(0)
+            wcfg = AudioFeatureExtractor.small_config(hidden=32, layers=1)
+            wcfg.conv_dim = (16,) * 7
+            features = AudioFeatureExtractor.from_config(wcfg, AudioFeatureConfig(left_context_s=0.5), device=device)
+            model = MotionDiT(DiTConfig.small(audio_dim=features.dim)).eval()
+            mm = MotionModel(model.to(device), MotionStats(std=np.full(layout.MOTION_DIM, 0.01, np.float32)))
+            return cls(mm, features, settings, device=device)
+        mm = load_motion_model(checkpoint, device)
+        cfg = AudioFeatureConfig(**{k: v for k, v in mm.audio.items() if k in AudioFeatureConfig.__dataclass_fields__})
+        if speech_model is None:
+            from core.weights import WeightsRegistry
+
+            speech_model = WeightsRegistry().path("wav2vec2") / "wav2vec2-base-960h"
+        features = AudioFeatureExtractor.from_pretrained(speech_model, cfg, device=device)
+        return cls(mm, features, settings, device=device)
+
+    # ------------------------------------------------------------------ protocol
+    def use_models(self, models) -> None:
+        self.idle.use_models(models)
+
+    def bind_portrait(self, portrait) -> None:
+        self.idle.bind_portrait(portrait)
+
+    def reset(self, portrait: object | None = None) -> None:
+        c = self.mm.config.context
+        self._stream = self.features.stream()
+        self._vad = VoiceActivity()
+        self.idle.reset(portrait)
+        zero = torch.zeros(c, layout.MOTION_DIM, device=self.device)
+        self._ctx_motion = self.mm.stats.normalize(zero)[None]  # neutral motion, normalised
+        self._ctx_audio = self._silence_audio[None]
+        self._feats: list[torch.Tensor] = []
+        self._n_feats = 0
+        self._speech: list[bool] = []
+        self._smoothed: np.ndarray | None = None
+        self._idle_w = 1.0
+        self._gen = torch.Generator(device="cpu").manual_seed(self.settings.seed)
+        self.last_aux: dict[str, np.ndarray] = {"idle_weight": np.zeros(0, np.float32)}
+
+    def configure(self, settings: MotionSettings) -> None:
+        self.settings = settings
+
+    def latency_ms(self) -> float:
+        return (self.settings.window - 1) * 40.0 + self._stream.latency_ms
+
+    def push_audio(self, samples: np.ndarray) -> None:
+        feats = self._stream.push(samples)
+        if len(feats):
+            self._feats.append(feats.to(self.device))
+            self._n_feats += len(feats)
+        self._speech.extend(self._vad.push(samples).tolist())
+
+    def pull(self) -> np.ndarray:
+        out = []
+        while self._n_feats >= self.settings.window:
+            out.append(self._window(self.settings.window))
+        return self._finish(out)
+
+    def flush(self) -> np.ndarray:
+        feats = self._stream.flush()
+        if len(feats):
+            self._feats.append(feats.to(self.device))
+            self._n_feats += len(feats)
+        tail = self._stream.frames_emitted - len(self._speech)
+        if tail > 0:  # the VAD has not seen these partial frames: judge them by their energy as silence
+            self._speech.extend([False] * tail)
+        out = []
+        while self._n_feats > 0:
+            out.append(self._window(min(self.settings.window, self._n_feats)))
+        return self._finish(out)
+
+    # ------------------------------------------------------------------ internals
+    def _take_features(self, n: int) -> torch.Tensor:
+        feats = torch.cat(self._feats) if len(self._feats) > 1 else self._feats[0]
+        self._feats = [feats[n:]] if len(feats) > n else []
+        self._n_feats -= n
+        return feats[:n]
+
+    @torch.inference_mode()
+    def _window(self, n: int) -> np.ndarray:
+        audio = self._take_features(n)
+        cond_audio = torch.cat((self._ctx_audio, audio[None]), dim=1)
+        ctx = self._ctx_motion
+        model = self.mm.model
+
+        def model_fn(x_t, t, drop):
+            b = x_t.shape[0]
+            return model(x_t, t, ctx.expand(b, -1, -1), cond_audio.expand(b, -1, -1), drop)
+
+        x_T = torch.randn((1, n, layout.MOTION_DIM), generator=self._gen).to(self.device)
+        x0 = sample_ddim(guided(model_fn, self.settings.cfg_scale), self.schedule, (1, n, layout.MOTION_DIM),
+                         k=self.settings.steps, eta=self.config.eta, generator=self._gen, device=self.device,
+                         x_T=x_T)
+        c = self.mm.config.context
+        self._ctx_motion = torch.cat((ctx, x0), dim=1)[:, -c:]
+        self._ctx_audio = cond_audio[:, -c:]
+        return self.mm.stats.denormalize(x0[0]).float().cpu().numpy()
+
+    def _finish(self, windows: list[np.ndarray]) -> np.ndarray:
+        if not windows:
+            self.last_aux = {"idle_weight": np.zeros(0, np.float32)}
+            return np.zeros((0, layout.MOTION_DIM), np.float32)
+        rows = layout.apply_gains(np.concatenate(windows), self.settings.expression_gain, self.settings.head_gain)
+        n = len(rows)
+        speech, self._speech = self._speech[:n], self._speech[n:]
+        speech += [False] * (n - len(speech))
+        self.idle.push_audio(np.zeros(n * SAMPLES_PER_FRAME, np.float32))
+        idle = self.idle.pull()
+        idle = np.concatenate((idle, np.zeros((n - len(idle), layout.MOTION_DIM), np.float32)))[:n]
+        a = np.full(layout.MOTION_DIM, self.config.smooth_expression, np.float32)
+        a[layout.POSE] = a[layout.T] = a[layout.SCALE] = self.config.smooth_pose
+        k = 1.0 / self.config.idle_tau_frames
+        weights = np.zeros(n, np.float32)
+        out = np.empty_like(rows)
+        for i in range(n):
+            self._smoothed = rows[i] if self._smoothed is None else a * self._smoothed + (1 - a) * rows[i]
+            self._idle_w += k * ((0.0 if speech[i] else 1.0) - self._idle_w)
+            weights[i] = self._idle_w
+            out[i] = (1 - self._idle_w) * self._smoothed + self._idle_w * idle[i]
+        self.last_aux = {"idle_weight": weights}
+        return out
