@@ -29,6 +29,7 @@ def test_prepare_is_cached(renderer, portrait, astronaut):
     assert portrait.x_s.shape == (1, 21, 3)
 
 
+@pytest.mark.slow
 def test_render_shapes_and_batch_equivalence(renderer, portrait):
     motion = np.zeros((4, layout.MOTION_DIM), np.float32)
     motion[1, layout.YAW] = 25
