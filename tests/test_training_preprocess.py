@@ -41,6 +41,17 @@ def write_video(path: Path, frames: list[np.ndarray], audio: np.ndarray | None, 
                 out.mux(packet)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The CPU is shared: one torch thread avoids oversubscription (about 10x faster here)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def models():
     from core.audio.features import AudioFeatureExtractor
@@ -88,6 +99,7 @@ def test_preprocess_video_and_bad_inputs(tmp_path, talking_video, models, astron
     assert np.allclose(clip.motion[0], 0)  # relative to the first frame
     assert np.abs(clip.motion[1:]).max() > 0  # the face moved, the extractor saw it
     assert clip.envelope.max() > 0.01
+    assert manifest["audio_config"]["lookahead_ms"] == models[1].config.lookahead_ms  # for the app's extractor
 
     # bad inputs next to the finished one: garbage .mp4, a video without audio, a too-short video
     (folder / "broken.mp4").write_bytes(b"\x00garbage" * 500)
@@ -108,3 +120,23 @@ def test_preprocess_video_and_bad_inputs(tmp_path, talking_video, models, astron
     with pytest.raises(PreprocessError, match="No videos"):
         preprocess(empty, out, *models, cfg=cfg, progress=False)
     assert shard.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_model_trained_on_preprocessed_video_runs_in_the_app_source(tmp_path, talking_video, models):
+    """preprocess -> train -> the exported file drives core.motion.generator.DiTMotionSource."""
+    from core.motion.generator import DiTMotionSource
+    from training.train import TrainConfig, train
+
+    folder, _ = talking_video
+    data = tmp_path / "data"
+    preprocess(folder, data, *models, cfg=PreprocessConfig(min_frames=20, val_fraction=0.0), progress=False)
+    train(TrainConfig(data=str(data), out=str(tmp_path / "run"), steps=2, batch_size=2, lengths=(10,), warmup=1,
+                      threads=1, diffusion_steps=10, model=dict(layers=1, width=32, heads=2)))
+    speech = tmp_path / "w2v"
+    models[1].model.save_pretrained(speech)  # the test's small wav2vec2 stands in for the real one
+    source = DiTMotionSource.create(tmp_path / "run" / "model.safetensors", speech_model=speech)
+    source.reset()
+    source.push_audio(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32))
+    rows = np.concatenate([source.pull(), source.flush()])
+    assert rows.shape == (25, 70) and np.isfinite(rows).all()

@@ -130,11 +130,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-lag", type=int, default=d.max_lag)
     p.add_argument("--max-clips", type=int, default=d.max_clips)
     p.add_argument("--json", default="", help="also write the metrics here")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
 
 
 def main(args: argparse.Namespace) -> int:
     from training.train import build_diffusion
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     model, mean, std, context = load_for_eval(args.model)
     cfg = EvalConfig(args.window, args.steps, args.cfg_scale, args.seeds, args.max_lag, args.max_clips)
     metrics = evaluate(model, build_diffusion(model.config.diffusion_steps), load_clips(args.data, args.split),

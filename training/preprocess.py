@@ -17,6 +17,7 @@ video, so an interrupted run loses at most the video in progress and a re-run sk
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -196,6 +197,8 @@ def preprocess(videos: str | Path, out: str | Path, motion_extractor, audio_extr
     manifest["items"] = [item for item in manifest["items"] if item["name"] in done]
     manifest.update(fps=FPS, features="wav2vec2-stream", relative_to="first frame")
     manifest["feature_dim"] = int(audio_extractor.dim)
+    # the app rebuilds the same feature extractor from these (core.motion.generator reads AudioFeatureConfig)
+    manifest["audio_config"] = dataclasses.asdict(audio_extractor.config)
     skipped = {}
     device = torch.device(device)
     bar = tqdm(found, desc="preprocess", unit="video", disable=not progress)
@@ -233,6 +236,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redetect", type=int, default=d.redetect)
     p.add_argument("--min-frames", type=int, default=d.min_frames)
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -243,6 +247,8 @@ def main(args: argparse.Namespace) -> int:
     from core.liveportrait.loader import build_liveportrait, load_liveportrait
     from core.weights import WeightsRegistry
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device, half=False).device
     registry = WeightsRegistry(args.weights)
     if args.synthetic_weights:

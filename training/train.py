@@ -379,10 +379,11 @@ def export_model(model, ema, cfg: TrainConfig, mean, std, audio_dim, master: boo
         from core.motion.checkpoint import MotionStats, save_motion_model
         from training.data import read_manifest
 
-        features = read_manifest(Path(cfg.data)).get("features", "")
+        manifest = read_manifest(Path(cfg.data))
         path = Path(cfg.export or Path(cfg.out) / "model.safetensors")
         save_motion_model(path, ema_model, MotionStats(np.asarray(mean, np.float32), np.asarray(std, np.float32)),
-                          audio={"features": features, "dim": audio_dim})
+                          audio={**manifest.get("audio_config", {}), "features": manifest.get("features", ""),
+                                 "dim": audio_dim})
         print(f"exported the EMA model to {path}")
     return ema_model
 
