@@ -77,31 +77,44 @@ def test_resume_reproduces_uninterrupted_losses(synth_data, tmp_path):
     assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(1, 9))
 
 
-@pytest.mark.slow
-def test_torchrun_two_processes_gloo(synth_data, tmp_path):
+def torchrun(args: list[str]) -> str:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    common = ["--data", str(synth_data), "--steps", "4", "--batch-size", "2", "--warmup", "1",
-              "--val-every", "100", "--ckpt-every", "2", "--log-every", "1", "--lengths", "10",
-              "--diffusion-steps", "20", "--threads", "1",
-              "--model", json.dumps(dict(layers=1, width=32, heads=2)), "--device", "cpu"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "training", "train", "--out", str(tmp_path / "ddp"), *common]
+           "-m", "training", "train", *args]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        _, err = proc.communicate(timeout=240)
+        out, err = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the workers too, not only the launcher
         raise
     assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+def logged_losses(run: Path) -> list[float]:
+    return [float(r.split(",")[1]) for r in (run / "log.csv").read_text().splitlines()[1:]]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo_and_exact_resume(synth_data, tmp_path):
+    common = ["--data", str(synth_data), "--steps", "4", "--batch-size", "2", "--warmup", "1",
+              "--val-every", "100", "--ckpt-every", "100", "--log-every", "1", "--lengths", "10,25",
+              "--diffusion-steps", "20", "--threads", "1",
+              "--model", json.dumps(dict(layers=1, width=32, heads=2, dropout=0.1)), "--device", "cpu"]
+    torchrun(["--out", str(tmp_path / "ddp"), *common])
     ckpt = torch.load(tmp_path / "ddp" / "checkpoints" / "ckpt-00000004.pt", weights_only=False)
     assert len(ckpt["rng"]) == 2  # both ranks' RNG states, so each resumes its own
-    ddp_losses = [float(r.split(",")[1]) for r in (tmp_path / "ddp" / "log.csv").read_text().splitlines()[1:]]
-    assert len(ddp_losses) == 4 and all(np.isfinite(ddp_losses))
+    whole = logged_losses(tmp_path / "ddp")
+    assert len(whole) == 4 and all(np.isfinite(whole))
     from core.motion.checkpoint import load_motion_model
 
     exported = load_motion_model(tmp_path / "ddp" / "model.safetensors")  # loads like any motion model
     assert exported.config.audio_dim == 16 and exported.config.width == 32
+
+    torchrun(["--out", str(tmp_path / "cut"), "--stop-after", "2", "--export", "none", *common])  # "killed"
+    torchrun(["--out", str(tmp_path / "cut"), "--export", "none", *common])  # resumed
+    np.testing.assert_allclose(logged_losses(tmp_path / "cut"), whole, rtol=0, atol=1e-6)
 
 
 @pytest.mark.slow

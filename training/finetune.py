@@ -48,6 +48,6 @@ def finetune_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    result = train(finetune_config(args))
+    result = train(finetune_config(args), stop_after=args.stop_after)
     print(f"fine-tuned to step {result['step']}")
     return 0

@@ -405,6 +405,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", default=d.amp, choices=["auto", "bf16", "fp16", "off"])
     p.add_argument("--shuffle-audio", action="store_true", help="control run: pair motion with unrelated audio")
     p.add_argument("--model", default="{}", help='DiTConfig overrides as JSON, e.g. \'{"layers": 2, "width": 64}\'')
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="end after this step's checkpoint, as a crash would (the next run resumes there)")
     p.add_argument("--export", default="", help="app-loadable model file (default OUT/model.safetensors; none)")
 
 
@@ -418,7 +420,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    result = train(config_from_args(args))
+    result = train(config_from_args(args), stop_after=args.stop_after)
     if dist.is_initialized():
         dist.destroy_process_group()
     print(f"done at step {result['step']}")
