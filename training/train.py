@@ -149,7 +149,9 @@ def to_device(batch, device):
 def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None,
           stop_after: int | None = None) -> dict:
     """Train (or resume from the newest checkpoint in cfg.out). `stop_after` ends early, as a kill would,
-    right after that step's checkpoint. Returns {"losses": [...per step...], "val": [...], "model": ema model}."""
+    right after that step's checkpoint. Returns {"losses": per-step losses of this run, "val": [(step, loss)],
+    "model": the EMA model (a copy) when the run reached its end or time limit, else the live model, "step",
+    "mean"/"std": the motion normalisation}."""
     # --- distributed set-up: torchrun sets WORLD_SIZE/RANK/LOCAL_RANK
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
