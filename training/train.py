@@ -29,7 +29,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from training import checkpointing
-from training.data import WindowSampler, load_clips, motion_stats
+from training.data import DataError, WindowSampler, load_clips, motion_stats
 
 
 @dataclass
@@ -179,8 +179,10 @@ def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None
     audio_dim = int(train_clips[0].audio.shape[1])
     sampler = WindowSampler(train_clips, mean, std, cfg.batch_size, cfg.context, cfg.lengths, cfg.seed, rank, world,
                             shuffle_audio=cfg.shuffle_audio)
-    val_sampler = (WindowSampler(val_clips, mean, std, cfg.batch_size, cfg.context, cfg.lengths, cfg.seed + 1)
-                   if val_clips else None)
+    try:
+        val_sampler = WindowSampler(val_clips, mean, std, cfg.batch_size, cfg.context, cfg.lengths, cfg.seed + 1)
+    except DataError:  # no (long enough) validation clips: train without validation
+        val_sampler = None
 
     # --- model, diffusion, optimiser
     torch.manual_seed(cfg.seed)
