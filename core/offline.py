@@ -71,7 +71,7 @@ class MotionRecorder:
 
 def main(args: argparse.Namespace) -> int:
     from core.audio.io import AudioLoadError, load_audio
-    from core.face import ImageLoadError, NoFaceError, load_image
+    from core.face import FaceModelError, ImageLoadError, NoFaceError, load_image
     from core.liveportrait import CheckpointError
     from core.weights import MissingWeightsError, WeightsChecksumError
 
@@ -101,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"wrote {motion.save(args.dump_motion)}", file=sys.stderr)
             return 0
         return _render(args, renderer, motion, image, audio)
-    except (AudioLoadError, ImageLoadError, NoFaceError, MissingWeightsError, WeightsChecksumError,
+    except (AudioLoadError, ImageLoadError, NoFaceError, FaceModelError, MissingWeightsError, WeightsChecksumError,
             CheckpointError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
