@@ -26,6 +26,7 @@ import torch
 from core.motion.source import SAMPLE_RATE, SAMPLES_PER_FRAME, MotionSettings, MotionSource
 from core.render import PreparedPortrait, Renderer
 
+from .pacer import Pacer
 from .sinks import FrameInfo
 
 log = logging.getLogger(__name__)
@@ -178,17 +179,18 @@ class Engine:
             latency_ms=1000 * float(np.mean(lat)) if lat else 0.0,
             first_frame_ms=1000 * self._first_frame_s if self._first_frame_s is not None else 0.0,
             stage_ms={k: 1000 * v for k, v in self._stage_s.items()}, audio_queue=len(self._audio),
-            frame_queue=len(self._frames), frames_rendered=self._rendered, frames_emitted=self._emitted,
-            underruns=self._underruns, drops=self._drops, muted=self._muted,
+            frame_queue=len(self._pacer.frames), frames_rendered=self._rendered, frames_emitted=self._emitted,
+            underruns=self._pacer.underruns, drops=self._pacer.drops, muted=self._muted,
         )
 
     # ------------------------------------------------------------------ internals
     def _reset_counters(self) -> None:
         self._audio: deque[tuple[np.ndarray, float]] = deque()
-        self._frames: deque[tuple[np.ndarray, int, float]] = deque()
+        limit = max(2, int(self.settings.max_queue_s * self.settings.fps))
+        self._pacer: Pacer[tuple[np.ndarray, int, float]] = Pacer(self.settings.fps, limit)
         self._markers: deque[tuple[int, float]] = deque()  # (first sample index, capture time) per block
         self._samples_in = 0
-        self._rendered = self._emitted = self._underruns = self._drops = 0
+        self._rendered = self._emitted = 0
         self._emit_times: deque[float] = deque(maxlen=200)
         self._latencies: deque[float] = deque(maxlen=50)
         self._stage_s = {"motion": 0.0, "render": 0.0, "sinks": 0.0}
@@ -318,18 +320,10 @@ class Engine:
             capture = self._capture_time_of(min((index + 1) * SAMPLES_PER_FRAME, self._samples_in) - 1) \
                 if self._markers else time.monotonic()
             if self._realtime:
-                self._frames.append((frames[i], index, capture))
+                self._pacer.push((frames[i], index, capture))  # drops the oldest on overrun
             else:
                 self._emit(frames[i], FrameInfo(index, index / 25.0, capture, time.monotonic()))
-        if self._realtime:
-            self._trim_queue()
         return first_index + len(rows)
-
-    def _trim_queue(self) -> None:
-        limit = max(2, int(self.settings.max_queue_s * self.settings.fps))
-        while len(self._frames) > limit:
-            self._frames.popleft()
-            self._drops += 1
 
     def _emit(self, frame: np.ndarray, info: FrameInfo) -> None:
         t0 = time.perf_counter()
@@ -354,33 +348,24 @@ class Engine:
         self._emit_times.append(info.emit_time)
 
     def _pace(self) -> None:
-        """Emit one frame per tick from the first rendered frame on; repeat on underrun."""
-        period = 1.0 / self.settings.fps
-        last: tuple[np.ndarray, int, float] | None = None
-        t0 = None
-        n = 0
+        """Emit one frame per tick from the first rendered frame on; the Pacer repeats on underrun."""
+        pacer = self._pacer
         while not self._stop.is_set():
-            if t0 is None:
-                if not self._frames:
-                    if self._worker_done:
-                        self.done.set()
-                        return
-                    self._stop.wait(0.002)
-                    continue
-                t0 = time.monotonic()
-            target = t0 + n * period
-            delay = target - time.monotonic()
+            due = pacer.due()
+            if due is None:  # nothing rendered yet
+                if self._worker_done:
+                    self.done.set()
+                    return
+                self._stop.wait(0.002)
+                continue
+            delay = due - pacer.clock()
             if delay > 0 and self._stop.wait(delay):
                 return
-            if self._frames:
-                last = self._frames.popleft()
-                repeated = False
-            elif self._worker_done:
+            if not pacer.frames and self._worker_done:
                 self.done.set()
                 return
-            else:
-                repeated = True
-                self._underruns += 1
-            frame, index, capture = last
-            self._emit(frame, FrameInfo(index, n * period, capture, time.monotonic(), repeated))
-            n += 1
+            ticked = pacer.tick()
+            if ticked is None:
+                continue
+            (frame, index, capture), repeated, stream_time = ticked
+            self._emit(frame, FrameInfo(index, stream_time, capture, time.monotonic(), repeated))
