@@ -73,6 +73,7 @@ def main(args: argparse.Namespace) -> int:
     from core.audio.io import AudioLoadError, load_audio
     from core.face import FaceModelError, ImageLoadError, NoFaceError, load_image
     from core.liveportrait import CheckpointError
+    from core.motion.factory import MotionSourceUnavailable
     from core.weights import MissingWeightsError, WeightsChecksumError
 
     if not args.out and not args.dump_motion:
@@ -102,7 +103,7 @@ def main(args: argparse.Namespace) -> int:
             return 0
         return _render(args, renderer, motion, image, audio)
     except (AudioLoadError, ImageLoadError, NoFaceError, FaceModelError, MissingWeightsError, WeightsChecksumError,
-            CheckpointError, FileNotFoundError) as exc:
+            CheckpointError, MotionSourceUnavailable, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

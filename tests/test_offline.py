@@ -50,11 +50,17 @@ def test_render_mp4_durations_agree(tmp_path, portrait_png, speech_wav):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["motion.npz", "talk.mp4"]
 
 
-def test_dump_motion_without_rendering(tmp_path, portrait_png, speech_wav):
+def test_dump_motion_without_rendering(tmp_path, portrait_png, speech_wav, speech_16k):
     dump = tmp_path / "m.npz"
     assert core_main(["render", "--portrait", str(portrait_png), "--audio", str(speech_wav),
                       "--synthetic-weights", "tiny", "--dump-motion", str(dump)]) == 0
-    assert np.load(dump)["motion"].shape[1] == 70
+    z = np.load(dump)
+    expected = len(speech_16k) / 16000 * 25
+    assert z["motion"].shape[1] == 70 and abs(len(z["motion"]) - expected) <= 1
+    assert str(z["source"]) == "retarget"  # the default without a DiT model
+    lip = z["lip_ratio"]  # the retarget source's lip ratio, one per frame, opening during speech
+    assert lip.shape == (len(z["motion"]),) and lip.max() > 0.2 and np.isfinite(lip).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]  # no video written, no temp files
 
 
 def run_cli(*args: str, env_root: Path | None = None) -> subprocess.CompletedProcess:

@@ -11,6 +11,10 @@ from core.motion.source import MotionSettings, MotionSource
 KINDS = ("auto", "retarget", "dit", "joyvasa")
 
 
+class MotionSourceUnavailable(RuntimeError):
+    """The chosen motion source is not part of this build (its module is missing)."""
+
+
 def make_motion_source(kind: str = "auto", synthetic: str | None = None, checkpoint: str | Path | None = None,
                        settings: MotionSettings | None = None, weights_root: str | Path | None = None,
                        device: str = "cpu") -> MotionSource:
@@ -28,7 +32,12 @@ def make_motion_source(kind: str = "auto", synthetic: str | None = None, checkpo
         from core.motion.generator import DiTMotionSource
 
         return DiTMotionSource.create(checkpoint=checkpoint, synthetic=synthetic, settings=settings, device=device)
-    from core.motion.joyvasa import JoyVASAMotionSource
-
+    try:
+        from core.motion.joyvasa import JoyVASAMotionSource
+    except ModuleNotFoundError as exc:
+        if exc.name != "core.motion.joyvasa":
+            raise
+        raise MotionSourceUnavailable("the JoyVASA motion source is not part of this build (core/motion/joyvasa.py "
+                                      "is missing); use --motion retarget or --motion dit") from None
     return JoyVASAMotionSource.create(weights_root=weights_root, synthetic=synthetic, settings=settings,
                                       device=device)
