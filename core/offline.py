@@ -5,13 +5,12 @@ complete, so an interrupted or failed render never leaves a file that looks fini
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from core.atomic import atomic_path
 from core.motion.factory import KINDS
 
 
@@ -53,20 +52,11 @@ class MotionRecorder:
         return self._keep(self.inner.flush())
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"motion": np.concatenate(self.rows) if self.rows else np.zeros((0, 70), np.float32)}
         arrays.update({k: np.concatenate(v) for k, v in self.aux.items()})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-        os.close(fd)
-        try:
+        with atomic_path(path, suffix=".npz") as tmp:
             np.savez(tmp, source=np.array(self.name), fps=np.array(25), **arrays)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return Path(path)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -8,14 +8,14 @@ Layout under the checkpoint root (the HF repo KwaiVGI/LivePortrait downloaded as
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from core.atomic import atomic_path
 
 from .appearance_feature_extractor import AppearanceFeatureExtractor
 from .config import LivePortraitConfig
@@ -145,15 +145,8 @@ def load_liveportrait(
 
 
 def _atomic_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_liveportrait(models: LivePortraitModels, root: str | Path) -> Path:

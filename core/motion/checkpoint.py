@@ -8,14 +8,13 @@ of the 70-d motion rows, JSON), `audio` (the audio feature settings the model wa
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from core.atomic import atomic_path
 from core.motion.dit import DiTConfig, MotionDiT
 from core.motion.layout import MOTION_DIM
 
@@ -75,19 +74,11 @@ def save_motion_model(path: str | Path, model: MotionDiT, stats: MotionStats, au
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict()),
                 "stats": json.dumps(stats.to_dict()), "audio": json.dumps(audio or {})}
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 
