@@ -27,7 +27,7 @@ def stream_all(stream, x, blocks):
     return torch.cat(out)
 
 
-@pytest.mark.parametrize("seconds", [0.3, 1.0, 3.77])
+@pytest.mark.parametrize("seconds", [0.3, 1.0, 3.77, 7.77])
 def test_exact_frame_counts(extractor, seconds):
     n = int(round(seconds * 16000))
     x = np.random.default_rng(1).normal(0, 0.1, n).astype(np.float32)
@@ -66,6 +66,7 @@ def test_causality_whatever_the_block_sizes(extractor, speech_16k, blocks):
     assert torch.allclose(a, stream_all(extractor.stream(), x, [640] * 50), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_ten_minutes_without_drift():
     """10 min in 20 ms blocks: exactly 15000 frames, each emitted as soon as its samples (+lookahead) are in."""
     cfg = AudioFeatureExtractor.small_config(hidden=32, layers=1)
@@ -81,5 +82,10 @@ def test_ten_minutes_without_drift():
     assert total == 15000 and stream.samples_in == 15000 * 640
 
 
-def test_hop_timing_helper(extractor):
+def test_hop_timing_helper(extractor, monkeypatch):
+    calls = []
+    encode = extractor.encode_padded
+    monkeypatch.setattr(extractor, "encode_padded", lambda x: calls.append(len(x)) or encode(x))
     assert measure_hop_ms(extractor, hop_ms=80, n=3) > 0
+    # each timed push is one encode of context (1 s = 25 frames) + 2 new frames + lookahead, as a live hop
+    assert calls[-3:] == [640 * (25 + 2 + 3) + 80] * 3

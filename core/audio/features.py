@@ -143,10 +143,12 @@ class AudioFeatureExtractor:
         padded[LEFT_PAD : LEFT_PAD + len(x)] = x
         return self.encode_padded(padded)
 
-    def stream(self, lookahead_ms: float | None = None, left_context_s: float | None = None) -> StreamingFeatures:
+    def stream(self, lookahead_ms: float | None = None, left_context_s: float | None = None,
+               hop_frames: int | None = None) -> StreamingFeatures:
         c = self.config
         return StreamingFeatures(self, c.lookahead_ms if lookahead_ms is None else lookahead_ms,
-                                 c.left_context_s if left_context_s is None else left_context_s, c.hop_frames)
+                                 c.left_context_s if left_context_s is None else left_context_s,
+                                 c.hop_frames if hop_frames is None else hop_frames)
 
 
 class StreamingFeatures:
@@ -214,12 +216,14 @@ class StreamingFeatures:
 
 
 def measure_hop_ms(extractor: AudioFeatureExtractor, hop_ms: float = 80.0, n: int = 10) -> float:
-    """Median ms to encode one streaming hop of `hop_ms` new audio with the extractor's context/lookahead."""
-    stream = extractor.stream()
+    """Median ms for one streaming hop: one encode of `hop_ms` new audio (rounded to whole 40 ms frames) with
+    the extractor's left context and lookahead. Each timed push releases exactly one hop."""
+    hop_frames = max(1, round(hop_ms / 40))
+    stream = extractor.stream(hop_frames=hop_frames)
     rng = np.random.default_rng(0)
     warm = rng.normal(0, 0.1, int(SAMPLE_RATE * (extractor.config.left_context_s + 1))).astype(np.float32)
     stream.push(warm)
-    block = int(hop_ms * SAMPLE_RATE / 1000)
+    block = hop_frames * SAMPLES_PER_FRAME
     times = []
     for _ in range(n):
         x = rng.normal(0, 0.1, block).astype(np.float32)
