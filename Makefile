@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 		echo "No NVIDIA GPU: installing the CPU build torch==2.13.0 first"; \
 		$(PY) -m pip install -q torch==2.13.0 && $(PY) -m pip install -q -e '.[cpu,dev]'; \
 	fi
+	@# silero-vad ships its ONNX model in its wheel; --no-deps keeps its torchaudio requirement out
+	$(PY) -m pip install -q --no-deps 'silero-vad>=5'
 	touch $(STAMP)
 
 system-deps:
