@@ -89,3 +89,10 @@ def test_hop_timing_helper(extractor, monkeypatch):
     assert measure_hop_ms(extractor, hop_ms=80, n=3) > 0
     # each timed push is one encode of context (1 s = 25 frames) + 2 new frames + lookahead, as a live hop
     assert calls[-3:] == [640 * (25 + 2 + 3) + 80] * 3
+
+
+def test_missing_model_names_the_fix(tmp_path):
+    from core.audio.features import FeatureModelError
+
+    with pytest.raises(FeatureModelError, match=r"no-such-model.*weights download"):
+        AudioFeatureExtractor.from_pretrained(tmp_path / "no-such-model")
