@@ -20,6 +20,7 @@ import argparse
 import math
 import pathlib
 import pickle
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,9 +68,10 @@ def read_checkpoint(path: str | Path) -> dict:
         with torch.serialization.safe_globals([argparse.Namespace, pathlib.PosixPath]):
             ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()
-        raise _refuse(path, "refused to unpickle (it holds objects other than tensors, an argparse.Namespace "
-                            f"and a pathlib.PosixPath: {reason[-1] if reason else exc})") from None
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        what = found.group(1) if found else str(exc).strip().splitlines()[0]
+        raise _refuse(path, f"refused to unpickle {what}: the file may hold only tensors, an argparse.Namespace "
+                            "and a pathlib.PosixPath (it is not the published checkpoint)") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
         raise _refuse(path, f"not a readable PyTorch checkpoint, probably truncated or damaged ({exc})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "args" not in ckpt:

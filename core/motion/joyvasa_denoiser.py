@@ -64,6 +64,7 @@ class JoyVASADenoiser(nn.Module):
         if config.positional_encoding not in POSITIONAL_ENCODINGS:
             raise ValueError(f"positional_encoding must be one of {POSITIONAL_ENCODINGS}")
         self.config = config
+        self.positional_encoding = config.positional_encoding  # switchable after loading (same weights)
         d = config.feature_dim
         length = config.n_prev_motions + config.n_motions
         self.TE = SinusoidTable(config.step_table, d)
@@ -82,7 +83,7 @@ class JoyVASADenoiser(nn.Module):
         return self.diff_step_map(self.TE.pe[0, step])
 
     def position_term(self, length: int) -> torch.Tensor:
-        if self.config.positional_encoding == "fixed":
+        if self.positional_encoding == "fixed":
             return self.PE.pe[:, :length]
         row = self.config.n_prev_motions + self.config.n_motions  # the trained (buggy) constant row
         return self.PE.pe[:, row : row + 1]
