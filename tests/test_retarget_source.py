@@ -117,3 +117,26 @@ def test_portrait_bound_tables_use_the_mlps(astronaut, speech_with_gap):
     assert np.abs(exp[open_frames]).mean() > 10 * np.abs(exp[g0 + 5 : g1 - 1]).mean() + 1e-9
     frames = renderer.render(portrait, motion[::20])
     assert frames.shape[0] == len(motion[::20])
+
+
+def test_source_ratios_from_203_landmarks_and_fallback_without_portrait():
+    from types import SimpleNamespace
+
+    from core.motion.retarget_source import EYE_KEYPOINTS, LIP_KEYPOINTS, RetargetConfig, source_ratios
+
+    lmk = np.zeros((203, 2))
+    lmk[48], lmk[66] = (0, 0), (40, 0)  # mouth width 40
+    lmk[90], lmk[102] = (20, -5), (20, 5)  # lip gap 10 -> 0.25
+    lmk[0], lmk[12], lmk[6], lmk[18] = (0, 0), (30, 0), (15, -4), (15, 5)  # left eye 9 / 30
+    lmk[24], lmk[36], lmk[30], lmk[42] = (0, 0), (20, 0), (10, 0), (10, 6)  # right eye 6 / 20
+    portrait = SimpleNamespace(face=SimpleNamespace(landmarks=lmk))
+    lip, (left, right) = source_ratios(portrait, RetargetConfig())
+    assert np.allclose([lip, left, right], [0.25, 0.3, 0.3], atol=1e-6)
+    no_lmk = SimpleNamespace(face=SimpleNamespace(landmarks=None))
+    assert source_ratios(no_lmk, RetargetConfig()) == (0.0, (0.35, 0.35))
+    # unbound (reset(None)): the documented fallback moves only the lip / eyelid keypoints
+    source = RetargetMotionSource()
+    lip_kp = np.abs(source._lip_table[-1].reshape(21, 3)).sum(1) > 0
+    eye_kp = np.abs(source._eye_table[0].reshape(21, 3)).sum(1) > 0
+    assert set(np.flatnonzero(lip_kp)) == set(LIP_KEYPOINTS)
+    assert set(np.flatnonzero(eye_kp)) == set(EYE_KEYPOINTS)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.liveportrait.loader import CheckpointError
 from core.motion import layout
 from core.motion.joyvasa_audio import build_hubert, encode_window, hubert_config
 from core.motion.joyvasa_denoiser import JoyVASADenoiser, JoyVASADenoiserConfig, sinusoid_table
@@ -48,7 +49,7 @@ WEIGHT_NORM_ALIASES = {"weight_g": "parametrizations.weight.original0", "weight_
 Noise = Callable[[tuple[int, ...]], torch.Tensor]
 
 
-class JoyVASACheckpointError(ValueError):
+class JoyVASACheckpointError(CheckpointError, ValueError):
     """The JoyVASA checkpoint or template is not the published file (wrong, damaged, truncated or unsafe)."""
 
 

@@ -9,6 +9,12 @@ Pipeline per 25 fps frame k (audio samples [640k, 640(k+1)) plus the next frame 
   speech level (pre-emphasised RMS, dB) -> adaptive noise floor / peak -> openness in [0, 1] -> fast-attack /
   slower-release smoothing (causal) -> lip ratio = openness * max_lip_ratio * expression_gain (0 in silence).
 Keypoint deltas become expression deltas by dividing by the portrait's scale (x = scale * (kp R + exp) + t).
+The MLP inputs follow LivePortrait's usage: lip [x_s flat, source lip ratio, target], eye [x_s flat, source left,
+source right, target]; the source ratios come from the portrait's 203 landmarks when the crop has them.
+
+Fallback (no portrait bound, i.e. reset(None), or no MLPs): fixed expression offsets move the lip keypoints
+(6, 12, 14, 17, 19, 20) and eyelid keypoints (11, 13, 15, 16, 18) vertically; approximate, but the face still
+talks and blinks.
 """
 
 from __future__ import annotations
@@ -42,6 +48,22 @@ class RetargetConfig:
     floor_db_min: float = -70.0
     dynamic_range_db: float = 30.0  # openness goes from 0 to 1 over this range below the recent speech peak
     table_size: int = 65
+
+
+def _distance_ratio(lmk: np.ndarray, a: int, b: int, c: int, d: int) -> float:
+    return float(np.linalg.norm(lmk[a] - lmk[b]) / (np.linalg.norm(lmk[c] - lmk[d]) + 1e-6))
+
+
+def source_ratios(portrait, config: RetargetConfig) -> tuple[float, tuple[float, float]]:
+    """The portrait's own lip-open and (left, right) eye-open ratios from LivePortrait's 203 landmarks, as its
+    retargeting computes them; the configured defaults when the crop has no 203-point landmarks."""
+    face = getattr(portrait, "face", None)
+    lmk = getattr(face, "landmarks", None)
+    if lmk is None or len(lmk) != 203:
+        return config.source_lip_ratio, (config.source_eye_ratio, config.source_eye_ratio)
+    lmk = np.asarray(lmk, np.float64)
+    lip = _distance_ratio(lmk, 90, 102, 48, 66)
+    return lip, (_distance_ratio(lmk, 6, 18, 0, 12), _distance_ratio(lmk, 30, 42, 24, 36))
 
 
 class RetargetMotionSource:
@@ -78,7 +100,7 @@ class RetargetMotionSource:
                                                  "eye_ratio": np.zeros(0, np.float32)}
         if portrait is not None:
             self._build_tables(portrait)
-        elif self._lip_table is None:
+        else:
             self._build_fallback_tables()
 
     def use_models(self, models) -> None:
@@ -120,20 +142,22 @@ class RetargetMotionSource:
         from core.liveportrait import retarget_eye, retarget_lip
 
         cfg = self.config
+        src_lip, src_eye = source_ratios(portrait, cfg)
         x_s = portrait.x_s.float()
         scale = float(portrait.scale.reshape(-1)[0])
         scale = scale if abs(scale) > 1e-6 else 1.0
         device = x_s.device
         n = cfg.table_size
         lip_r = torch.linspace(0, 1, n, device=device)
-        lip_in = torch.stack((torch.full_like(lip_r, cfg.source_lip_ratio), lip_r), 1)
-        lip_ref = torch.tensor([[cfg.source_lip_ratio, cfg.source_lip_ratio]], device=device)
+        lip_in = torch.stack((torch.full_like(lip_r, src_lip), lip_r), 1)
+        lip_ref = torch.tensor([[src_lip, src_lip]], device=device)
         x = x_s.expand(n, -1, -1)
         lip = retarget_lip(self.models.lip, x, lip_in) - retarget_lip(self.models.lip, x_s, lip_ref)
         eye_r = torch.linspace(0, 0.5, n, device=device)
-        src = cfg.source_eye_ratio
-        eye_in = torch.stack((torch.full_like(eye_r, src), torch.full_like(eye_r, src), eye_r), 1)
-        eye_ref = torch.tensor([[src, src, src]], device=device)
+        left, right = src_eye
+        eye_in = torch.stack((torch.full_like(eye_r, left), torch.full_like(eye_r, right), eye_r), 1)
+        # reference: the eyes as they are in the portrait (delta 0 at the open, non-blinking state)
+        eye_ref = torch.tensor([[left, right, cfg.source_eye_ratio]], device=device)
         eye = retarget_eye(self.models.eye, x, eye_in) - retarget_eye(self.models.eye, x_s, eye_ref)
         self._lip_table = (lip.reshape(n, -1) / scale).cpu().numpy().astype(np.float32)
         self._eye_table = (eye.reshape(n, -1) / scale).cpu().numpy().astype(np.float32)
