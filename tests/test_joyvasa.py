@@ -107,6 +107,17 @@ def test_architecture_from_args_and_n_layers_ignored(jv, joyvasa_root):
         JoyVASAArgs.from_namespace(bare, pathlib.Path("x"))
 
 
+def test_hubert_config_built_in_code_matches_chinese_hubert_base(jv, joyvasa_kit):
+    from core.motion.joyvasa_audio import hubert_config
+
+    published = json.loads((pathlib.Path(joyvasa_kit.__file__).parent / "config.json").read_text())
+    ours = hubert_config().to_dict()
+    for key, value in published["hubert_config_json"].items():
+        if key != "architectures":
+            assert ours[key] == value or list(ours[key]) == value, key
+    assert jv.model.audio_encoder.config.hidden_size == 768
+
+
 def test_weight_g_weight_v_naming_loads(jv, joyvasa_root):
     state = read_checkpoint(joyvasa_root / CHECKPOINT_REL)["model"]
     old = {}

@@ -12,6 +12,14 @@ DDPM ancestral sampling of x0 with classifier-free guidance on the audio; denorm
 EMA (alpha 0.01) on scale, translation and angles. Our 70-d rows are that motion relative to the stream's first
 frame (exp and translation differences, angle differences in degrees, relative scale), as JoyVASA's renderer
 uses it relative to its first driving frame (its rotation composition R_i R_0^T R_s becomes an angle sum here).
+
+Live use (`JoyVASAMotionSource` defaults): windows of N = 25 frames (MotionSettings.window), 10 strided ancestral
+steps (MotionSettings.steps), guidance MotionSettings.cfg_scale, and 1 s of extra audio in front of each window
+for HuBERT only. Why N = 25: latency is (N - 1) x 40 ms + compute; on this 2-core CPU a window costs ~0.38 s
+(N = 10: 0.26 s for 0.4 s of audio, too little CPU left for the renderer; N = 50: 2 s of waiting). With the
+pre-fix positional encoding the network has no notion of position, so a shorter window is not out of
+distribution for it; each window still sees the previous 10 frames. `JoyVASAConfig.native()` is JoyVASA's own
+setting (100 frames, 50 steps, guidance 2.8, no audio context) and reproduces its offline output exactly.
 """
 
 from __future__ import annotations
