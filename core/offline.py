@@ -78,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
         from core.pipeline import build_pipeline
 
         weights = f"synthetic-{args.synthetic_weights}" if args.synthetic_weights else "auto"
-        renderer, motion = build_pipeline(weights, args.motion, args.device, args.motion_checkpoint)
+        renderer, motion = build_pipeline(weights, args.motion, args.device, args.motion_checkpoint, offline=True)
         motion = MotionRecorder(motion)
         portrait = renderer.prepare(image, args.portrait)  # raises NoFaceError naming the file
         print(f"motion source: {motion.name}; device: {renderer.spec.describe()}", file=sys.stderr)

@@ -23,7 +23,7 @@ SYNTHETIC_NOTICE = "SYNTHETIC WEIGHTS: random stand-in networks, the output is n
 
 def build_pipeline(weights: str = "auto", motion: str = "auto", device: str = "auto",
                    motion_checkpoint: str | Path | None = None, settings: MotionSettings | None = None,
-                   weights_root: str | Path | None = None) -> tuple[Renderer, MotionSource]:
+                   weights_root: str | Path | None = None, offline: bool = False) -> tuple[Renderer, MotionSource]:
     """`weights`: 'auto' (installed weights), 'synthetic-tiny' or 'synthetic-full' (stand-ins of the test /
     official sizes). Raises MissingWeightsError / CheckpointError with the fixing command when weights are bad."""
     spec = pick_device(device)
@@ -40,5 +40,5 @@ def build_pipeline(weights: str = "auto", motion: str = "auto", device: str = "a
         cropper = FaceCropper(registry.root if registry.installed("face") else None)
     renderer = Renderer(models, spec, cropper)
     source = make_motion_source(motion, synthetic=synthetic, checkpoint=motion_checkpoint, settings=settings,
-                                weights_root=registry.root, device=str(spec.device))
+                                weights_root=registry.root, device=str(spec.device), offline=offline)
     return renderer, source

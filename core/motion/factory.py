@@ -17,8 +17,9 @@ class MotionSourceUnavailable(RuntimeError):
 
 def make_motion_source(kind: str = "auto", synthetic: str | None = None, checkpoint: str | Path | None = None,
                        settings: MotionSettings | None = None, weights_root: str | Path | None = None,
-                       device: str = "cpu") -> MotionSource:
-    """`synthetic` ('tiny' / 'full'): stand-in weights for the model-based sources, for development."""
+                       device: str = "cpu", offline: bool = False) -> MotionSource:
+    """`synthetic` ('tiny' / 'full'): stand-in weights for the model-based sources, for development.
+    `offline`: rendering a file, not live; JoyVASA then runs its native 100-frame windows and 50 steps."""
     settings = settings or MotionSettings()
     if kind not in KINDS:
         raise ValueError(f"unknown motion source {kind!r}; choose one of {', '.join(KINDS)}")
@@ -40,4 +41,4 @@ def make_motion_source(kind: str = "auto", synthetic: str | None = None, checkpo
         raise MotionSourceUnavailable("the JoyVASA motion source is not part of this build (core/motion/joyvasa.py "
                                       "is missing); use --motion retarget or --motion dit") from None
     return JoyVASAMotionSource.create(weights_root=weights_root, synthetic=synthetic, settings=settings,
-                                      device=device)
+                                      device=device, native=offline)
