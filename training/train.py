@@ -18,6 +18,7 @@ import csv
 import json
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -425,7 +426,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def main(args: argparse.Namespace) -> int:
     result = train(config_from_args(args), stop_after=args.stop_after)
+    print(f"done at step {result['step']}", flush=True)
     if dist.is_initialized():
         dist.destroy_process_group()
-    print(f"done at step {result['step']}")
+        # Everything is saved and flushed. Skip interpreter teardown: gloo's worker threads can abort it
+        # ("terminate called without an active exception", seen once in CI) after a clean run.
+        sys.stderr.flush()
+        os._exit(0)
     return 0
