@@ -15,11 +15,12 @@ from .loader import (
     LivePortraitModels,
     build_liveportrait,
     load_liveportrait,
+    load_retargeting,
     save_liveportrait,
 )
 
 __all__ = [
     "CheckpointError", "KeypointInfo", "LivePortraitConfig", "LivePortraitModels", "build_liveportrait",
-    "headpose_bins_to_degrees", "load_liveportrait", "retarget_eye", "retarget_lip", "rotation_matrix",
-    "save_liveportrait", "stitch", "transform_keypoints",
+    "headpose_bins_to_degrees", "load_liveportrait", "load_retargeting", "retarget_eye", "retarget_lip",
+    "rotation_matrix", "save_liveportrait", "stitch", "transform_keypoints",
 ]

@@ -134,14 +134,31 @@ def load_liveportrait(
     for name, rel in BASE_MODELS.items():
         path = root / rel
         _load_strict(getattr(models, name), _read(path), path)
-    path = root / RETARGETING_FILE
+    for name, mlp in load_retargeting(root, config).items():
+        setattr(models, name, mlp)
+    return models.to(device).eval()
+
+
+def load_retargeting(
+    root: str | Path, config: LivePortraitConfig | None = None
+) -> dict[str, StitchingRetargetingNetwork]:
+    """Only the stitching, lip and eye MLPs (keys of the dict) from the retargeting file, on the CPU.
+
+    The groups carry the DDP `module.` prefix in the official file; a leading one is stripped, so a file saved
+    without it loads too.
+    """
+    path = Path(root) / RETARGETING_FILE
+    config = config or LivePortraitConfig.official()
     groups = _read(path)
+    mlps = {}
     for name, group in RETARGETING_GROUPS.items():
         if group not in groups or not isinstance(groups[group], dict):
             raise CheckpointError(f"{path} has no '{group}' state dict (found {sorted(groups)}). {FIX}")
-        state = {k.replace("module.", "", 1) if k.startswith("module.") else k: v for k, v in groups[group].items()}
-        _load_strict(getattr(models, name), state, path, where=f" [{group}]")
-    return models.to(device).eval()
+        state = {k.removeprefix("module."): v for k, v in groups[group].items()}
+        mlps[name] = StitchingRetargetingNetwork(getattr(config, name))
+        _load_strict(mlps[name], state, path, where=f" [{group}]")
+        mlps[name].eval().requires_grad_(False)
+    return mlps
 
 
 def _atomic_save(obj: object, path: Path) -> None:
