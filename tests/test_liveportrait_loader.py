@@ -68,6 +68,38 @@ def test_corrupt_file_is_named(bad_root):
         load_liveportrait(bad_root)
 
 
+def test_deleted_key_is_named(bad_root, parity_kit):
+    state = _small_appearance_state(parity_kit)
+    del state["resblocks_3d.3dr5.norm2.running_var"]
+    _replace(bad_root, BASE_MODELS["appearance_feature_extractor"], state)
+    name = r"appearance_feature_extractor\.pth.*missing key.*3dr5\.norm2\.running_var"
+    with pytest.raises(CheckpointError, match=name):
+        load_liveportrait(bad_root)
+
+
+@pytest.mark.parametrize("content", [torch.zeros(3), [1, 2, 3], {"model": {"a": 1}}], ids=["tensor", "list", "nested"])
+def test_non_checkpoint_file_is_named(bad_root, content):
+    path = _replace(bad_root, BASE_MODELS["motion_extractor"], content)
+    with pytest.raises(CheckpointError, match=rf"{path.name} is not a LivePortrait state dict.*weights download"):
+        load_liveportrait(bad_root)
+
+
+def test_empty_file_is_named(bad_root):
+    path = bad_root / RETARGETING_FILE
+    path.unlink()
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"Cannot read .*stitching_retargeting_module\.pth"):
+        load_liveportrait(bad_root)
+
+
+def test_wrong_shape_inside_a_retargeting_group_is_named(bad_root, liveportrait_root):
+    groups = torch.load(liveportrait_root / RETARGETING_FILE, weights_only=True)
+    groups["retarget_eye"]["module.mlp.10.weight"] = torch.zeros(63, 65)
+    _replace(bad_root, RETARGETING_FILE, groups)
+    with pytest.raises(CheckpointError, match=r"\[retarget_eye\].*mlp\.10\.weight' has shape \(63, 65\)"):
+        load_liveportrait(bad_root)
+
+
 def test_module_prefix_on_base_model_is_refused(bad_root, parity_kit):
     """Base models are bare state dicts; a DDP-prefixed file is a different export and is named as such."""
     state = {f"module.{k}": v for k, v in _small_appearance_state(parity_kit).items()}

@@ -90,7 +90,11 @@ def build_liveportrait(config: LivePortraitConfig | None = None, seed: int | Non
     return models.eval()
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path, groups: bool = False) -> dict:
+    """torch.load (weights_only) with every failure turned into a CheckpointError that names the file.
+
+    `groups`: the file is a dict of state dicts (the retargeting file); the groups are checked by the caller.
+    """
     if not path.is_file():
         raise CheckpointError(f"LivePortrait checkpoint file not found: {path}. {FIX}")
     try:
@@ -98,8 +102,13 @@ def _read(path: Path) -> dict:
     except Exception as exc:  # torch raises several types for truncated / foreign files
         raise CheckpointError(f"Cannot read LivePortrait checkpoint {path} ({exc.__class__.__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else 'corrupt file'}). {FIX}") from exc
-    if not isinstance(data, dict) or not all(isinstance(v, (torch.Tensor, dict)) for v in data.values()):
-        raise CheckpointError(f"{path} is not a LivePortrait state dict (got {type(data).__name__}). {FIX}")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} is not a LivePortrait state dict (it holds a {type(data).__name__}). {FIX}")
+    if not groups:
+        odd = next((k for k, v in data.items() if not isinstance(v, torch.Tensor)), None)
+        if odd is not None:
+            raise CheckpointError(f"{path} is not a LivePortrait state dict (entry '{odd}' is a "
+                                  f"{type(data[odd]).__name__}, not a tensor). {FIX}")
     return data
 
 
@@ -149,12 +158,13 @@ def load_retargeting(
     """
     path = Path(root) / RETARGETING_FILE
     config = config or LivePortraitConfig.official()
-    groups = _read(path)
+    groups = _read(path, groups=True)
     mlps = {}
     for name, group in RETARGETING_GROUPS.items():
-        if group not in groups or not isinstance(groups[group], dict):
-            raise CheckpointError(f"{path} has no '{group}' state dict (found {sorted(groups)}). {FIX}")
-        state = {k.removeprefix("module."): v for k, v in groups[group].items()}
+        sd = groups.get(group)
+        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            raise CheckpointError(f"{path} has no '{group}' state dict (found {sorted(map(str, groups))}). {FIX}")
+        state = {k.removeprefix("module."): v for k, v in sd.items()}
         mlps[name] = StitchingRetargetingNetwork(getattr(config, name))
         _load_strict(mlps[name], state, path, where=f" [{group}]")
         mlps[name].eval().requires_grad_(False)
