@@ -66,12 +66,8 @@ class LivePortraitModels:
         return self
 
 
-def build_liveportrait(config: LivePortraitConfig | None = None, seed: int | None = 0) -> LivePortraitModels:
-    """Randomly initialised models (deterministic for a seed): the stand-in weights for tests and demos."""
-    config = config or LivePortraitConfig.official()
-    if seed is not None:
-        torch.manual_seed(seed)
-    models = LivePortraitModels(
+def _construct(config: LivePortraitConfig) -> LivePortraitModels:
+    return LivePortraitModels(
         config=config,
         appearance_feature_extractor=AppearanceFeatureExtractor(config.appearance),
         motion_extractor=MotionExtractor(config.motion),
@@ -81,6 +77,19 @@ def build_liveportrait(config: LivePortraitConfig | None = None, seed: int | Non
         lip=StitchingRetargetingNetwork(config.lip),
         eye=StitchingRetargetingNetwork(config.eye),
     )
+
+
+def build_liveportrait(config: LivePortraitConfig | None = None, seed: int | None = 0) -> LivePortraitModels:
+    """Randomly initialised models, the stand-in weights for tests and demos.
+
+    With a seed the weights are deterministic and the caller's global RNG is left as it was; seed=None draws
+    from the global RNG.
+    """
+    config = config or LivePortraitConfig.official()
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        models = _construct(config)
     # Small MLP outputs keep stand-in stitching/retargeting deltas gentle, as trained ones are.
     with torch.no_grad():
         for name in RETARGETING_GROUPS:
@@ -130,7 +139,12 @@ def _load_strict(module: nn.Module, state: dict, path: Path, where: str = "") ->
             f"{path}{where} does not match the LivePortrait network ({module.__class__.__name__}): "
             + "; ".join(problems) + f". Wrong model size or a damaged file. {FIX}"
         )
-    module.load_state_dict(state, strict=True)
+    # assign: the networks were built on the meta device, so the loaded tensors become the parameters (no
+    # random init, no second copy of ~520 MB).
+    module.load_state_dict(state, strict=True, assign=True)
+    left = [k for k, v in module.state_dict().items() if v.is_meta]
+    if left:  # cannot happen after a strict load unless a module holds non-persistent buffers
+        raise CheckpointError(f"{path}{where}: {left[:5]} were not filled by the file. {FIX}")
 
 
 def load_liveportrait(
@@ -139,7 +153,8 @@ def load_liveportrait(
     """Build the networks for `config` and fill them from the official files under `root`."""
     root = Path(root)
     config = config or LivePortraitConfig.official()
-    models = build_liveportrait(config, seed=None)
+    with torch.device("meta"):
+        models = _construct(config)
     for name, rel in BASE_MODELS.items():
         path = root / rel
         _load_strict(getattr(models, name), _read(path), path)
@@ -165,7 +180,8 @@ def load_retargeting(
         if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
             raise CheckpointError(f"{path} has no '{group}' state dict (found {sorted(map(str, groups))}). {FIX}")
         state = {k.removeprefix("module."): v for k, v in sd.items()}
-        mlps[name] = StitchingRetargetingNetwork(getattr(config, name))
+        with torch.device("meta"):
+            mlps[name] = StitchingRetargetingNetwork(getattr(config, name))
         _load_strict(mlps[name], state, path, where=f" [{group}]")
         mlps[name].eval().requires_grad_(False)
     return mlps
