@@ -147,3 +147,17 @@ def test_seeded_stand_ins_are_deterministic():
     b = build_liveportrait(LivePortraitConfig.tiny(), seed=1).spade_generator.fc.weight
     c = build_liveportrait(LivePortraitConfig.tiny(), seed=2).spade_generator.fc.weight
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_models_are_eval_frozen_and_convert_dtype():
+    models = build_liveportrait(LivePortraitConfig.tiny(), seed=0)
+    x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = models.motion_extractor(x)["kp"]
+        models.to("cpu", torch.float64)
+        got = models.motion_extractor(x.double())["kp"]
+    for name, module in models.modules().items():
+        assert not module.training, name
+        assert all(not p.requires_grad and p.dtype == torch.float64 for p in module.parameters()), name
+    assert got.dtype == torch.float64
+    assert torch.allclose(got.float(), ref, atol=1e-4)
