@@ -480,14 +480,15 @@ class JoyVASAMotionSource:
     def create(cls, weights_root: str | Path | None = None, synthetic: str | None = None,
                settings: MotionSettings | None = None, device: str = "cpu", native: bool = False,
                positional_encoding: str = "prefix") -> JoyVASAMotionSource:
-        """From the installed published files, or a tiny random stand-in when `synthetic` is given."""
+        """From the installed published files; a tiny random stand-in when `synthetic` is given and no JoyVASA
+        files are installed (so installed stand-in checkpoints, e.g. the parity kit's, are used end to end)."""
+        from core.weights import WeightsRegistry
+
         config = JoyVASAConfig.native() if native else JoyVASAConfig()
         config.positional_encoding = positional_encoding
-        if synthetic is not None:
+        if synthetic is not None and not WeightsRegistry(weights_root).installed("joyvasa"):
             jv = JoyVASA(JoyVASAModel.synthetic(positional_encoding=positional_encoding), MotionTemplate.synthetic())
         else:
-            from core.weights import WeightsRegistry
-
             jv = load_joyvasa(WeightsRegistry(weights_root).root, device, positional_encoding)
         return cls(jv, settings, config, device)
 
