@@ -12,6 +12,7 @@ import numpy as np
 
 from core.atomic import atomic_path
 from core.motion.factory import KINDS
+from core.timebase import SAMPLE_RATE, frames_for_samples
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +107,7 @@ def _render(args, renderer, motion, image, audio) -> int:
     engine = Engine(renderer, motion, EngineSettings(max_batch=args.batch))
     engine.set_portrait(image)
     sink = VideoFileSink(args.out, fps=25, audio=audio)
-    total = -(-len(audio) // 640)
+    total = frames_for_samples(len(audio))
     bar = tqdm(total=total, unit="frame", desc="render", file=sys.stderr)
     errors: list[BaseException] = []
     engine.on_error = errors.append
@@ -127,5 +128,5 @@ def _render(args, renderer, motion, image, audio) -> int:
         raise
     if args.dump_motion:
         print(f"wrote {motion.save(args.dump_motion)}", file=sys.stderr)
-    print(f"wrote {args.out} ({total} frames, {len(audio) / 16000:.2f} s)", file=sys.stderr)
+    print(f"wrote {args.out} ({total} frames, {len(audio) / SAMPLE_RATE:.2f} s)", file=sys.stderr)
     return 0

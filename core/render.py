@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core import layout
 from core.device import DeviceSpec
 from core.face import FaceCrop, FaceCropper, load_image
 from core.liveportrait import KeypointInfo, LivePortraitModels, rotation_matrix, stitch, transform_keypoints
-from core.motion import layout
 
 MAX_OUTPUT_SIDE = 1280  # larger portraits are scaled down once at prepare time
 

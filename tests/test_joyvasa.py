@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.motion import layout
+from core import layout
 from core.motion.joyvasa import (
     CHECKPOINT_REL,
     TEMPLATE_REL,

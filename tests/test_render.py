@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from core import layout
 from core.device import pick_device
 from core.face import psnr
 from core.liveportrait import LivePortraitConfig, build_liveportrait
-from core.motion import layout
 from core.render import Renderer
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.motion import layout
+from core import layout
 from core.motion.retarget_source import RetargetMotionSource
 from core.motion.source import SAMPLES_PER_FRAME, MotionSettings, MotionSource
 

@@ -1,7 +1,7 @@
 """Shards, the manifest, and deterministic window batches.
 
 On disk (one folder): `manifest.json` + one `<name>.npz` per clip holding `motion (T, 70)` float32 rows in the
-`core.motion.layout` format, `audio (T, D)` float32 features at 25 fps (640 samples per frame) and `envelope (T,)`,
+`core.layout` format, `audio (T, D)` float32 features at 25 fps (640 samples per frame) and `envelope (T,)`,
 the RMS speech level per frame (the lip-sync proxy's reference). The manifest lists clips with their frame count
 and split, the skipped inputs with the reason, and the feature dimension.
 
@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from core.timebase import SAMPLES_PER_FRAME
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -148,7 +150,7 @@ class WindowSampler:
         return Batch(m[:, : self.context], m[:, self.context:], torch.from_numpy(audio.astype(np.float32)))
 
 
-def frame_rms(samples: np.ndarray, n_frames: int | None = None, spf: int = 640) -> np.ndarray:
+def frame_rms(samples: np.ndarray, n_frames: int | None = None, spf: int = SAMPLES_PER_FRAME) -> np.ndarray:
     """RMS of each 25 fps frame's own samples [640 k, 640 (k + 1)): the speech envelope, one value per frame."""
     n = -(-len(samples) // spf) if n_frames is None else n_frames
     x = np.zeros(n * spf, np.float32)

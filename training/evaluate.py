@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.motion.layout import EXP, POSE
+from core.layout import EXP, POSE
 from training.data import Clip, load_clips
 from training.mouth import mouth_opening
 

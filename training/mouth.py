@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.motion.layout import EXP, MOTION_DIM
+from core.layout import EXP, MOTION_DIM
 
 MOUTH_KEYPOINTS = (14, 17, 19, 20)
 EYE_KEYPOINTS = (11, 13, 15, 16, 18)

@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 import torch
 
-from core.motion.layout import EXP, MOTION_DIM, POSE, SCALE, T
-from core.motion.source import FPS
+from core.layout import EXP, MOTION_DIM, POSE, SCALE, T
+from core.timebase import FPS
 from training.data import frame_rms, read_manifest, save_shard, write_manifest
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv")

@@ -1,7 +1,7 @@
 """A synthetic dataset where motion is a known function of speech, so learning can be shown on a CPU.
 
 Speech is real (espeak-ng, several voices, rates, pitches and texts, joined with random pauses). Motion rows
-(`core.motion.layout`) are built from it: mouth opening = the frame RMS envelope, smoothed, normalised per clip and
+(`core.layout`) are built from it: mouth opening = the frame RMS envelope, smoothed, normalised per clip and
 delayed by `lag` frames, along `training.mouth.MOUTH_OPEN`; blinks are random events along `EYE_CLOSE`; head
 pose, translation and scale sway as smooth random noise independent of the audio. A model can only predict the
 mouth from the audio features, so the held-out lip-sync proxy measures what it learnt from audio.
@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from core.motion.layout import MOTION_DIM, POSE, SCALE, T
+from core.layout import MOTION_DIM, POSE, SCALE, T
+from core.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 from training.data import frame_rms, save_shard, write_manifest
 from training.mouth import EYE_CLOSE, MOUTH_OPEN
 
-SPF = 640
-SR = 16_000
 TEXTS = (
     "The quick brown fox jumps over the lazy dog.",
     "Please call Stella and ask her to bring these things with her from the store.",
@@ -65,27 +64,27 @@ def espeak(text: str, voice: str, rate: int, pitch: int, workdir: Path) -> np.nd
     path = workdir / "say.wav"
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-w", str(path), text],
                    check=True, capture_output=True)
-    return load_audio(path, sr=SR)
+    return load_audio(path, sr=SAMPLE_RATE)
 
 
 def make_speech(rng: np.random.Generator, workdir: Path) -> np.ndarray:
     """1-3 utterances with random voice/rate/pitch, separated and framed by random pauses."""
-    parts = [np.zeros(int(rng.uniform(0.1, 0.6) * SR), np.float32)]
+    parts = [np.zeros(int(rng.uniform(0.1, 0.6) * SAMPLE_RATE), np.float32)]
     for _ in range(int(rng.integers(1, 4))):
         text = TEXTS[int(rng.integers(len(TEXTS)))]
         voice = VOICES[int(rng.integers(len(VOICES)))]
         parts.append(espeak(text, voice, int(rng.integers(120, 200)), int(rng.integers(30, 70)), workdir))
-        parts.append(np.zeros(int(rng.uniform(0.2, 0.9) * SR), np.float32))
+        parts.append(np.zeros(int(rng.uniform(0.2, 0.9) * SAMPLE_RATE), np.float32))
     return np.concatenate(parts)
 
 
 def band_features(samples: np.ndarray, n_bands: int = 16) -> np.ndarray:
     """(T, n_bands) log band energies of each frame's own 640 samples (frame k: [640 k, 640 (k + 1)))."""
-    n = -(-len(samples) // SPF)
-    x = np.zeros(n * SPF, np.float32)
+    n = -(-len(samples) // SAMPLES_PER_FRAME)
+    x = np.zeros(n * SAMPLES_PER_FRAME, np.float32)
     x[: len(samples)] = samples
-    spec = np.abs(np.fft.rfft(x.reshape(n, SPF) * np.hanning(SPF), axis=1)) ** 2
-    freqs = np.fft.rfftfreq(SPF, 1 / SR)
+    spec = np.abs(np.fft.rfft(x.reshape(n, SAMPLES_PER_FRAME) * np.hanning(SAMPLES_PER_FRAME), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(SAMPLES_PER_FRAME, 1 / SAMPLE_RATE)
     edges = np.geomspace(80, 7600, n_bands + 1)
     bands = np.stack([spec[:, (freqs >= lo) & (freqs < hi)].sum(1) for lo, hi in zip(edges[:-1], edges[1:])], 1)
     return ((np.log10(bands + 1e-4) + 1.0) / 2.0).astype(np.float32)

@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from scipy.signal import lfilter
 
-SAMPLE_RATE = 16_000
-SAMPLES_PER_FRAME = 640
+from core.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
+
 LEFT_PAD = 40
 RIGHT_EXTRA = 40  # 640 K + 80 padded samples for K frames = LEFT_PAD + 640 K + RIGHT_EXTRA
 # Streamed vs offline features, relative L2 over a clip, at the default context/lookahead with the small test model.

@@ -10,8 +10,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from core.atomic import atomic_path
-
-SAMPLE_RATE = 16_000
+from core.timebase import SAMPLE_RATE
 
 
 class AudioLoadError(ValueError):

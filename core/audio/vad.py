@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLES_PER_FRAME = 640
-SAMPLE_RATE = 16_000
+from core.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 
 def silero_model_path() -> Path | None:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from core.motion.source import SAMPLES_PER_FRAME
+from core.timebase import SAMPLES_PER_FRAME
 
 REFERENCE_WINDOW = 65
 

@@ -15,9 +15,9 @@ import time
 import numpy as np
 import torch
 
+from core import layout
 from core.device import DeviceSpec, pick_device
 from core.liveportrait import LivePortraitConfig, build_liveportrait
-from core.motion import layout
 from core.render import PreparedPortrait, Renderer
 
 STAGES = ("keypoints", "warping", "spade", "paste", "d2h")

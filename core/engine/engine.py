@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.motion.source import SAMPLE_RATE, SAMPLES_PER_FRAME, MotionSettings, MotionSource
+from core.motion.source import MotionSettings, MotionSource
 from core.render import PreparedPortrait, Renderer
+from core.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 from .pacer import Pacer
 from .sinks import FrameInfo

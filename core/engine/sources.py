@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.motion.source import SAMPLE_RATE
+from core.timebase import SAMPLE_RATE
 
 Deliver = Callable[[np.ndarray, float], None]
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_path
+from core.layout import MOTION_DIM
 from core.motion.dit import DiTConfig, MotionDiT
-from core.motion.layout import MOTION_DIM
 
 FORMAT = "headcast-motion-dit/1"
 FIX = "Use a motion model written by `python -m training` (train, finetune or export), or pick the " \

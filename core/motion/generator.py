@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core import layout
 from core.audio.features import AudioFeatureConfig, AudioFeatureExtractor
 from core.audio.vad import VoiceActivity
-from core.motion import layout
 from core.motion.checkpoint import MotionModel, MotionStats, load_motion_model
 from core.motion.diffusion import CosineSchedule, guided, sample_ddim
 from core.motion.dit import DiTConfig, MotionDiT
 from core.motion.retarget_source import RetargetConfig, RetargetMotionSource
-from core.motion.source import SAMPLES_PER_FRAME, MotionSettings
+from core.motion.source import MotionSettings
+from core.timebase import SAMPLES_PER_FRAME
 
 
 @dataclass

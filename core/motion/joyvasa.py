@@ -38,17 +38,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from core import layout
 from core.liveportrait.loader import CheckpointError
-from core.motion import layout
 from core.motion.joyvasa_audio import build_hubert, encode_window, hubert_config
 from core.motion.joyvasa_denoiser import JoyVASADenoiser, JoyVASADenoiserConfig, sinusoid_table
-from core.motion.source import SAMPLES_PER_FRAME, MotionSettings
+from core.motion.source import MotionSettings
+from core.timebase import FPS, FRAME_MS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 CHECKPOINT_REL = "JoyVASA/motion_generator/motion_generator_hubert_chinese.pt"
 TEMPLATE_REL = "JoyVASA/motion_template/motion_template.pkl"
 FIX = "Run `python -m core weights download joyvasa` to fetch the published files again."
 LEADING_SILENCE = 1280  # JoyVASA's wrapper puts 2 frames of silence in front ...
-TRAILING_SILENCE = 640  # ... and 1 behind
+TRAILING_SILENCE = SAMPLES_PER_FRAME  # ... and 1 behind
 EMA_ALPHA = 0.01
 HUBERT_AUDIO_MODELS = ("hubert_zh", "hubert_zh_ori")
 ARCH_FIELDS = ("motion_feat_dim", "n_motions", "n_prev_motions", "feature_dim", "audio_model", "n_diff_steps")
@@ -293,7 +294,7 @@ class JoyVASAModel(nn.Module):
         x = np.concatenate((np.zeros(LEADING_SILENCE, np.float32), np.asarray(wave, np.float32).reshape(-1),
                             np.zeros(TRAILING_SILENCE, np.float32)))
         length = len(x)
-        clip_len = int(length / 16000 * 25)
+        clip_len = int(length / SAMPLE_RATE * FPS)
         n_windows = 1 if clip_len <= a.n_motions else math.ceil(clip_len / a.n_motions)
         x = np.concatenate((x, np.zeros(per_window * n_windows - length, np.float32)))
         device = self.start_motion_feat.device
@@ -524,7 +525,7 @@ class JoyVASAMotionSource:
 
     def latency_ms(self) -> float:
         """A window's first frame waits for the other N - 1 frames; no audio beyond the window is used."""
-        return (self.window - 1) * 1000.0 * SAMPLES_PER_FRAME / 16000
+        return (self.window - 1) * FRAME_MS
 
     def push_audio(self, samples: np.ndarray) -> None:
         if len(samples):

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from transformers import HubertConfig, HubertModel
 
+from core.timebase import SAMPLES_PER_FRAME
+
 # Architecture fields of TencentGameMate/chinese-hubert-base (a standard hubert-base); the dropouts only matter
 # in training, `apply_spec_augment` keeps `masked_spec_embed` in the state dict as in the checkpoint.
 CHINESE_HUBERT_BASE = dict(
@@ -24,7 +26,7 @@ CHINESE_HUBERT_BASE = dict(
     vocab_size=32, pad_token_id=0, bos_token_id=1, eos_token_id=2,
 )
 
-SAMPLES_PER_MOTION_FRAME = 640
+SAMPLES_PER_MOTION_FRAME = SAMPLES_PER_FRAME
 PAD_EACH_SIDE = 20  # two successive reflect pads of 20 samples per side (40 in all): 640 n + 80 -> 2 n frames
 
 

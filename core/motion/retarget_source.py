@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.motion import layout
-from core.motion.source import SAMPLES_PER_FRAME, MotionSettings
+from core import layout
+from core.motion.source import MotionSettings
+from core.timebase import FRAME_MS, SAMPLES_PER_FRAME
 
 # LivePortrait keypoints that move with the lips / eyelids; used only by the fallback without MLPs.
 LIP_KEYPOINTS = (6, 12, 14, 17, 19, 20)
@@ -115,7 +116,7 @@ class RetargetMotionSource:
         self.settings = settings
 
     def latency_ms(self) -> float:
-        return self.config.lookahead_frames * 1000.0 * SAMPLES_PER_FRAME / 16000
+        return self.config.lookahead_frames * FRAME_MS
 
     def push_audio(self, samples: np.ndarray) -> None:
         if len(samples):

@@ -1,6 +1,6 @@
 """The interface every motion source implements (DiT, retargeting, JoyVASA).
 
-A motion source turns 16 kHz mono float32 audio into motion rows (see `core.motion.layout`) at 25 fps:
+A motion source turns 16 kHz mono float32 audio into motion rows (see `core.layout`) at 25 fps:
 frame k covers samples [640 k, 640 (k + 1)). Sources are incremental so the engine can stream:
 `push_audio` any block size, `pull` whatever frames are ready, `flush` at end of stream.
 """
@@ -12,9 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
-FPS = 25
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
+from core.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: F401  (re-exported for sources)
 
 
 @dataclass
