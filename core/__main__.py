@@ -12,7 +12,8 @@ import sys
 
 # command -> (module, help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "bench": ("core.bench", "benchmarks: render, motion, engine"),
+    "bench": ("core.bench", "benchmarks: render, motion, engine, latency"),
+    "live": ("core.live", "run the live avatar without the app: mic, file or test input, stats as JSON"),
     "render": ("core.offline", "render a portrait + an audio file to an mp4"),
     "weights": ("core.weights", "list, download, import or verify model weights"),
 }
@@ -29,8 +30,12 @@ def main(argv: list[str] | None = None) -> int:
             if exc.name != module_name:
                 raise
     args = parser.parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.main(args) or 0)
+    try:
+        module = importlib.import_module(COMMANDS[args.command][0])
+        return int(module.main(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C outside a command's own handling: no traceback, the shell's code
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

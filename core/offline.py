@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_path
-from core.motion.factory import KINDS
+from core.cli_args import add_pipeline_arguments
 from core.timebase import SAMPLE_RATE, frames_for_samples
 
 
@@ -19,11 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--portrait", required=True, help="portrait image (png/jpg/webp)")
     parser.add_argument("--audio", required=True, help="speech audio file (any format FFmpeg reads)")
     parser.add_argument("--out", help="output .mp4 (may be omitted with --dump-motion)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
-    parser.add_argument("--synthetic-weights", choices=("tiny", "full"),
-                        help="developer option: random stand-in networks instead of installed weights")
-    parser.add_argument("--motion", choices=KINDS, default="auto", help="motion source (default: auto)")
-    parser.add_argument("--motion-checkpoint", help="a DiT motion model trained with `python -m training`")
+    add_pipeline_arguments(parser)
     parser.add_argument("--dump-motion", help="write per-frame motion (and the lip ratio, if any) to this .npz")
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch")
 

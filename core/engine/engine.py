@@ -137,6 +137,8 @@ class Engine:
         self.settings = settings or EngineSettings()
         self.clock = clock or REAL_TIME
         self.on_error: Callable[[BaseException], None] | None = None
+        self.on_finished: Callable[[], None] | None = None  # a finite source was fully emitted (engine thread)
+        self.audio_taps: list[Callable[[np.ndarray], None]] = []  # see every delivered block (source thread)
         self.sinks: list = []
         self._portrait: PreparedPortrait | None = None
         self._lock = threading.Lock()
@@ -359,6 +361,13 @@ class Engine:
     def _deliver(self, run: _Run, samples: np.ndarray, capture_time: float) -> None:
         run.audio.append((samples, capture_time))
         run.wake.set()
+        for tap in self.audio_taps:
+            tap(samples)
+
+    def _finish(self) -> None:
+        self.done.set()
+        if self.on_finished is not None:
+            self.on_finished()
 
     def _on_worker(self, fn: Callable[[], object]):
         """Run fn on the worker thread if it is running (it owns the device), else here."""
@@ -516,7 +525,7 @@ class Engine:
             if flushed and not len(run.pending):
                 run.worker_done = True  # the pacer sets `done` once the queue is empty
                 if not run.realtime:
-                    self.done.set()
+                    self._finish()
                 return
 
     def _drop_late_rows(self, run: _Run) -> None:
@@ -579,7 +588,7 @@ class Engine:
             due = pacer.due()
             if due is None:  # nothing rendered yet
                 if run.worker_done:
-                    self.done.set()
+                    self._finish()
                     return
                 self.clock.wait(run.stop, 0.002)
                 continue
@@ -587,7 +596,7 @@ class Engine:
             if delay > 0 and self.clock.wait(run.stop, delay):
                 return
             if not pacer.frames and run.worker_done:
-                self.done.set()
+                self._finish()
                 return
             ticked = pacer.tick()
             if ticked is None:
