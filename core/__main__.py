@@ -22,8 +22,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    args_in = sys.argv[1:] if argv is None else argv
+    wanted = next((a for a in args_in if not a.startswith("-")), None)
     for name, (module_name, help_text) in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name != wanted:  # only the chosen command's module is imported (others may import torch: seconds)
+            continue
         try:
             importlib.import_module(module_name).add_arguments(sub_parser)
         except ModuleNotFoundError as exc:  # a command whose module is not part of this build

@@ -119,7 +119,14 @@ def _render(args, renderer, motion, image, audio) -> int:
         if errors or sink.frames != total:
             raise RuntimeError(f"rendering failed: {errors[0] if errors else f'{sink.frames}/{total} frames'}")
         sink.close()  # finishes the file and renames it into place
+    except KeyboardInterrupt:  # Ctrl-C: wait for the render in progress (a torch op cannot be cut short and a
+        engine.stop(timeout=120.0)  # thread inside one at exit aborts the process), drop the partial file
+        sink.abort()
+        bar.close()
+        print(f"interrupted: {args.out} was not written", file=sys.stderr)
+        return 130
     except BaseException:
+        engine.stop(timeout=120.0)
         sink.abort()
         raise
     if args.dump_motion:

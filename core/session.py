@@ -94,7 +94,7 @@ class LevelMeter:
         self.peak = -120.0
         self._n = 0
 
-    def __call__(self, block: np.ndarray) -> None:
+    def __call__(self, block: np.ndarray, capture_time: float = 0.0) -> None:
         n = len(block)
         rms = math.sqrt(float(np.dot(block, block)) / n) if n else 0.0
         self.level = max(-120.0, 20.0 * math.log10(rms)) if rms > 0 else -120.0
@@ -153,7 +153,7 @@ class LiveSession:
         return self.engine is not None and self.engine.running
 
     def start(self, config: SessionConfig, portrait: str | Path | np.ndarray, choice: InputChoice,
-              camera: bool = False, muted: bool = False, sinks: tuple = ()) -> str:
+              camera: bool = False, muted: bool = False, sinks: tuple = (), audio_taps: tuple = ()) -> str:
         """Build (or reuse) the pipeline, open the camera if wanted, and start; returns the camera state text.
         Blocking (model loading takes seconds on a cold start): the app calls it from a worker thread."""
         from core.engine import Engine
@@ -171,6 +171,7 @@ class LiveSession:
         camera_text = self._open_camera(engine, config.engine) if camera else "off"
         self.level.reset()
         engine.audio_taps.append(self.level)
+        engine.audio_taps.extend(audio_taps)
         source = self.audio_source(choice, config)
         self.choice = choice
         with self._lock:

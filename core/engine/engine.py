@@ -138,7 +138,8 @@ class Engine:
         self.clock = clock or REAL_TIME
         self.on_error: Callable[[BaseException], None] | None = None
         self.on_finished: Callable[[], None] | None = None  # a finite source was fully emitted (engine thread)
-        self.audio_taps: list[Callable[[np.ndarray], None]] = []  # see every delivered block (source thread)
+        # fn(samples, capture_time) sees every delivered block, on the source thread (level meters, benches)
+        self.audio_taps: list[Callable[[np.ndarray, float], None]] = []
         self.sinks: list = []
         self._portrait: PreparedPortrait | None = None
         self._lock = threading.Lock()
@@ -282,8 +283,13 @@ class Engine:
         rendered = [(t, n) for t, n in list(self._render_log) if now - t <= STATS_WINDOW_S]
         span = min(STATS_WINDOW_S, max(now - (run.t_start if run else now), 1e-3))
         render_fps = sum(n for _, n in rendered) / span if rendered else 0.0
-        per_frame = self._stage_s["render"] + self._stage_s["motion"]
+        per_frame = self._stage_s["render"] + self._stage_s["motion"] if self._stage_s["render"] else 0.0
         capacity = 1.0 / per_frame if per_frame > 0 else 0.0
+        busy = self._busy
+        if busy is not None and run is not None and not run.stop.is_set():  # a render in flight counts too:
+            since, frames = busy  # the first official-size frame on a CPU takes many seconds
+            if now - since > frames / self.settings.fps:
+                capacity = min(capacity, frames / (now - since)) if capacity else frames / (now - since)
         pacer = run.pacer if run else None
         drops_after = pacer.drops if pacer else 0
         repeats = pacer.underruns if pacer else 0
@@ -307,9 +313,10 @@ class Engine:
 
     def _state_text(self, keeping_up: bool, capacity: float, fps: int, budget: float) -> str:
         device = self.renderer.spec.device.type
+        if not capacity:
+            return "starting: waiting for the first frame"
         if keeping_up:
-            return f"keeping up: renders {min(capacity, 999):.0f} fps flat out for {fps} fps, budget {budget:.0f} ms" \
-                if capacity else "starting"
+            return f"keeping up: renders up to {min(capacity, 999):.0f} fps for {fps} fps within {budget:.0f} ms"
         where = "on CPU" if device == "cpu" else f"on {device.upper()}"
         return (f"cannot keep up: rendering {capacity:.1f} of {fps} fps {where}, so frames are skipped to stay "
                 f"within {budget:.0f} ms; try Lite mode, a smaller size or a GPU")
@@ -347,6 +354,7 @@ class Engine:
         self._latencies: deque[tuple[float, float]] = deque(maxlen=1024)  # (emit time, latency s)
         self._render_log: deque[tuple[float, int]] = deque(maxlen=1024)  # (time, frames) per batch
         self._first_frame_s: float | None = None
+        self._busy: tuple[float, int] | None = None  # (start, frames) of the render in flight
 
     def _source_failed(self, exc: BaseException) -> None:
         """The audio source died on its own thread: stop this run and tell the application."""
@@ -362,7 +370,7 @@ class Engine:
         run.audio.append((samples, capture_time))
         run.wake.set()
         for tap in self.audio_taps:
-            tap(samples)
+            tap(samples, capture_time)
 
     def _finish(self) -> None:
         self.done.set()
@@ -470,9 +478,17 @@ class Engine:
             dropped += len(samples)
         if not dropped:
             return
+        misaligned = run.samples_in % SAMPLES_PER_FRAME  # restart on a frame boundary of the whole stream, so
+        if misaligned and len(run.audio[0][0]) > SAMPLES_PER_FRAME - misaligned:  # frame numbers stay absolute
+            samples, capture = run.audio.popleft()
+            cut = SAMPLES_PER_FRAME - misaligned
+            run.markers.append((run.samples_in, capture))
+            run.audio.appendleft((samples[cut:], capture + cut / SAMPLE_RATE))
+            run.samples_in += cut
+            dropped += cut
         self._shed += dropped // SAMPLES_PER_FRAME + len(run.pending)
-        run.frame_base += run.stream_frames + dropped // SAMPLES_PER_FRAME
         run.origin = run.samples_in
+        run.frame_base = run.origin // SAMPLES_PER_FRAME
         run.stream_in = run.stream_frames = 0
         run.pending = np.zeros((0, 0), np.float32)
         self.motion.reset(self._portrait)
@@ -545,7 +561,9 @@ class Engine:
         with self._lock:
             portrait = self._portrait
         t0 = time.perf_counter()
+        self._busy = (self.clock.now(), len(rows))
         frames = self.renderer.render(portrait, rows, out=self._host_buffer(run, len(rows)))
+        self._busy = None
         if self._rendered or not self._stage_s["render"]:  # a run's first batch is a cold start: not typical
             self._avg("render", (time.perf_counter() - t0) * self.clock.speed, len(rows))
         self._rendered += len(rows)
