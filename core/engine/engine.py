@@ -298,7 +298,7 @@ class Engine:
                 pending.append(rows)
             available = sum(len(r) for r in pending)
             batch = self.settings.max_batch
-            while available and (self._realtime or available >= batch or flushed):
+            while available and (self._realtime or available >= batch or flushed) and not self._stop.is_set():
                 rows = np.concatenate(pending)
                 take, rest = rows[:batch], rows[batch:]
                 pending = [rest] if len(rest) else []
