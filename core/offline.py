@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--motion-checkpoint", help="a DiT motion model trained with `python -m training`")
     parser.add_argument("--dump-motion", help="write per-frame motion (and the lip ratio, if any) to this .npz")
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch")
+    from core.lite.cli import add_renderer_arguments
+
+    add_renderer_arguments(parser, default="full")
 
 
 class MotionRecorder:
@@ -63,6 +66,7 @@ class MotionRecorder:
 def main(args: argparse.Namespace) -> int:
     from core.audio.io import AudioLoadError, load_audio
     from core.face import FaceModelError, ImageLoadError, NoFaceError, load_image
+    from core.lite.atlas import AtlasError
     from core.liveportrait import CheckpointError
     from core.motion.factory import MotionSourceUnavailable
     from core.weights import MissingWeightsError, WeightsChecksumError
@@ -82,6 +86,10 @@ def main(args: argparse.Namespace) -> int:
         renderer, motion = build_pipeline(weights, args.motion, args.device, args.motion_checkpoint, offline=True)
         motion = MotionRecorder(motion)
         portrait = renderer.prepare(image, args.portrait)  # raises NoFaceError naming the file
+        if args.out and args.renderer != "full":
+            from core.lite.cli import select_renderer
+
+            renderer, _ = select_renderer(args, renderer, image, args.portrait, batch=args.batch)
         print(f"motion source: {motion.name}; device: {renderer.spec.describe()}", file=sys.stderr)
         if not args.out:  # motion only: no rendering at all
             if hasattr(motion.inner, "use_models"):
@@ -94,7 +102,7 @@ def main(args: argparse.Namespace) -> int:
             return 0
         return _render(args, renderer, motion, image, audio)
     except (AudioLoadError, ImageLoadError, NoFaceError, FaceModelError, MissingWeightsError, WeightsChecksumError,
-            CheckpointError, MotionSourceUnavailable, FileNotFoundError) as exc:
+            CheckpointError, MotionSourceUnavailable, FileNotFoundError, AtlasError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

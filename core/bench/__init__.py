@@ -1,4 +1,4 @@
-"""`python -m core bench render|motion|engine`: speed figures measured in one run, printed as tables."""
+"""`python -m core bench render|motion|engine|lite`: speed figures measured in one run, printed as tables."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ BENCHES = {
     "render": ("core.bench.render", "renderer stages, batch 1/8, eager vs torch.compile (fp16 on CUDA)"),
     "motion": ("core.bench.motion", "wav2vec2 per hop and DiT per window over steps x window sizes"),
     "engine": ("core.bench.engine", "the streaming engine vs a reference-like configuration"),
+    "lite": ("core.bench.lite", "lite renderer vs full per frame at 512x512 and 1280x720, atlas build and size"),
 }
 
 

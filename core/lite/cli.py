@@ -1,0 +1,56 @@
+"""`--renderer full|lite|auto` and `--atlas LIPxEYE` for the CLI commands (`render`, `live`): one place that
+chooses, says why, and builds a missing atlas with a tqdm bar before anything streams."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from core.lite import RENDERERS
+
+
+def add_renderer_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--renderer", choices=RENDERERS, default=default,
+                        help="full: LivePortrait every frame; lite: frames from a per-portrait atlas rendered once "
+                             "(real time on laptops without an NVIDIA GPU; no large head turns, only mouth, blinks "
+                             "and small head motion); auto: lite when the full renderer measures below the frame "
+                             f"rate here (default: {default})")
+    parser.add_argument("--atlas", metavar="LIPxEYE",
+                        help="lite-mode atlas grid: mouth levels x eye levels, e.g. 2x1 for a quick test (default: "
+                             "core.lite.atlas.AtlasSpec, 9x3 = 27 full renders)")
+
+
+def select_renderer(args: argparse.Namespace, full, image: np.ndarray, source_name: str, batch: int = 1):
+    """The renderer the command runs (the full one, or a LiteRenderer whose atlas is ready), and the choice."""
+    from tqdm import tqdm
+
+    from core.lite.atlas import AtlasError, AtlasSpec
+    from core.lite.renderer import LiteRenderer
+    from core.lite.select import choose_renderer
+
+    try:
+        grid = AtlasSpec.parse(args.atlas) if args.atlas else AtlasSpec()
+    except ValueError as exc:
+        raise AtlasError(f"--atlas: {exc}") from exc
+    base = full.prepare(image, source_name)
+    choice = choose_renderer(args.renderer, full, base, batch=batch)
+    print(f"renderer: {choice.reason}", file=sys.stderr)
+    if choice.kind == "full":
+        return full, choice
+    lite = LiteRenderer(full, grid)
+    if not lite.has_atlas(image):
+        bar = tqdm(total=grid.entries, unit="frame", desc="lite atlas", file=sys.stderr)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        try:
+            lite.prepare(image, source_name, on_progress=progress)
+        finally:
+            bar.close()
+    portrait = lite.prepare(image, source_name)
+    print(f"lite atlas: {portrait.atlas.path} ({grid.lip_levels}x{grid.eye_levels} frames)",
+          file=sys.stderr)
+    return lite, choice
