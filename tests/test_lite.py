@@ -233,3 +233,74 @@ def test_engine_streams_lite_frames(full, lite, portrait, speech_16k):
     y0, y1, x0, x1 = portrait.roi
     change = [np.abs(a[y0:y1, x0:x1].astype(int) - b[y0:y1, x0:x1]).mean() for a, b in zip(frames, frames[1:])]
     assert max(change) > 0.5  # speech moves the mouth (and the head sways)
+
+
+def test_auto_measures_once_remembers_and_says_why(full, portrait, tmp_path, monkeypatch):
+    import json
+
+    import core.lite.select as select
+
+    calls = []
+    monkeypatch.setattr(select, "measure_full_fps", lambda r, p, batch=1: calls.append(batch) or 3.0)
+    first = select.choose_renderer("auto", full, portrait.base, root=tmp_path)
+    second = select.choose_renderer("auto", full, portrait.base, root=tmp_path)
+    assert first.kind == second.kind == "lite" and calls == [1]
+    assert not first.remembered and second.remembered and second.full_fps == 3.0
+    assert "measured 3.00 fps" in first.reason and "below the 25 fps" in first.reason
+    assert "remembered" in second.reason
+    speeds = json.loads((tmp_path / select.SPEED_FILE).read_text())
+    (key,) = speeds
+    speeds[key]["fps"] = 90.0  # the same renderer on a fast GPU
+    (tmp_path / select.SPEED_FILE).write_text(json.dumps(speeds))
+    assert select.choose_renderer("auto", full, portrait.base, root=tmp_path).kind == "full"
+    (tmp_path / select.SPEED_FILE).write_text("{broken")
+    assert select.choose_renderer("auto", full, portrait.base, root=tmp_path).kind == "lite" and len(calls) == 2
+    assert select.choose_renderer("lite", full, portrait.base, root=tmp_path).reason == \
+        "lite renderer chosen explicitly"
+    with pytest.raises(ValueError, match="full, lite, auto"):
+        select.choose_renderer("fast", full, portrait.base)
+
+
+def test_measure_full_fps_times_the_real_renderer(full, portrait):
+    from core.lite.select import measure_full_fps
+
+    fps = measure_full_fps(full, portrait.base)
+    assert 0 < fps < 1000
+
+
+def test_render_cli_with_the_lite_renderer(tmp_path, monkeypatch, astronaut, speech_wav, capsys):
+    import av
+    import cv2
+
+    from core.__main__ import main as core_main
+
+    monkeypatch.setenv("HEADCAST_CACHE_DIR", str(tmp_path / "cache"))
+    png, out = tmp_path / "astronaut.png", tmp_path / "talk.mp4"
+    cv2.imwrite(str(png), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    args = ["render", "--portrait", str(png), "--audio", str(speech_wav), "--out", str(out),
+            "--synthetic-weights", "tiny", "--renderer", "lite"]
+    assert core_main(args + ["--atlas", "2by1"]) == 2
+    assert "--atlas" in capsys.readouterr().err and not out.exists()
+    assert core_main(args + ["--atlas", "2x1"]) == 0
+    err = capsys.readouterr().err
+    assert "renderer: lite renderer chosen explicitly" in err and "lite atlas:" in err
+    assert len(list((tmp_path / "cache" / "atlas").glob("*.npz"))) == 1
+    with av.open(str(out)) as c:
+        frames = sum(1 for _ in c.decode(c.streams.video[0]))
+    assert frames > 100
+
+
+@pytest.mark.slow
+def test_lite_bench_prints_its_table(capsys):
+    from core.__main__ import main as core_main
+
+    assert core_main(["bench", "lite", "--size", "tiny", "--device", "cpu", "--atlas", "2x1", "--frames", "10",
+                      "--midpoints", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line[:1].isdigit()}
+    assert set(rows) == {"512x512", "1280x720"}
+    for row in rows.values():
+        full_ms, lite_ms, ratio = float(row[1]), float(row[2]), float(row[4])
+        assert abs(full_ms / lite_ms - ratio) <= 0.01 * ratio + 1  # the ratio is of the figures printed
+        assert float(row[7]) > 0  # atlas size on disk
+    assert "crossfade" in out and "flow-guided" in out

@@ -23,34 +23,35 @@ def add_renderer_arguments(parser: argparse.ArgumentParser, default: str) -> Non
 
 
 def select_renderer(args: argparse.Namespace, full, image: np.ndarray, source_name: str, batch: int = 1):
-    """The renderer the command runs (the full one, or a LiteRenderer whose atlas is ready), and the choice."""
+    """The renderer the command runs (the full one, or a LiteRenderer whose atlas is ready), and the choice.
+    A missing atlas is built here, in the foreground, with a tqdm bar (Ctrl-C leaves no partial file)."""
     from tqdm import tqdm
 
     from core.lite.atlas import AtlasError, AtlasSpec
-    from core.lite.renderer import LiteRenderer
-    from core.lite.select import choose_renderer
+    from core.lite.select import resolve_renderer
 
     try:
         grid = AtlasSpec.parse(args.atlas) if args.atlas else AtlasSpec()
     except ValueError as exc:
         raise AtlasError(f"--atlas: {exc}") from exc
-    base = full.prepare(image, source_name)
-    choice = choose_renderer(args.renderer, full, base, batch=batch)
-    print(f"renderer: {choice.reason}", file=sys.stderr)
-    if choice.kind == "full":
-        return full, choice
-    lite = LiteRenderer(full, grid)
-    if not lite.has_atlas(image):
-        bar = tqdm(total=grid.entries, unit="frame", desc="lite atlas", file=sys.stderr)
+    bar = None
 
-        def progress(done: int, total: int) -> None:
-            bar.update(done - bar.n)
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="frame", desc="lite atlas (full renderer, once per portrait)",
+                       file=sys.stderr)
+        bar.update(done - bar.n)
 
-        try:
-            lite.prepare(image, source_name, on_progress=progress)
-        finally:
+    try:
+        renderer, choice = resolve_renderer(args.renderer, full, image, grid, progress, batch=batch,
+                                            source_name=source_name)
+    finally:
+        if bar is not None:
             bar.close()
-    portrait = lite.prepare(image, source_name)
-    print(f"lite atlas: {portrait.atlas.path} ({grid.lip_levels}x{grid.eye_levels} frames)",
-          file=sys.stderr)
-    return lite, choice
+    print(f"renderer: {choice.reason}", file=sys.stderr)
+    if choice.kind == "lite":
+        atlas = renderer.prepare(image, source_name).atlas
+        print(f"lite atlas: {atlas.path} ({grid.lip_levels}x{grid.eye_levels} frames, built in {atlas.build_s:.1f} s)",
+              file=sys.stderr)
+    return renderer, choice
