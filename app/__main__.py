@@ -8,10 +8,6 @@ import logging
 import sys
 from pathlib import Path
 
-# `headcast core ARGS` or `headcast render|weights|bench ARGS` run `python -m core ARGS` (the bundle's only
-# executable is this one).
-CLI_COMMANDS = ("core", "render", "weights", "bench")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="headcast", description="One portrait + a microphone -> a talking head "
@@ -44,9 +40,10 @@ def build_window(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in CLI_COMMANDS:  # `headcast render ...`: one executable for the app and the CLI
-        from core.__main__ import main as core_main
+    from core.__main__ import COMMANDS  # light: no torch until a command runs
+    from core.__main__ import main as core_main
 
+    if argv and (argv[0] == "core" or argv[0] in COMMANDS):  # `headcast render ...`: the bundle's one executable
         return core_main(argv[1:] if argv[0] == "core" else argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
