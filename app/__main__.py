@@ -38,6 +38,24 @@ def build_window(args: argparse.Namespace):
     return window
 
 
+def show_splash(app, smoke: bool = False):
+    """The first window, up before the main window's imports (torch: 2-3 s warm, far more from a cold disk or a
+    bundle's first start), so a double-click gets an answer at once."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QSplashScreen
+
+    from resources import resource_path
+
+    splash = QSplashScreen(QIcon(str(resource_path("icons", "headcast.svg"))).pixmap(256, 256))
+    splash.showMessage("Starting Headcast…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
+    splash.show()
+    app.processEvents()
+    if smoke:
+        print("smoke: splash shown", flush=True)
+    return splash
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     from core.__main__ import COMMANDS  # light: no torch until a command runs
@@ -58,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.set_event_loop(loop)
     closed = asyncio.Event()
     app.aboutToQuit.connect(closed.set)
+    splash = show_splash(app, smoke=args.smoke_test is not None)
     window = build_window(args)
     window.show()
+    splash.finish(window)
     window.first_run_check()
     if args.photos:
         window.add_paths(args.photos)
