@@ -85,6 +85,13 @@ def find_input_device(name: str | None) -> int | None:
                                  "another input.")
 
 
+def _build_pipeline(config: SessionConfig) -> tuple:
+    from core.pipeline import build_pipeline
+
+    return build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
+                          motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion)
+
+
 class LevelMeter:
     """Input level of the newest block in dBFS, with a peak that decays 20 dB/s; updated on the source
     thread, read from anywhere (two floats, no lock needed)."""
@@ -117,13 +124,15 @@ class LiveSession:
     def __init__(self, on_error: Callable[[BaseException], None] | None = None,
                  on_message: Callable[[str], None] | None = None, on_camera: Callable[[str], None] | None = None,
                  on_finished: Callable[[], None] | None = None,
-                 resolve_mic: Callable[[str | None], int | None] = find_input_device, clock: Clock | None = None):
+                 resolve_mic: Callable[[str | None], int | None] = find_input_device, clock: Clock | None = None,
+                 build: Callable[[SessionConfig], tuple] | None = None):
         self.on_error = on_error
         self.on_message = on_message
         self.on_camera = on_camera
         self.on_finished = on_finished
         self.resolve_mic = resolve_mic
         self.clock = clock
+        self.build = build  # config -> (renderer, motion source); default core.pipeline.build_pipeline
         self.engine = None
         self.camera_sink = None
         self.level = LevelMeter()
@@ -137,11 +146,8 @@ class LiveSession:
         """Renderer + motion source from `core.pipeline`, cached per `SessionConfig.pipeline_key()`."""
         key = config.pipeline_key()
         if self._cache_key != key:
-            from core.pipeline import build_pipeline
-
             self._cache = None  # free the old models before building new ones
-            self._cache = build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
-                                         motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion)
+            self._cache = (self.build or _build_pipeline)(config)
             self._cache_key = key
         renderer, motion = self._cache
         motion.configure(config.engine.motion)

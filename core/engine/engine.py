@@ -382,6 +382,8 @@ class Engine:
         run = self._run
         worker = run.threads[0] if run and run.threads else None
         if worker is None or not worker.is_alive() or worker is threading.current_thread() or run.stop.is_set():
+            if self._stragglers and threading.current_thread() not in self._stragglers:
+                self._reap(self.restart_wait_s)  # a stopped run's render still holds the device: wait for it
             return fn()
         future: Future = Future()
         self._requests.append((fn, future))
