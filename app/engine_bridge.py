@@ -316,9 +316,9 @@ class SerialCropper:
         self._cropper = cropper
         self._lock = threading.Lock()
 
-    def crop(self, image: np.ndarray, source_name: str = "image"):
+    def crop(self, image: np.ndarray, source_name: str = "image", face: int | None = None):
         with self._lock:
-            return self._cropper.crop(image, source_name=source_name)
+            return self._cropper.crop(image, source_name=source_name, face=face)
 
 
 def describe_error(exc: BaseException) -> str:

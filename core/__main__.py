@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from core.cli import add_lazy_commands
+
 # command -> (module, help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("core.bench", "benchmarks: render, motion, engine, latency"),
@@ -20,25 +22,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    args_in = sys.argv[1:] if argv is None else argv
-    wanted = next((a for a in args_in if not a.startswith("-")), None)
-    for name, (module_name, help_text) in COMMANDS.items():
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
-        if name != wanted:  # only the chosen command's module is imported (others may import torch: seconds)
-            continue
-        try:
-            importlib.import_module(module_name).add_arguments(sub_parser)
-        except ModuleNotFoundError as exc:  # a command whose module is not part of this build
-            if exc.name != module_name:
-                raise
+    add_lazy_commands(sub, COMMANDS, argv)
     args = parser.parse_args(argv)
+    if getattr(args, "missing", None):
+        print(f"error: '{args.command}' is not available in this build ({args.missing} is missing)", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
     try:
-        module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.main(args) or 0)
-    except KeyboardInterrupt:  # Ctrl-C outside a command's own handling: no traceback, the shell's code
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C: commands clean up on the way out; the shell convention is 128 + SIGINT
+        print("\ninterrupted; nothing unfinished was kept.", file=sys.stderr)
         return 130
 
 
