@@ -320,7 +320,8 @@ class Engine:
         if keeping_up:
             return f"keeping up: renders up to {min(capacity, 999):.0f} fps for {fps} fps within {budget:.0f} ms"
         where = "on CPU" if device == "cpu" else f"on {device.upper()}"
-        return (f"cannot keep up: rendering {capacity:.1f} of {fps} fps {where}, so frames are skipped to stay "
+        rate = f"{capacity:.2f}" if capacity < 1 else f"{capacity:.1f}"
+        return (f"cannot keep up: rendering {rate} of {fps} fps {where}, so frames are skipped to stay "
                 f"within {budget:.0f} ms; try Lite mode, a smaller size or a GPU")
 
     # ------------------------------------------------------------------ internals
