@@ -63,9 +63,17 @@ class SessionConfig:
     motion_checkpoint: str | None = None
     engine: EngineSettings = field(default_factory=EngineSettings)
     loop_files: bool = False  # a file input starts again at its end instead of finishing
+    options: dict = field(default_factory=dict)  # further build_pipeline keywords (e.g. a renderer kind, a backend)
+
+    @classmethod
+    def from_pipeline_kwargs(cls, kwargs: dict, **fields) -> SessionConfig:
+        """From `core.cli_args.pipeline_kwargs(args)`: known keys become fields, the rest `options`."""
+        kw = dict(kwargs)
+        known = {k: kw.pop(k) for k in ("weights", "motion", "device", "motion_checkpoint") if k in kw}
+        return cls(**known, options=kw, **fields)
 
     def pipeline_key(self) -> tuple:
-        return (self.weights, self.motion, self.device, self.motion_checkpoint)
+        return (self.weights, self.motion, self.device, self.motion_checkpoint, tuple(sorted(self.options.items())))
 
 
 class MicrophoneNotConnected(RuntimeError):
@@ -89,7 +97,7 @@ def _build_pipeline(config: SessionConfig) -> tuple:
     from core.pipeline import build_pipeline
 
     return build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
-                          motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion)
+                          motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion, **config.options)
 
 
 class LevelMeter:
