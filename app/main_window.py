@@ -574,7 +574,7 @@ class MainWindow(QMainWindow):
         measured = measured_latency_ms(self.settings.device, self.settings.motion_source)
         if measured is not None:
             return measured, "measured"
-        return self.bridge.latency_ms(), "estimated (run `python -m core bench latency` to measure)"
+        return self.bridge.latency_ms(), "estimated; measure it with `python -m core bench latency`"
 
     def _delay_changed(self, value: float) -> None:
         self.settings.audio_delay_ms = AUTO_DELAY if value < 0 else float(value)

@@ -19,6 +19,7 @@ figure on that device. The p50 is stored in the user cache; the app's "auto" voi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import threading
@@ -51,7 +52,9 @@ def cache_path() -> Path:
     return Path(root) / CACHE_FILE
 
 
+@functools.lru_cache(maxsize=8)
 def _device_kind(device: str) -> str:
+    """'cpu' / 'cuda' / 'mps' (cached: the app asks several times a second)."""
     if device == "auto":
         import torch
 
