@@ -179,8 +179,7 @@ class Engine:
     def set_portrait(self, image: np.ndarray | str | Path, face: int | None = None) -> PreparedPortrait:
         """Prepare a portrait (on the worker thread when running) and switch to it between two batches.
         `face`: which face of a photo with several (core.face.FACE_ORDER; None: the largest)."""
-        portrait = self._on_worker(lambda: self.renderer.prepare(image) if face is None
-                                   else self.renderer.prepare(image, face=face))
+        portrait = self._on_worker(lambda: self.renderer.prepare(image, face=face))
         with self._lock:
             first = self._portrait is None
             self._portrait = portrait
