@@ -205,6 +205,12 @@ class MainWindow(QMainWindow):
         f.addRow("Guidance (CFG)", self.cfg_spin)
         f.addRow("Expression", self.expr_spin)
         f.addRow("Head motion", self.head_spin)
+        self.budget_spin = QSpinBox(minimum=0, maximum=10000, singleStep=50, suffix=" ms")
+        self.budget_spin.setSpecialValueText("auto (GPU 300 ms, CPU 600 ms)")
+        self.budget_spin.setToolTip("Latency budget: frames that would show later than this after the voice are "
+                                    "skipped, so the avatar stays recent on a slow machine")
+        f.addRow("Latency budget", self.budget_spin)
+        self.budget_spin.valueChanged.connect(self._settings_changed)
 
         right = QWidget()
         r = QVBoxLayout(right)
@@ -313,6 +319,7 @@ class MainWindow(QMainWindow):
         self.cfg_spin.setValue(s.cfg_scale)
         self.expr_spin.setValue(s.expression_gain)
         self.head_spin.setValue(s.head_gain)
+        self.budget_spin.setValue(int(s.latency_budget_ms))
         self.delay_spin.setValue(s.audio_delay_ms)
         self.camera_check.setChecked(s.camera_enabled)
         self._camera_state(self.bridge.camera_description() if s.camera_enabled else "off")
@@ -569,7 +576,7 @@ class MainWindow(QMainWindow):
         measured = measured_latency_ms(self.settings.device, self.settings.motion_source)
         if measured is not None:
             return measured, "measured"
-        return self.bridge.latency_ms(), "estimated (run `python -m core bench latency` to measure)"
+        return self.bridge.latency_ms(), "estimated; measure it with `python -m core bench latency`"
 
     def _delay_changed(self, value: float) -> None:
         self.settings.audio_delay_ms = AUTO_DELAY if value < 0 else float(value)
@@ -606,6 +613,7 @@ class MainWindow(QMainWindow):
         s.cfg_scale = self.cfg_spin.value()
         s.expression_gain = self.expr_spin.value()
         s.head_gain = self.head_spin.value()
+        s.latency_budget_ms = float(self.budget_spin.value())
         if self.bridge.running:
             self.bridge.configure(dataclasses.replace(s))
         self._save()

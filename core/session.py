@@ -63,9 +63,17 @@ class SessionConfig:
     motion_checkpoint: str | None = None
     engine: EngineSettings = field(default_factory=EngineSettings)
     loop_files: bool = False  # a file input starts again at its end instead of finishing
+    options: dict = field(default_factory=dict)  # further build_pipeline keywords (e.g. a renderer kind, a backend)
+
+    @classmethod
+    def from_pipeline_kwargs(cls, kwargs: dict, **fields) -> SessionConfig:
+        """From `core.cli_args.pipeline_kwargs(args)`: known keys become fields, the rest `options`."""
+        kw = dict(kwargs)
+        known = {k: kw.pop(k) for k in ("weights", "motion", "device", "motion_checkpoint") if k in kw}
+        return cls(**known, options=kw, **fields)
 
     def pipeline_key(self) -> tuple:
-        return (self.weights, self.motion, self.device, self.motion_checkpoint)
+        return (self.weights, self.motion, self.device, self.motion_checkpoint, tuple(sorted(self.options.items())))
 
 
 class MicrophoneNotConnected(RuntimeError):
@@ -83,6 +91,13 @@ def find_input_device(name: str | None) -> int | None:
             return i
     raise MicrophoneNotConnected(f"The microphone {name!r} is not connected. Plug it in (then rescan), or pick "
                                  "another input.")
+
+
+def _build_pipeline(config: SessionConfig) -> tuple:
+    from core.pipeline import build_pipeline
+
+    return build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
+                          motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion, **config.options)
 
 
 class LevelMeter:
@@ -117,13 +132,15 @@ class LiveSession:
     def __init__(self, on_error: Callable[[BaseException], None] | None = None,
                  on_message: Callable[[str], None] | None = None, on_camera: Callable[[str], None] | None = None,
                  on_finished: Callable[[], None] | None = None,
-                 resolve_mic: Callable[[str | None], int | None] = find_input_device, clock: Clock | None = None):
+                 resolve_mic: Callable[[str | None], int | None] = find_input_device, clock: Clock | None = None,
+                 build: Callable[[SessionConfig], tuple] | None = None):
         self.on_error = on_error
         self.on_message = on_message
         self.on_camera = on_camera
         self.on_finished = on_finished
         self.resolve_mic = resolve_mic
         self.clock = clock
+        self.build = build  # config -> (renderer, motion source); default core.pipeline.build_pipeline
         self.engine = None
         self.camera_sink = None
         self.level = LevelMeter()
@@ -137,11 +154,8 @@ class LiveSession:
         """Renderer + motion source from `core.pipeline`, cached per `SessionConfig.pipeline_key()`."""
         key = config.pipeline_key()
         if self._cache_key != key:
-            from core.pipeline import build_pipeline
-
             self._cache = None  # free the old models before building new ones
-            self._cache = build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
-                                         motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion)
+            self._cache = (self.build or _build_pipeline)(config)
             self._cache_key = key
         renderer, motion = self._cache
         motion.configure(config.engine.motion)
