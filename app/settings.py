@@ -51,6 +51,8 @@ class AppSettings:
     audio_output_device: str | None = None  # a virtual audio cable, by sounddevice name
     microphone: str | None = None  # input device name; None: the system default
     camera_enabled: bool = True
+    latency_budget_ms: float = 0.0  # mouth-to-frame budget the engine keeps; 0: by device (GPU 300, CPU 600)
+    loop_audio_file: bool = False  # an audio-file input starts again at its end instead of stopping
     last_portrait: str | None = None
     extra: dict = field(default_factory=dict)  # keys from newer versions, kept on save
 
@@ -83,6 +85,7 @@ class AppSettings:
         clamp("cfg_scale", 0.0, 20.0)
         clamp("expression_gain", 0.0, 4.0)
         clamp("head_gain", 0.0, 4.0)
+        clamp("latency_budget_ms", 0.0, 10000.0)
         if s.audio_delay_ms != AUTO_DELAY:
             clamp("audio_delay_ms", 0.0, 5000.0)
         if s.motion_source not in MOTION_SOURCES:

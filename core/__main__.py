@@ -14,7 +14,8 @@ from core.cli import add_lazy_commands
 
 # command -> (module, help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "bench": ("core.bench", "benchmarks: render, motion, engine"),
+    "bench": ("core.bench", "benchmarks: render, motion, engine, latency"),
+    "live": ("core.live", "run the live avatar without the app: mic, file or test input, stats as JSON"),
     "render": ("core.offline", "render a portrait + an audio file to an mp4"),
     "weights": ("core.weights", "list, download, import or verify model weights"),
 }
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.main(args) or 0)
     except KeyboardInterrupt:  # Ctrl-C: commands clean up on the way out; the shell convention is 128 + SIGINT
-        print("\ninterrupted; nothing unfinished was kept.", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return 130
 
 

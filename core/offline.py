@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_path
+from core.cli_args import add_pipeline_arguments
 from core.face import FACE_ORDER
-from core.motion.factory import KINDS
 from core.timebase import FPS, SAMPLE_RATE, frames_for_samples
 
 
@@ -20,11 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--portrait", required=True, help="portrait image (png/jpg/webp)")
     parser.add_argument("--audio", required=True, help="speech audio file (any format FFmpeg reads)")
     parser.add_argument("--out", help="output .mp4 (may be omitted with --dump-motion)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
-    parser.add_argument("--synthetic-weights", choices=("tiny", "full"),
-                        help="developer option: random stand-in networks instead of installed weights")
-    parser.add_argument("--motion", choices=KINDS, default="auto", help="motion source (default: auto)")
-    parser.add_argument("--motion-checkpoint", help="a DiT motion model trained with `python -m training`")
+    add_pipeline_arguments(parser)
     parser.add_argument("--dump-motion", help="write per-frame motion (and the lip ratio, if any) to this .npz")
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch")
     parser.add_argument("--face", type=int, metavar="N",
@@ -165,8 +161,14 @@ def _render(args, renderer, motion, portrait, audio, clip, face) -> int:
         if errors or sink.frames != total:
             raise RuntimeError(f"rendering failed: {errors[0] if errors else f'{sink.frames}/{total} frames'}")
         sink.close()  # finishes the file and renames it into place
+    except KeyboardInterrupt:  # Ctrl-C: wait for the render in progress (a torch op cannot be cut short and a
+        engine.stop(timeout=120.0)  # thread inside one at exit aborts the process), drop the partial file
+        sink.abort()
+        bar.close()
+        print(f"interrupted: {args.out} was not written", file=sys.stderr)
+        return 130
     except BaseException:
-        engine.stop()  # the engine thread must stop writing before the file is closed under it
+        engine.stop(timeout=120.0)  # the engine thread must stop writing before the file is closed under it
         sink.abort()
         raise
     if args.dump_motion:

@@ -1,4 +1,4 @@
-"""`python -m core bench render|motion|engine`: speed figures measured in one run, printed as tables."""
+"""`python -m core bench render|motion|engine|latency`: speed figures measured in one run, printed as tables."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ BENCHES = {
     "render": ("core.bench.render", "renderer stages, batch 1/8, eager vs torch.compile (fp16 on CUDA)"),
     "motion": ("core.bench.motion", "wav2vec2 per hop and DiT per window over steps x window sizes"),
     "engine": ("core.bench.engine", "the streaming engine vs a reference-like configuration"),
+    "latency": ("core.bench.latency", "mouth-to-frame latency measured through a PulseAudio virtual microphone"),
 }
 
 

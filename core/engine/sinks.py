@@ -56,15 +56,33 @@ class VirtualCameraUnavailable(RuntimeError):
 
 
 def camera_install_hint(system: str | None = None) -> str:
+    """What to install so pyvirtualcam finds a virtual camera on this OS: a one-line summary, then the steps.
+
+    The only copy of this text: the app's camera label shows the first line and its tooltip the rest."""
     system = system or platform.system()
     if system == "Linux":
-        return ("Install v4l2loopback and create a camera: `sudo apt install v4l2loopback-dkms` then "
-                "`sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=Headcast`.")
+        return ("No virtual camera device: install v4l2loopback.\n"
+                "  sudo apt install v4l2loopback-dkms\n"
+                "  sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=Headcast")
     if system == "Windows":
-        return "Install OBS Studio (28 or newer) and start its Virtual Camera once; it registers the camera."
+        return ("No virtual camera: install OBS Studio.\n"
+                "Install OBS Studio 28 or newer and start its Virtual Camera once; it registers the camera.")
     if system == "Darwin":
-        return "Install OBS Studio (28 or newer) and start its Virtual Camera once to install the system extension."
-    return "No virtual-camera backend is known for this OS."
+        return ("No virtual camera: install OBS Studio.\n"
+                "Install OBS Studio 30 or newer, start its Virtual Camera once and allow the camera extension "
+                "in System Settings > Privacy & Security.")
+    return f"Virtual cameras are not supported on {system}."
+
+
+class SinkFailure(RuntimeError):
+    """A sink stopped working; `sink` says which, so the owner can tell the camera from the preview without
+    wrapping sinks. Sinks raise it themselves with a message that names the problem and the fix; the engine
+    wraps any other exception from `write` in it."""
+
+    def __init__(self, sink, cause: BaseException | str) -> None:
+        super().__init__(str(cause))
+        self.sink = sink
+        self.cause = cause if isinstance(cause, BaseException) else None
 
 
 class VirtualCameraSink:
@@ -85,7 +103,14 @@ class VirtualCameraSink:
         self.device = self.camera.device
 
     def write(self, frame: np.ndarray, info: FrameInfo) -> None:
-        self.camera.send(fit_frame(frame, self.width, self.height))
+        try:
+            self.camera.send(fit_frame(frame, self.width, self.height))
+        except Exception as exc:  # the device was removed or taken by another program
+            raise SinkFailure(self, f"the virtual camera {self.device} stopped accepting frames ({exc}). "
+                                    "Check that no other program holds it, then start again.") from exc
+
+    def describe(self) -> str:
+        return f"{self.backend}: {self.device}"
 
     def close(self) -> None:
         self.camera.close()
