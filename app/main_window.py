@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.face import FACE_ORDER
+from resources import resource_dir
 
 from . import audio_io
 from .engine_bridge import NO_MICROPHONE, EngineBridge, InputChoice
@@ -41,7 +42,7 @@ from .tasks import TaskRunner
 from .widgets import LevelMeter, MessagePanel, PortraitList, PreviewWidget, dropped_paths
 
 log = logging.getLogger(__name__)
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+RESOURCES = resource_dir()  # package data: found in a checkout, a wheel and a bundle alike
 
 SHORTCUTS = (
     ("Start / stop", "F5"),
