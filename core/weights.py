@@ -278,9 +278,9 @@ class WeightsRegistry:
         problem = deep_problem(f, path) if deep else quick_problem(path)
         return ("damaged", problem) if problem else ("ok", "")
 
-    def needed(self, models=REQUIRED) -> list[WeightFile]:
-        """Files of `models` that are missing or visibly damaged: what a download must fetch."""
-        return [f for m in models for f in MODELS[m].files if self.check(f)[0] != "ok"]
+    def needed(self, models=REQUIRED, deep: bool = False) -> list[WeightFile]:
+        """Files of `models` that are missing or damaged (deep: the full structural check): what to fetch."""
+        return [f for m in models for f in MODELS[m].files if self.check(f, deep)[0] != "ok"]
 
     def problems(self, models=REQUIRED) -> list[str]:
         """'local: missing' / 'local: damaged (reason)' for the files of `models` that need fetching."""
@@ -297,16 +297,16 @@ class WeightsRegistry:
             return None
         return sha256_of(path) == f.sha256
 
-    def _install(self, f: WeightFile, source: Path, move: bool) -> None:
+    def _install(self, f: WeightFile, source: Path, move: bool, keep_bad: bool = True) -> None:
         """Verify `source`, then put it in place atomically; a bad file is quarantined, never installed."""
         ok = self.verify_file(f, source)
         if ok is False:
             bad = source.with_name(source.name + ".bad")
-            if move:
+            if move and keep_bad:
                 os.replace(source, bad)
             raise WeightsChecksumError(
                 f"{f.local}: sha256 does not match the published file (damaged or truncated)."
-                + (f" Kept aside as {bad}." if move else "") + " Download it again."
+                + (f" Kept aside as {bad}." if move and keep_bad else "") + " Download it again."
             )
         with atomic_path(self.root / f.local) as tmp:
             if move:
@@ -318,8 +318,9 @@ class WeightsRegistry:
                  cancel: threading.Event | None = None, url_for: Callable[[WeightFile], str] = hub_url) -> list[str]:
         """Fetch what `models` still need into a private staging folder beside the weights (same disk: the final
         moves are renames), then install each file through the checksum check. Cancel or failure removes the
-        staging folder: nothing half-installed is ever left. Returns the installed local paths."""
-        files = self.needed([models] if isinstance(models, str) else models)
+        staging folder: nothing half-installed is ever left. Installed files are checked in depth first, so a
+        file of the wrong shape is replaced too. Returns the installed local paths."""
+        files = self.needed([models] if isinstance(models, str) else models, deep=True)
         if not files:
             return []
         self.root.mkdir(parents=True, exist_ok=True)
@@ -329,7 +330,7 @@ class WeightsRegistry:
             if cancel is not None and cancel.is_set():
                 raise DownloadCancelled()
             for f in files:
-                self._install(f, staging / f.local, move=True)
+                self._install(f, staging / f.local, move=True, keep_bad=False)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return [f.local for f in files]
