@@ -82,9 +82,15 @@ class MicrophoneNotConnected(RuntimeError):
 
 def find_input_device(name: str | None) -> int | None:
     """sounddevice index of the input device called exactly `name` (None: the default device)."""
-    if name is None:
-        return None
     import sounddevice as sd
+
+    if name is None:
+        try:
+            sd.query_devices(kind="input")
+        except Exception:  # no default input: PortAudio would later say "Error querying device -1"
+            raise MicrophoneNotConnected("No microphone found on this computer. Plug one in, or use an audio file "
+                                         "or the test signal as the input.") from None
+        return None
 
     for i, d in enumerate(sd.query_devices()):
         if d["name"] == name and d["max_input_channels"] > 0:
@@ -167,7 +173,8 @@ class LiveSession:
         return self.engine is not None and self.engine.running
 
     def start(self, config: SessionConfig, portrait: str | Path | np.ndarray, choice: InputChoice,
-              camera: bool = False, muted: bool = False, sinks: tuple = (), audio_taps: tuple = ()) -> str:
+              camera: bool = False, muted: bool = False, sinks: tuple = (), audio_taps: tuple = (),
+              face: int | None = None) -> str:
         """Build (or reuse) the pipeline, open the camera if wanted, and start; returns the camera state text.
         Blocking (model loading takes seconds on a cold start): the app calls it from a worker thread."""
         from core.engine import Engine
@@ -179,7 +186,7 @@ class LiveSession:
         engine.on_error = self._engine_error
         engine.on_finished = self._finished
         engine.set_muted(muted)
-        engine.set_portrait(portrait)
+        engine.set_portrait(portrait, face=face)  # face: which of several (core.face.FACE_ORDER)
         for sink in sinks:
             engine.add_sink(sink)
         camera_text = self._open_camera(engine, config.engine) if camera else "off"
@@ -243,10 +250,10 @@ class LiveSession:
         if engine is not None:
             engine.configure(replace(config.engine))
 
-    def set_portrait(self, portrait: str | Path | np.ndarray) -> None:
+    def set_portrait(self, portrait: str | Path | np.ndarray, face: int | None = None) -> None:
         engine = self.engine
         if engine is not None:
-            engine.set_portrait(portrait)
+            engine.set_portrait(portrait, face=face)
 
     def set_muted(self, muted: bool) -> None:
         engine = self.engine

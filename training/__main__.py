@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from core.cli import add_lazy_commands
+
 COMMANDS = {
     "preprocess": ("training.preprocess", "videos -> motion/audio shards + manifest"),
     "train": ("training.train", "train the motion DiT (resumes from OUT/checkpoints)"),
@@ -16,14 +18,12 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="python -m training")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
-        p.set_defaults(module=module)
-        importlib.import_module(module).add_arguments(p)
+    add_lazy_commands(sub, COMMANDS, argv)  # only the chosen command's module (and torch) is imported
     args = parser.parse_args(argv)
-    return importlib.import_module(args.module).main(args)
+    return importlib.import_module(COMMANDS[args.command][0]).main(args)
 
 
 if __name__ == "__main__":
