@@ -23,6 +23,11 @@ FIX = "Use a motion model written by `python -m training` (train, finetune or ex
       "`retarget` motion source."
 
 
+def installed_motion_model(weights_root: str | Path) -> Path:
+    """Where `python -m training install` puts a trained model; the `dit` source loads it when none is given."""
+    return Path(weights_root) / "motion" / "model.safetensors"
+
+
 class MotionCheckpointError(RuntimeError):
     """A motion-model file is missing, damaged or does not match its own config."""
 
