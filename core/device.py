@@ -32,8 +32,9 @@ class DeviceSpec:
         return f"{name} ({str(self.dtype).removeprefix('torch.')})"
 
 
-def pick_device(name: str = "auto", half: bool | None = None) -> DeviceSpec:
-    """`name`: auto | cpu | cuda | cuda:N | mps. `half`: fp16 compute (default: on for CUDA only)."""
+def pick_device(name: str = "auto", half: bool | None = None, official_size: bool = True) -> DeviceSpec:
+    """`name`: auto | cpu | cuda | cuda:N | mps. `half`: fp16 compute (default: on for CUDA only).
+    `official_size`: False for tiny test networks, which run fast on a CPU (no slowness warning then)."""
     if name == "auto":
         if torch.cuda.is_available():
             name = "cuda"
@@ -52,5 +53,6 @@ def pick_device(name: str = "auto", half: bool | None = None) -> DeviceSpec:
     if device.type == "cpu":
         if half:
             raise ValueError("fp16 is not supported on CPU; use half=False.")
-        log.warning("Running on CPU: the official models take seconds per frame here; real time needs a GPU.")
+        if official_size:
+            log.warning("Running on CPU: the official models take seconds per frame here; real time needs a GPU.")
     return DeviceSpec(device=device, dtype=torch.float16 if half else torch.float32)
