@@ -101,6 +101,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     # torch from here on
     from core.liveportrait import CheckpointError
+    from core.motion.checkpoint import MotionCheckpointError
     from core.motion.factory import MotionSourceUnavailable
     from core.weights import MissingWeightsError, WeightsChecksumError
 
@@ -128,7 +129,8 @@ def main(args: argparse.Namespace) -> int:
             return 0
         return _render(args, renderer, motion, portrait, audio, clip, face)
     except (AudioLoadError, ImageLoadError, NoFaceError, FaceChoiceError, FaceModelError, MissingWeightsError,
-            WeightsChecksumError, CheckpointError, MotionSourceUnavailable, FileNotFoundError) as exc:
+            WeightsChecksumError, CheckpointError, MotionCheckpointError, MotionSourceUnavailable,
+            FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # writing the output failed late (disk full, folder removed): no temporary names

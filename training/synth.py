@@ -189,12 +189,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="weights folder (default: the app's, see `python -m core weights`)")
     p.add_argument("--audio-hop", type=int, default=d.audio_hop, help="frames per speech-model encode (as preprocess)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the speech choices, blinks and head sway")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
 
 
 def main(args: argparse.Namespace) -> int:
     from core.audio.features import FeatureModelError
     from core.weights import MissingWeightsError
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     cfg = SynthConfig(clips=args.clips, val_clips=args.val_clips, lag=args.lag, features=args.features,
                       synthetic_weights=args.synthetic_weights, weights=args.weights, audio_hop=args.audio_hop,
                       seed=args.seed)
