@@ -298,3 +298,21 @@ def test_every_option_has_help_and_shows_its_default():
             if action.option_strings and not action.required and action.default not in (None, False):
                 assert "(default: %(default)s)" in shown, f"{name} {action.option_strings} hides its default"
         p.format_help()  # every help string formats
+
+
+def test_manifest_is_append_only_and_survives_a_torn_last_record(tmp_path, caplog):
+    from training.data import DataError, ManifestWriter, part_path, read_records
+
+    path = part_path(tmp_path, 1, 2)
+    writer = ManifestWriter(path)
+    writer.append({"name": "a", "frames": 40})
+    writer.append({"name": "b", "skipped": "no face in the first frame"})
+    with open(path, "ab") as f:
+        f.write(b'{"name": "c", "fra')  # killed mid-write
+    assert set(read_records(tmp_path)) == {"a", "b"} and "torn" in caplog.text
+    ManifestWriter(path).append({"name": "b", "frames": 50})  # the re-run: repaired, then appended
+    records = read_records(tmp_path)
+    assert records["b"] == {"name": "b", "frames": 50} and path.read_text().count("\n") == 3
+    path.write_text('{"name": "a"}\nnot json\n{"name": "b"}\n')
+    with pytest.raises(DataError, match="line 2 is not a JSON record"):
+        read_records(tmp_path)

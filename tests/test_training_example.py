@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHORTER = {"--clips 48": "--clips 4", "--val-clips 8": "--val-clips 1", "--steps 600": "--steps 30",
+SHORTER = {"--clips 48": "--clips 4", "--val-clips 8": "--val-clips 1", "--steps 400": "--steps 30",
            "--seeds 3": "--seeds 1"}
 
 

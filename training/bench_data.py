@@ -35,7 +35,7 @@ def make_pack(root: Path, clips: int, dim: int, seed: int = 0, min_len: int = 40
     for name, shape in (("motion", (total, MOTION_DIM)), ("audio", (total, dim)), ("envelope", (total,))):
         arr = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.float32, shape=shape)
         del arr  # never written: the file stays sparse
-    (folder / "names.txt").write_text("")
+    (folder / "names.txt").touch()
     write_json(root / "dataset.json", {"version": DATASET_VERSION, "feature_dim": dim, "features": "bench"})
     write_json(root / PACKED_DIR / PACK_INFO, {
         "version": DATASET_VERSION, "feature_dim": dim, "manifest_sizes": {},
