@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from resources import resource_dir
+
 from . import audio_io
 from .engine_bridge import EngineBridge, InputChoice
 from .library import PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
@@ -39,7 +41,7 @@ from .tasks import TaskRunner
 from .widgets import LevelMeter, PortraitList, PreviewWidget, dropped_paths
 
 log = logging.getLogger(__name__)
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+RESOURCES = resource_dir()  # package data: found in a checkout, a wheel and a bundle alike
 
 SHORTCUTS = (
     ("Start / stop", "F5"),

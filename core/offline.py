@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face", type=int, metavar="N",
                         help=f"which face to animate when the photo has several: 1, 2, ... numbered {FACE_ORDER}")
 
+    from core.lite.cli import add_renderer_arguments
+
+    add_renderer_arguments(parser, default="full")
+
 
 class MotionRecorder:
     """Wraps a motion source and keeps every row it produces (and its aux values, e.g. the lip ratio)."""
@@ -100,6 +104,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # torch from here on
+    from core.lite.atlas import AtlasError
     from core.liveportrait import CheckpointError
     from core.motion.checkpoint import MotionCheckpointError
     from core.motion.factory import MotionSourceUnavailable
@@ -117,6 +122,10 @@ def main(args: argparse.Namespace) -> int:
         if portrait.face.n_faces > 1 and face is None:
             print(f"note: {portrait.face.n_faces} faces in {args.portrait}; using face 1 (faces are numbered "
                   f"{FACE_ORDER}). Pass --face N to animate another.", file=sys.stderr)
+        if args.out and args.renderer != "full":
+            from core.lite.cli import select_renderer
+
+            renderer, _ = select_renderer(args, renderer, image, args.portrait, batch=args.batch, face=face)
         print(f"motion source: {motion.name}; device: {renderer.spec.describe()}", file=sys.stderr)
         if not args.out:  # motion only: no rendering at all
             if hasattr(motion.inner, "use_models"):
@@ -129,8 +138,8 @@ def main(args: argparse.Namespace) -> int:
             return 0
         return _render(args, renderer, motion, portrait, audio, clip, face)
     except (AudioLoadError, ImageLoadError, NoFaceError, FaceChoiceError, FaceModelError, MissingWeightsError,
-            WeightsChecksumError, CheckpointError, MotionCheckpointError, MotionSourceUnavailable,
-            FileNotFoundError) as exc:
+            WeightsChecksumError, CheckpointError, MotionCheckpointError, MotionSourceUnavailable, FileNotFoundError,
+            AtlasError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # writing the output failed late (disk full, folder removed): no temporary names

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from core import layout
+from core.backends import make_backend
 from core.device import DeviceSpec
 from core.face import FaceCrop, FaceCropper, load_image
 from core.liveportrait import KeypointInfo, LivePortraitModels, rotation_matrix, stitch, transform_keypoints
@@ -69,11 +70,12 @@ def feather_mask(size: int, inner: float = 0.78, outer: float = 0.97) -> np.ndar
 
 
 class Renderer:
-    """Portrait + motion rows -> finished frames. `compile`: torch.compile the warping and SPADE networks;
-    fp16 comes from `spec.dtype` (CUDA). The motion extractor, keypoint math and MLPs always run in fp32."""
+    """Portrait + motion rows -> finished frames. `backend` (core.backends: eager | compile | cudagraph | onnx |
+    auto) runs the warping and SPADE networks; `compile=True` is `backend="compile"`. fp16/bf16 come from
+    `spec.dtype`. The motion extractor, keypoint math and MLPs always run in fp32."""
 
     def __init__(self, models: LivePortraitModels, spec: DeviceSpec, cropper: FaceCropper | None = None,
-                 stitching: bool = True, compile: bool = False, cache_size: int = 8) -> None:
+                 stitching: bool = True, compile: bool = False, cache_size: int = 8, backend: str = "eager") -> None:
         self.models = models.to(spec.device, spec.dtype).eval()
         self.models.motion_extractor.float()  # runs once per portrait: source pose and keypoints stay fp32
         self.models.stitching.float()
@@ -84,11 +86,9 @@ class Renderer:
         self.stitching = stitching
         self._cache: OrderedDict[str, PreparedPortrait] = OrderedDict()
         self._cache_size = cache_size
-        self._warp = self.models.warping_module
-        self._generate = self.models.spade_generator
-        if compile:
-            self._warp = torch.compile(self._warp)
-            self._generate = torch.compile(self._generate)
+        self.backend = make_backend("compile" if compile else backend, self.models, spec)
+        self._warp = self.backend.warp
+        self._generate = self.backend.generate
 
     # ------------------------------------------------------------------ portrait
     @torch.inference_mode()

@@ -1,4 +1,4 @@
-"""`python -m core bench render|motion|engine|latency`: speed figures measured in one run, printed as tables."""
+"""`python -m core bench render|motion|engine|latency|lite`: speed figures measured in one run, printed as tables."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ BENCHES = {
     "motion": ("core.bench.motion", "wav2vec2 per hop and DiT per window over steps x window sizes"),
     "engine": ("core.bench.engine", "the streaming engine vs a reference-like configuration"),
     "latency": ("core.bench.latency", "mouth-to-frame latency measured through a PulseAudio virtual microphone"),
+    "lite": ("core.bench.lite", "lite renderer vs full per frame at 512x512 and 1280x720, atlas build and size"),
 }
 
 

@@ -176,9 +176,10 @@ class Engine:
                 self.sinks.remove(sink)
         sink.close()
 
-    def set_portrait(self, image: np.ndarray | str | Path) -> PreparedPortrait:
-        """Prepare a portrait (on the worker thread when running) and switch to it between two batches."""
-        portrait = self._on_worker(lambda: self.renderer.prepare(image))
+    def set_portrait(self, image: np.ndarray | str | Path, face: int | None = None) -> PreparedPortrait:
+        """Prepare a portrait (on the worker thread when running) and switch to it between two batches.
+        `face`: which face of a photo with several (core.face.FACE_ORDER; None: the largest)."""
+        portrait = self._on_worker(lambda: self.renderer.prepare(image, face=face))
         with self._lock:
             first = self._portrait is None
             self._portrait = portrait
