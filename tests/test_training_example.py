@@ -15,7 +15,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHORTER = {"--clips 48": "--clips 4", "--val-clips 8": "--val-clips 1", "--steps 400": "--steps 30",
-           "--seeds 3": "--seeds 1"}
+           "--seeds 3": "--seeds 1",
+           "Hello! This face was animated by a motion model trained a minute ago.": "Hello there."}
 
 
 def example_commands() -> list[str]:
@@ -58,4 +59,4 @@ def test_worked_example_runs_end_to_end(tmp_path):
     for name in ("demo.mp4", "demo-installed.mp4"):
         with av.open(str(runs / name)) as video:
             frames = sum(1 for _ in video.decode(video=0))
-        assert frames > 25, name  # a few seconds of speech at 25 fps
+        assert frames >= 20, name  # "Hello there." is about a second of speech at 25 fps

@@ -98,7 +98,7 @@ def run(sizes: list[int], dim: int, steps: int, global_batch: int, folder: Path)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", default="10000,100000", help="clip counts to compare, comma separated")
     p.add_argument("--dim", type=int, default=768, help="audio feature size (768: wav2vec2-base)")
-    p.add_argument("--steps", type=int, default=300, help="batches drawn per size")
+    p.add_argument("--steps", type=int, default=100, help="batches drawn per size")
     p.add_argument("--global-batch", type=int, default=64, help="windows per step")
     p.add_argument("--folder", default="/tmp/headcast-bench-data", help="where the sparse packs are written")
 
