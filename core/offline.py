@@ -106,7 +106,6 @@ def main(args: argparse.Namespace) -> int:
     # torch from here on
     from core.lite.atlas import AtlasError
     from core.liveportrait import CheckpointError
-    from core.motion.checkpoint import MotionCheckpointError
     from core.motion.factory import MotionSourceUnavailable
     from core.weights import MissingWeightsError, WeightsChecksumError
 
@@ -138,8 +137,7 @@ def main(args: argparse.Namespace) -> int:
             return 0
         return _render(args, renderer, motion, portrait, audio, clip, face)
     except (AudioLoadError, ImageLoadError, NoFaceError, FaceChoiceError, FaceModelError, MissingWeightsError,
-            WeightsChecksumError, CheckpointError, MotionCheckpointError, MotionSourceUnavailable, FileNotFoundError,
-            AtlasError) as exc:
+            WeightsChecksumError, CheckpointError, MotionSourceUnavailable, FileNotFoundError, AtlasError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # writing the output failed late (disk full, folder removed): no temporary names

@@ -316,3 +316,16 @@ def test_manifest_is_append_only_and_survives_a_torn_last_record(tmp_path, caplo
     path.write_text('{"name": "a"}\nnot json\n{"name": "b"}\n')
     with pytest.raises(DataError, match="line 2 is not a JSON record"):
         read_records(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_bands_model_is_refused_by_the_app_with_a_reason(tmp_path):
+    from core.liveportrait import CheckpointError
+    from core.motion.checkpoint import MotionCheckpointError
+    from core.motion.generator import DiTMotionSource
+
+    data = build(tmp_path / "bands", SynthConfig(clips=2, val_clips=0, seed=4, features="bands"), progress=False)
+    train(small_config(data, tmp_path / "run", steps=1, export=""))
+    with pytest.raises(MotionCheckpointError, match="'bands' features, which the app does not compute") as info:
+        DiTMotionSource.create(tmp_path / "run" / "model.safetensors")
+    assert isinstance(info.value, CheckpointError)  # what `python -m core render` and the app report

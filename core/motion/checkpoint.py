@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_path
+from core.errors import CheckpointError
 from core.layout import MOTION_DIM
 from core.motion.dit import DiTConfig, MotionDiT
 
@@ -28,8 +29,9 @@ def installed_motion_model(weights_root: str | Path) -> Path:
     return Path(weights_root) / "motion" / "model.safetensors"
 
 
-class MotionCheckpointError(RuntimeError):
-    """A motion-model file is missing, damaged or does not match its own config."""
+class MotionCheckpointError(CheckpointError):
+    """A motion-model file is missing, damaged or does not match its own config (or the app's speech features);
+    a CheckpointError, so the command line and the app report it."""
 
 
 @dataclass
