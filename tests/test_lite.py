@@ -1,9 +1,10 @@
 """Lite mode (issue 11): the atlas, the lite renderer against the full one, projection, caching, selection.
 
 The tiny stand-in networks barely react to the random lip / eye MLPs (a keypoint delta of ~3e-4), so the
-fixture swaps in linear retargeting MLPs that move the lip and eyelid keypoints by 0.6 x the ratio change: the
-mouth levels then differ by ~8 grey levels on average (up to ~190), which makes equality and smoothness checks
-meaningful. Everything else (warping, SPADE, stitching, paste-back) is the real tiny renderer.
+fixture swaps in linear retargeting MLPs (core.bench.lite.responsive_models, shared with the benchmark) that
+move the lip and eyelid keypoints by 0.6 x the ratio change: the mouth levels then differ by ~8 grey levels on
+average (up to ~190), which makes equality and smoothness checks meaningful. Everything else (warping, SPADE,
+stitching, paste-back) is the real tiny renderer.
 """
 
 from __future__ import annotations
@@ -11,39 +12,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from core import layout
+from core.bench.lite import responsive_models
 from core.device import pick_device
 from core.lite.atlas import AtlasCancelled, AtlasError, AtlasSpec, AtlasStore, build_atlas
 from core.lite.projection import _rotation
 from core.lite.renderer import LiteRenderer
-from core.liveportrait import LivePortraitConfig, build_liveportrait, rotation_matrix
-from core.motion.retarget_source import EYE_KEYPOINTS, LIP_KEYPOINTS, RetargetMotionSource
+from core.liveportrait import LivePortraitConfig, rotation_matrix
+from core.motion.retarget_source import RetargetMotionSource
 from core.render import Renderer
 
 GRID = AtlasSpec(lip_levels=4, eye_levels=2)
 
 
-class LinearRetarget(nn.Module):
-    """(x_s flat, ..., source ratio, target ratio) -> gain * (target - source) on the y of some keypoints."""
-
-    def __init__(self, keypoints: tuple[int, ...], gain: float) -> None:
-        super().__init__()
-        d = torch.zeros(21, 3)
-        d[list(keypoints), 1] = gain
-        self.register_buffer("direction", d.reshape(1, 63))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x[:, -1:] - x[:, -2:-1]) * self.direction
-
-
 @pytest.fixture(scope="module")
 def full():
-    models = build_liveportrait(LivePortraitConfig.tiny(), seed=0)
-    models.lip = LinearRetarget(LIP_KEYPOINTS, 0.6)
-    models.eye = LinearRetarget(EYE_KEYPOINTS, -0.6)
-    return Renderer(models, pick_device("cpu"))
+    return Renderer(responsive_models(LivePortraitConfig.tiny()), pick_device("cpu"))
 
 
 @pytest.fixture(scope="module")
