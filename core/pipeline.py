@@ -26,7 +26,7 @@ def build_pipeline(weights: str = "auto", motion: str = "auto", device: str = "a
                    weights_root: str | Path | None = None, offline: bool = False) -> tuple[Renderer, MotionSource]:
     """`weights`: 'auto' (installed weights), 'synthetic-tiny' or 'synthetic-full' (stand-ins of the test /
     official sizes). Raises MissingWeightsError / CheckpointError with the fixing command when weights are bad."""
-    spec = pick_device(device)
+    spec = pick_device(device, official_size=weights != "synthetic-tiny")
     registry = WeightsRegistry(weights_root)
     synthetic = None
     if weights.startswith("synthetic"):

@@ -22,7 +22,8 @@ def add_renderer_arguments(parser: argparse.ArgumentParser, default: str) -> Non
                              "core.lite.atlas.AtlasSpec, 9x3 = 27 full renders)")
 
 
-def select_renderer(args: argparse.Namespace, full, image: np.ndarray, source_name: str, batch: int = 1):
+def select_renderer(args: argparse.Namespace, full, image: np.ndarray, source_name: str, batch: int = 1,
+                    face: int | None = None):
     """The renderer the command runs (the full one, or a LiteRenderer whose atlas is ready), and the choice.
     A missing atlas is built here, in the foreground, with a tqdm bar (Ctrl-C leaves no partial file)."""
     from tqdm import tqdm
@@ -45,13 +46,13 @@ def select_renderer(args: argparse.Namespace, full, image: np.ndarray, source_na
 
     try:
         renderer, choice = resolve_renderer(args.renderer, full, image, grid, progress, batch=batch,
-                                            source_name=source_name)
+                                            source_name=source_name, face=face)
     finally:
         if bar is not None:
             bar.close()
     print(f"renderer: {choice.reason}", file=sys.stderr)
     if choice.kind == "lite":
-        atlas = renderer.prepare(image, source_name).atlas
+        atlas = renderer.prepare(image, source_name, face=face).atlas
         print(f"lite atlas: {atlas.path} ({grid.lip_levels}x{grid.eye_levels} frames, built in {atlas.build_s:.1f} s)",
               file=sys.stderr)
     return renderer, choice

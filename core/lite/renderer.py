@@ -111,10 +111,11 @@ class LiteRenderer:
         return key in self._cache or self.store.path(key).is_file()
 
     def prepare(self, image: np.ndarray | str | Path, source_name: str | None = None,
-                on_progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> LitePortrait:
+                on_progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+                face: int | None = None) -> LitePortrait:
         """Prepare with the full renderer, then load the atlas or build it (minutes at official size on a CPU)."""
         with self._lock:  # one build at a time; a second caller for the same portrait waits and reuses it
-            base = self.full.prepare(image, source_name)
+            base = self.full.prepare(image, source_name, face=face)
             key = self.atlas_key(base)
             if key in self._cache:
                 self._cache.move_to_end(key)

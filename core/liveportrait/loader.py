@@ -51,6 +51,7 @@ class LivePortraitModels:
     stitching: StitchingRetargetingNetwork
     lip: StitchingRetargetingNetwork
     eye: StitchingRetargetingNetwork
+    root: Path | None = None  # the checkpoint root these were loaded from (ONNX exports are cached beside it)
 
     def modules(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in (*BASE_MODELS, *RETARGETING_GROUPS)}
@@ -160,6 +161,7 @@ def load_liveportrait(
         _load_strict(getattr(models, name), _read(path), path)
     for name, mlp in load_retargeting(root, config).items():
         setattr(models, name, mlp)
+    models.root = root
     return models.to(device).eval()
 
 
