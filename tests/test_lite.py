@@ -289,3 +289,31 @@ def test_lite_bench_prints_its_table(capsys):
         assert abs(full_ms / lite_ms - ratio) <= 0.01 * ratio + 1  # the ratio is of the figures printed
         assert float(row[7]) > 0  # atlas size on disk
     assert "crossfade" in out and "flow-guided" in out
+
+
+@pytest.mark.slow
+def test_live_cli_with_the_lite_renderer_keeps_up(tmp_path, astronaut, speech_wav):
+    """`python -m core live --renderer lite`: the atlas is built first (progress on stderr), then the stream
+    renders at the frame rate within the latency budget; the stats JSON says which renderer ran and why."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import cv2
+
+    png, out = tmp_path / "astronaut.png", tmp_path / "s.json"
+    cv2.imwrite(str(png), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1",
+           "HEADCAST_CACHE_DIR": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-m", "core", "live", "--portrait", str(png), "--input", str(speech_wav),
+                        "--seconds", "5", "--synthetic-weights", "tiny", "--device", "cpu", "--renderer", "lite",
+                        "--atlas", "3x2", "--stats-json", str(out), "--quiet"], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "lite atlas" in r.stderr and "renderer: lite renderer chosen explicitly" in r.stderr
+    s = json.loads(out.read_text())
+    assert s["renderer"] == "lite" and s["frames_emitted"] > 0
+    assert s["render_fps_recent"] >= 20 and s["keeping_up"], s  # one lite frame costs milliseconds
+    assert s["latency_ms_p95"] <= s["latency_budget_ms"], s
