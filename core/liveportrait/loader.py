@@ -16,9 +16,11 @@ import torch
 from torch import nn
 
 from core.atomic import atomic_path
+from core.errors import CheckpointError  # noqa: F401  (raised here; re-exported by core.liveportrait)
 
 from .appearance_feature_extractor import AppearanceFeatureExtractor
 from .config import LivePortraitConfig
+from .keypoints import retarget_eye, retarget_lip
 from .motion_extractor import MotionExtractor
 from .spade_generator import SPADEDecoder
 from .stitching_retargeting import StitchingRetargetingNetwork
@@ -37,8 +39,6 @@ FIX = "Re-download it with `python -m core weights download liveportrait` or imp
       "`python -m core weights import DIR`."
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, unreadable or does not match the network it should load into."""
 
 
 @dataclass
@@ -52,6 +52,14 @@ class LivePortraitModels:
     lip: StitchingRetargetingNetwork
     eye: StitchingRetargetingNetwork
     root: Path | None = None  # the checkpoint root these were loaded from (ONNX exports are cached beside it)
+
+    def retarget_lip(self, x_s: torch.Tensor, lip_ratio: torch.Tensor) -> torch.Tensor:
+        """The lip MLP as a keypoint delta (see keypoints.retarget_lip): what motion sources are handed, so
+        they drive the network without importing this package."""
+        return retarget_lip(self.lip, x_s, lip_ratio)
+
+    def retarget_eye(self, x_s: torch.Tensor, eye_ratio: torch.Tensor) -> torch.Tensor:
+        return retarget_eye(self.eye, x_s, eye_ratio)
 
     def modules(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in (*BASE_MODELS, *RETARGETING_GROUPS)}
