@@ -99,6 +99,8 @@ class EngineBridge(QObject):
     message = Signal(str)
     camera_changed = Signal(str)
     input_finished = Signal(str)  # a file input played to its end (its path)
+    renderer_changed = Signal(str)  # which renderer runs and why (lite mode, issue 11)
+    atlas_progress = Signal(int, int)  # lite-mode atlas build: frames done, frames in all
     _report = Signal(str, object)  # (kind, payload) from engine threads, delivered on the GUI thread
 
     def __init__(self, tasks: TaskRunner, synthetic: str | None = None, parent: QObject | None = None):
@@ -123,6 +125,7 @@ class EngineBridge(QObject):
         self._stop_requested = False
         self._choice: InputChoice | None = None
         self._report.connect(self._on_report)
+        self.session.on_atlas_progress = lambda done, total: self._report.emit("atlas", (done, total))
 
     @property
     def _engine(self):
@@ -189,7 +192,7 @@ class EngineBridge(QObject):
                                 latency_budget_ms=budget, motion=settings.motion_settings())
         weights = f"synthetic-{self.synthetic}" if self.synthetic else "auto"
         return SessionConfig(weights=weights, motion=settings.motion_source, device=settings.device, engine=engine,
-                             loop_files=settings.loop_audio_file)
+                             loop_files=settings.loop_audio_file, renderer=settings.renderer)
 
     @staticmethod
     def _resolve_mic(name: str | None) -> int | None:
@@ -205,6 +208,8 @@ class EngineBridge(QObject):
 
     def _started(self, camera_text: str) -> None:
         self.camera_changed.emit(camera_text)
+        if self.session.renderer_choice is not None:
+            self.renderer_changed.emit(self.session.renderer_choice.reason)
         self._set_state("running")
         if self._pending_error is not None:  # failed while we were starting
             self._on_engine_error_gui(self._pending_error)
@@ -228,6 +233,8 @@ class EngineBridge(QObject):
             self.message.emit(payload)
         elif kind == "camera":
             self.camera_changed.emit(payload)
+        elif kind == "atlas":
+            self.atlas_progress.emit(*payload)
         elif kind == "finished" and self.state in ("running", "starting"):
             path = self._choice.value if self._choice is not None else ""
             self.input_finished.emit(path or "")

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -37,7 +38,7 @@ from resources import resource_dir
 from . import audio_io
 from .engine_bridge import NO_MICROPHONE, EngineBridge, InputChoice
 from .library import PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
-from .settings import AUTO_DELAY, MOTION_SOURCES, AppSettings, data_dir, save_settings
+from .settings import AUTO_DELAY, MOTION_SOURCES, RENDERER_CHOICES, AppSettings, data_dir, save_settings
 from .tasks import TaskRunner
 from .widgets import LevelMeter, MessagePanel, PortraitList, PreviewWidget, dropped_paths
 
@@ -201,6 +202,18 @@ class MainWindow(QMainWindow):
         self.cfg_spin = QDoubleSpinBox(minimum=0, maximum=20, singleStep=0.25)
         self.expr_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1)
         self.head_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1)
+        self.renderer_combo = QComboBox()
+        for r in RENDERER_CHOICES:
+            self.renderer_combo.addItem(r)
+        self.renderer_combo.setToolTip(
+            "full: LivePortrait every frame (needs a GPU for 25 fps). lite: a per-portrait atlas rendered once, then "
+            "real time on any laptop; mouth, blinks and small head motion only (no large head turns or other "
+            "expressions). auto: lite when the full renderer measures below 25 fps on this machine.")
+        self.renderer_label = QLabel("")
+        self.renderer_label.setWordWrap(True)
+        self.atlas_bar = QProgressBar()
+        self.atlas_bar.setFormat("Lite atlas: %v/%m frames")
+        self.atlas_bar.setVisible(False)
         set_box = QGroupBox("Settings")
         f = QFormLayout(set_box)
         f.addRow("Compute device", self.device_combo)
@@ -218,6 +231,9 @@ class MainWindow(QMainWindow):
                                     "skipped, so the avatar stays recent on a slow machine")
         f.addRow("Latency budget", self.budget_spin)
         self.budget_spin.valueChanged.connect(self._settings_changed)
+        f.addRow("Renderer", self.renderer_combo)
+        f.addRow(self.renderer_label)
+        f.addRow(self.atlas_bar)
 
         right = QWidget()
         r = QVBoxLayout(right)
@@ -288,7 +304,7 @@ class MainWindow(QMainWindow):
         self.audio_out_check.toggled.connect(self._audio_out_changed)
         self.audio_out_combo.activated.connect(lambda _i: self._audio_out_changed())
         self.delay_spin.valueChanged.connect(self._delay_changed)
-        for w in (self.device_combo, self.motion_combo, self.resolution_combo):
+        for w in (self.device_combo, self.motion_combo, self.resolution_combo, self.renderer_combo):
             w.currentIndexChanged.connect(self._settings_changed)
         for w in (self.fps_spin, self.window_spin, self.steps_spin, self.cfg_spin, self.expr_spin,
                   self.head_spin):
@@ -298,6 +314,8 @@ class MainWindow(QMainWindow):
         self.bridge.error.connect(self._engine_error)
         self.bridge.message.connect(self._bridge_message)
         self.bridge.camera_changed.connect(self._camera_state)
+        self.bridge.renderer_changed.connect(self._renderer_state)
+        self.bridge.atlas_progress.connect(self._atlas_progress)
         self.loop_check.toggled.connect(self._loop_toggled)
 
     def _restore(self) -> None:
@@ -312,6 +330,7 @@ class MainWindow(QMainWindow):
         self.device_combo.setCurrentText(s.device)
         self.loop_check.setChecked(s.loop_audio_file)
         self.motion_combo.setCurrentText(s.motion_source)
+        self.renderer_combo.setCurrentText(s.renderer)
         self.fps_spin.setValue(s.fps)
         size = f"{s.output_width}x{s.output_height}"
         i = self.resolution_combo.findData(size)
@@ -646,6 +665,7 @@ class MainWindow(QMainWindow):
         s = self.settings
         s.device = self.device_combo.currentText()
         s.motion_source = self.motion_combo.currentText()
+        s.renderer = self.renderer_combo.currentText()
         s.fps = self.fps_spin.value()
         s.output_width, s.output_height = map(int, self.resolution_combo.currentData().split("x"))
         s.motion_window = self.window_spin.value()
@@ -748,6 +768,21 @@ class MainWindow(QMainWindow):
         if state == "stopped":
             self.status_label.setText("stopped")
             self.preview.set_placeholder("Stopped. Press Start (F5).")
+
+    @Slot(str)
+    def _renderer_state(self, reason: str) -> None:
+        """Which renderer runs and why (e.g. 'lite mode: the full renderer measured 0.13 fps ...')."""
+        self.renderer_label.setText(reason)
+        self.atlas_bar.setVisible(False)
+
+    @Slot(int, int)
+    def _atlas_progress(self, done: int, total: int) -> None:
+        """A lite-mode atlas is being built with the full renderer (once per portrait): show how far."""
+        self.atlas_bar.setRange(0, total)
+        self.atlas_bar.setValue(done)
+        self.atlas_bar.setVisible(done < total)
+        self.renderer_label.setText(f"Lite mode: rendering this portrait's atlas ({done}/{total} frames), once; "
+                                    "it is reused from then on.")
 
     @Slot()
     def _show_frame(self) -> None:

@@ -69,8 +69,11 @@ class SessionConfig:
     def from_pipeline_kwargs(cls, kwargs: dict, **fields) -> SessionConfig:
         """From `core.cli_args.pipeline_kwargs(args)`: known keys become fields, the rest `options`."""
         kw = dict(kwargs)
-        known = {k: kw.pop(k) for k in ("weights", "motion", "device", "motion_checkpoint") if k in kw}
+        known = {k: kw.pop(k) for k in ("weights", "motion", "device", "motion_checkpoint", "renderer", "atlas")
+                 if k in kw}
         return cls(**known, options=kw, **fields)
+    renderer: str = "full"  # full | lite | auto (core.lite.select: auto measures the full renderer here)
+    atlas: str | None = None  # lite-mode atlas grid "LIPxEYE" (None: core.lite.atlas.AtlasSpec's default)
 
     def pipeline_key(self) -> tuple:
         return (self.weights, self.motion, self.device, self.motion_checkpoint, tuple(sorted(self.options.items())))
@@ -151,6 +154,8 @@ class LiveSession:
         self.camera_sink = None
         self.level = LevelMeter()
         self.choice: InputChoice | None = None
+        self.renderer_choice = None  # core.lite.select.RendererChoice of the last start: which renderer and why
+        self.on_atlas_progress: Callable[[int, int], None] | None = None  # lite atlas build (done, total)
         self._cache_key = None
         self._cache = None
         self._lock = threading.Lock()
@@ -182,6 +187,7 @@ class LiveSession:
         if self.engine is not None:
             self.stop()
         renderer, motion = self.pipeline(config)
+        renderer = self._renderer_for(config, renderer, portrait)
         engine = Engine(renderer, motion, config.engine, clock=self.clock)
         engine.on_error = self._engine_error
         engine.on_finished = self._finished
@@ -203,6 +209,24 @@ class LiveSession:
             self.close()
             raise
         return camera_text
+
+    def _renderer_for(self, config: SessionConfig, full, portrait):
+        """The full renderer, or (lite / auto choosing lite) a LiteRenderer with this portrait's atlas ready;
+        a missing atlas is built here, reporting to `on_atlas_progress` (minutes at official size on a CPU)."""
+        from core.lite.atlas import AtlasError, AtlasSpec
+        from core.lite.select import RendererChoice, resolve_renderer
+
+        if config.renderer == "full":
+            self.renderer_choice = RendererChoice("full", "full renderer chosen explicitly")
+            return full
+        try:
+            grid = AtlasSpec.parse(config.atlas) if config.atlas else AtlasSpec()
+        except ValueError as exc:
+            raise AtlasError(str(exc)) from exc
+        renderer, self.renderer_choice = resolve_renderer(config.renderer, full, portrait, grid,
+                                                          self.on_atlas_progress)
+        log.info("renderer: %s", self.renderer_choice.reason)
+        return renderer
 
     def audio_source(self, choice: InputChoice, config: SessionConfig | None = None):
         from core.engine import FileSource, GeneratorSource, MicrophoneSource
@@ -251,9 +275,23 @@ class LiveSession:
             engine.configure(replace(config.engine))
 
     def set_portrait(self, portrait: str | Path | np.ndarray, face: int | None = None) -> None:
+        """Switch portraits on a running engine. In lite mode a portrait without an atlas keeps the old face
+        on screen while its atlas builds in the background (progress to `on_atlas_progress`), then switches."""
         engine = self.engine
-        if engine is not None:
+        if engine is None:
+            return
+        prepare_in_background = getattr(engine.renderer, "prepare_in_background", None)
+        if prepare_in_background is None or engine.renderer.has_atlas(portrait, face=face):
             engine.set_portrait(portrait, face=face)
+            return
+
+        def built(future) -> None:
+            if future.exception() is not None:
+                self._message(f"Lite mode could not prepare the new portrait: {future.exception()}")
+            elif self.engine is engine:
+                engine.set_portrait(portrait, face=face)
+
+        prepare_in_background(portrait, self.on_atlas_progress, face=face).add_done_callback(built)
 
     def set_muted(self, muted: bool) -> None:
         engine = self.engine
