@@ -321,13 +321,13 @@ class EngineBridge(QObject):
     def _pipeline(self, settings: AppSettings):
         """Renderer + motion source from `core.pipeline`, cached per (device, weights, motion source)."""
         weights = f"synthetic-{self.synthetic}" if self.synthetic else "auto"
-        key = (settings.device, weights, settings.motion_source)
+        key = (settings.device, weights, settings.motion_source, settings.backend)
         if self._cache_key != key:
             from core.pipeline import build_pipeline
 
             self._cache = None
             self._cache = build_pipeline(weights=weights, motion=settings.motion_source, device=settings.device,
-                                         settings=settings.motion_settings())
+                                         settings=settings.motion_settings(), backend=settings.backend)
             self._cache_key = key
         renderer, motion = self._cache
         motion.configure(settings.motion_settings())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
+from core.backends import BACKENDS
 from core.motion.source import MotionSettings
 
 APP_NAME = "headcast"
@@ -37,6 +38,7 @@ def data_dir() -> Path:
 @dataclass
 class AppSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    backend: str = "eager"  # renderer network backend, one of core.backends.BACKENDS
     fps: int = 25
     output_width: int = 512
     output_height: int = 512
@@ -85,6 +87,9 @@ class AppSettings:
         clamp("head_gain", 0.0, 4.0)
         if s.audio_delay_ms != AUTO_DELAY:
             clamp("audio_delay_ms", 0.0, 5000.0)
+        if s.backend not in BACKENDS:
+            notes.append(f"backend={s.backend!r} is unknown; using 'eager'")
+            s.backend = "eager"
         if s.motion_source not in MOTION_SOURCES:
             notes.append(f"motion_source={s.motion_source!r} is unknown; using 'retarget'")
             s.motion_source = "retarget"

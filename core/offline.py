@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_path
+from core.backends import BACKENDS
 from core.motion.factory import KINDS
 from core.timebase import SAMPLE_RATE, frames_for_samples
 
@@ -26,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--motion-checkpoint", help="a DiT motion model trained with `python -m training`")
     parser.add_argument("--dump-motion", help="write per-frame motion (and the lip ratio, if any) to this .npz")
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch")
+    parser.add_argument("--backend", choices=BACKENDS, default="eager",
+                        help="renderer network backend (auto: the fastest that passes a self-check here, measured "
+                             "once and remembered)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                        help="renderer compute precision (auto: fp16 on CUDA, fp32 elsewhere)")
 
 
 class MotionRecorder:
@@ -79,10 +85,12 @@ def main(args: argparse.Namespace) -> int:
         from core.pipeline import build_pipeline
 
         weights = f"synthetic-{args.synthetic_weights}" if args.synthetic_weights else "auto"
-        renderer, motion = build_pipeline(weights, args.motion, args.device, args.motion_checkpoint, offline=True)
+        renderer, motion = build_pipeline(weights, args.motion, args.device, args.motion_checkpoint, offline=True,
+                                          backend=args.backend, precision=args.precision)
         motion = MotionRecorder(motion)
         portrait = renderer.prepare(image, args.portrait)  # raises NoFaceError naming the file
-        print(f"motion source: {motion.name}; device: {renderer.spec.describe()}", file=sys.stderr)
+        print(f"motion source: {motion.name}; device: {renderer.spec.describe()}; backend: "
+              f"{renderer.backend.name}", file=sys.stderr)
         if not args.out:  # motion only: no rendering at all
             if hasattr(motion.inner, "use_models"):
                 motion.inner.use_models(renderer.models)

@@ -41,6 +41,22 @@ class BackendUnavailable(RuntimeError):
     """The backend cannot run here (no CUDA for cudagraph, no onnxruntime...); the message says what to use."""
 
 
+def autocast(spec: DeviceSpec, net: Callable) -> Callable:
+    """`net` under bf16 autocast when the spec asks for bf16 (weights stay fp32); `net` itself otherwise.
+
+    The autocast weight-cast cache is off: it must not outlive a CUDA graph capture, and the per-call cast of
+    the weights is what bf16 costs on the CPU anyway (measured by the bench, not assumed).
+    """
+    if spec.dtype != torch.bfloat16:
+        return net
+
+    def run(*args):
+        with torch.autocast(spec.device.type, dtype=torch.bfloat16, cache_enabled=False):
+            return net(*args)
+
+    return run
+
+
 class FaceBackend:
     """Eager: the modules themselves. Subclasses replace `warp` / `generate`."""
 
@@ -49,8 +65,8 @@ class FaceBackend:
     def __init__(self, models: LivePortraitModels, spec: DeviceSpec) -> None:
         self.models = models
         self.spec = spec
-        self.warp: Callable[..., dict[str, torch.Tensor]] = models.warping_module
-        self.generate: Callable[[torch.Tensor], torch.Tensor] = models.spade_generator
+        self.warp: Callable[..., dict[str, torch.Tensor]] = autocast(spec, models.warping_module)
+        self.generate: Callable[[torch.Tensor], torch.Tensor] = autocast(spec, models.spade_generator)
 
     @property
     def name(self) -> str:
@@ -62,8 +78,8 @@ class CompileBackend(FaceBackend):
 
     def __init__(self, models: LivePortraitModels, spec: DeviceSpec) -> None:
         super().__init__(models, spec)
-        self.warp = torch.compile(models.warping_module)
-        self.generate = torch.compile(models.spade_generator)
+        self.warp = autocast(spec, torch.compile(models.warping_module))
+        self.generate = autocast(spec, torch.compile(models.spade_generator))
 
 
 @dataclasses.dataclass
@@ -84,7 +100,8 @@ class CudaGraphBackend(FaceBackend):
         if not spec.is_cuda:
             raise BackendUnavailable("the cudagraph backend needs a CUDA device; use --backend eager or onnx")
         super().__init__(models, spec)
-        self._net_warp, self._net_generate = models.warping_module, models.spade_generator
+        self._net_warp = autocast(spec, models.warping_module)
+        self._net_generate = autocast(spec, models.spade_generator)
         self._graphs: dict[int, _Graphs] = {}
         self._by_output: dict[int, _Graphs] = {}
         self._pool = torch.cuda.graph_pool_handle()
@@ -146,10 +163,13 @@ class OnnxBackend(FaceBackend):
                                      "`pip install onnx onnxruntime` (or onnxruntime-gpu)") from exc
         super().__init__(models, spec)
         gpu_ep = spec.is_cuda and any(p in available_providers() for p in GPU_PROVIDERS)
+        if spec.dtype == torch.bfloat16:
+            raise BackendUnavailable("the onnx backend runs fp32 (and fp16 on CUDA/TensorRT providers): "
+                                     "onnxruntime has no bf16 convolution kernels; use precision fp32 with it")
         precision = "fp16" if gpu_ep and spec.dtype == torch.float16 else "fp32"
         export_dtype = torch.float16 if precision == "fp16" else torch.float32
         source = models
-        if spec.dtype != export_dtype:  # e.g. bf16 in torch, fp32 in onnxruntime's CPU provider
+        if spec.storage_dtype != export_dtype:  # fp16 in torch, but onnxruntime has only its CPU provider here
             source = dataclasses.replace(models, warping_module=copy.deepcopy(models.warping_module).to(export_dtype),
                                          spade_generator=copy.deepcopy(models.spade_generator).to(export_dtype))
         cache = Path(cache_dir) if cache_dir is not None else cache_dir_for(models)
@@ -167,7 +187,7 @@ class OnnxBackend(FaceBackend):
         return f"onnx ({self.provider.removesuffix('ExecutionProvider')}, {self.precision})"
 
     def _back(self, t: torch.Tensor) -> torch.Tensor:
-        return t.to(self.spec.device, self.spec.dtype)  # a no-op when onnxruntime already runs on the device
+        return t.to(self.spec.device, self.spec.storage_dtype)  # a no-op when onnxruntime already runs on the device
 
     def _warp(self, feature: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor):
         if feature.shape[0] > 1 and feature.stride(0) == 0:  # one portrait's volume broadcast: send it once
@@ -227,10 +247,11 @@ def self_check(models: LivePortraitModels, spec: DeviceSpec, kinds: list[str], b
     """
     gen = torch.Generator().manual_seed(0)
     cfg = models.config
-    image = torch.rand(1, 3, 256, 256, generator=gen).to(spec.device, spec.dtype)
+    dtype = spec.storage_dtype
+    image = torch.rand(1, 3, 256, 256, generator=gen).to(spec.device, dtype)
     feature = models.appearance_feature_extractor(image)
-    kp_s = (torch.rand(1, cfg.warping.num_kp, 3, generator=gen) - 0.5).to(spec.device, spec.dtype)
-    kp_d = kp_s + 0.02 * torch.randn(batch, cfg.warping.num_kp, 3, generator=gen).to(spec.device, spec.dtype)
+    kp_s = (torch.rand(1, cfg.warping.num_kp, 3, generator=gen) - 0.5).to(spec.device, dtype)
+    kp_d = kp_s + 0.02 * torch.randn(batch, cfg.warping.num_kp, 3, generator=gen).to(spec.device, dtype)
     args = (feature.expand(batch, -1, -1, -1, -1), kp_d, kp_s.expand(batch, -1, -1))
     tol = 1e-3 if spec.dtype == torch.float32 else 5e-2
     results: dict[str, dict] = {}
