@@ -6,6 +6,11 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
+
+# `headcast core ARGS` or `headcast render|weights|bench ARGS` run `python -m core ARGS` (the bundle's only
+# executable is this one).
+CLI_COMMANDS = ("core", "render", "weights", "bench")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -16,6 +21,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="compute device for this run: auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--verbose", "-v", action="store_true")
     p.add_argument("--quit-after", type=float, default=None, metavar="SECONDS", help=argparse.SUPPRESS)
+    p.add_argument("--smoke-test", type=float, default=None, metavar="SECONDS",
+                   help="check this install: add PHOTO, go live on the test signal for SECONDS, stop, quit "
+                   "(exit 0 when live frames arrived)")
+    p.add_argument("photos", nargs="*", type=Path, metavar="PHOTO",
+                   help="photos to add to the portrait library (what a file manager's 'Open with' passes)")
     return p.parse_args(argv)
 
 
@@ -33,6 +43,11 @@ def build_window(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in CLI_COMMANDS:  # `headcast render ...`: one executable for the app and the CLI
+        from core.__main__ import main as core_main
+
+        return core_main(argv[1:] if argv[0] == "core" else argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -49,12 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     window = build_window(args)
     window.show()
     window.first_run_check()
+    if args.photos:
+        window.add_paths(args.photos)
+    smoke = None
+    if args.smoke_test is not None:
+        from .smoke import run_smoke_test
+
+        smoke = loop.create_task(run_smoke_test(window, args.smoke_test))
     if args.quit_after is not None:  # smoke tests: run the real event loop briefly, then close normally
         loop.call_later(args.quit_after, window.close)
         loop.call_later(args.quit_after, app.quit)
     with loop:
         loop.run_until_complete(closed.wait())
-    return 0
+    return smoke.result() if smoke is not None and smoke.done() else (1 if smoke is not None else 0)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from core.atomic import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 THUMB_SIZE = 128
@@ -65,14 +65,8 @@ def _write_png_atomic(path: Path, rgb: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not encode {path.name}")
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
 
 
 def analyse_portrait(path: Path, cropper, folder: Path) -> Portrait:
@@ -144,14 +138,8 @@ class PortraitLibrary:
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"version": 1, "portraits": [asdict(p) for p in self.portraits]}, indent=2)
-        fd, tmp = tempfile.mkstemp(prefix=INDEX_FILE + ".", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, self.index_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(self.index_path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
 
     def index_of(self, path: str | Path) -> int:
         key = str(Path(path).resolve())

@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from resources import resource_dir
+
 from . import audio_io
 from .engine_bridge import EngineBridge, InputChoice
 from .library import PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
@@ -39,7 +41,7 @@ from .tasks import TaskRunner
 from .widgets import LevelMeter, PortraitList, PreviewWidget, dropped_paths
 
 log = logging.getLogger(__name__)
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+RESOURCES = resource_dir()  # package data: found in a checkout, a wheel and a bundle alike
 
 SHORTCUTS = (
     ("Start / stop", "F5"),
@@ -155,6 +157,9 @@ class MainWindow(QMainWindow):
         row.addWidget(self.refresh_inputs_button)
         f.addRow("Microphone", row)
         f.addRow("Level", self.level_meter)
+        self.loop_check = QCheckBox("Loop audio files")
+        self.loop_check.setToolTip("An audio-file input starts again at its end instead of stopping")
+        f.addRow(self.loop_check)
 
         self.camera_check = QCheckBox("Virtual camera")
         self.camera_label = QLabel("off")
@@ -287,6 +292,7 @@ class MainWindow(QMainWindow):
         self.bridge.error.connect(self._engine_error)
         self.bridge.message.connect(lambda text: self.show_message(text, warning=True))
         self.bridge.camera_changed.connect(self._camera_state)
+        self.loop_check.toggled.connect(self._loop_toggled)
 
     def _restore(self) -> None:
         self._restoring = True
@@ -299,6 +305,7 @@ class MainWindow(QMainWindow):
         s = self.settings
         self.device_combo.setCurrentText(s.device)
         self.backend_combo.setCurrentText(s.backend)
+        self.loop_check.setChecked(s.loop_audio_file)
         self.motion_combo.setCurrentText(s.motion_source)
         self.fps_spin.setValue(s.fps)
         size = f"{s.output_width}x{s.output_height}"
@@ -551,10 +558,24 @@ class MainWindow(QMainWindow):
                 self.show_message(f"Cannot open the audio output {name}: {exc}", warning=True)
         self._save()
 
+    def _loop_toggled(self, on: bool) -> None:
+        self.settings.loop_audio_file = on
+        self._save()
+
     def _delay_ms(self) -> float:
         if self.settings.audio_delay_ms != AUTO_DELAY:
             return self.settings.audio_delay_ms
-        return self.bridge.latency_ms()
+        return self._auto_delay()[0]
+
+    def _auto_delay(self) -> tuple[float, str]:
+        """The 'auto' voice delay: the mouth-to-frame latency measured by `python -m core bench latency` for
+        this device and motion source when there is one, else the running engine's own estimate (and say so)."""
+        from core.bench.latency import measured_latency_ms
+
+        measured = measured_latency_ms(self.settings.device, self.settings.motion_source)
+        if measured is not None:
+            return measured, "measured"
+        return self.bridge.latency_ms(), "estimated (run `python -m core bench latency` to measure)"
 
     def _delay_changed(self, value: float) -> None:
         self.settings.audio_delay_ms = AUTO_DELAY if value < 0 else float(value)
@@ -566,12 +587,15 @@ class MainWindow(QMainWindow):
         m = self.monitor
         if m is not None:
             self.level_meter.set_level(m.level, m.peak)
+        elif (heard := self.bridge.input_level()) is not None:  # file or test signal: what the engine hears
+            self.level_meter.set_level(*heard)
         if self.audio_out is not None:
+            how = "set"
             if self.settings.audio_delay_ms == AUTO_DELAY:
-                target = self.bridge.latency_ms()
+                target, how = self._auto_delay()
                 if abs(target - self.audio_out.delay_ms) > 20:
                     self.audio_out.set_delay_ms(target)
-            self.delay_label.setText(f"voice delayed {self.audio_out.delay_ms:.0f} ms → "
+            self.delay_label.setText(f"voice delayed {self.audio_out.delay_ms:.0f} ms ({how}) → "
                                      f"{self.audio_out.device_name}")
 
     # ---- settings -----------------------------------------------------------------------------------
@@ -695,8 +719,8 @@ class MainWindow(QMainWindow):
         st = self.bridge.stats()
         if st is None:
             return
-        fps, latency, device = st.get("fps", 0.0), st.get("latency_ms", 0.0), st.get("device", "?")
-        self.status_label.setText(f"{fps:.1f} fps · latency {latency:.0f} ms · {device}")
+        self.status_label.setText(status_text(st))
+        self.status_label.setToolTip(st.get("state", ""))
 
     # ---- weights ------------------------------------------------------------------------------------
     def show_weights_dialog(self) -> None:
@@ -732,6 +756,17 @@ class MainWindow(QMainWindow):
         self._save()
         self.tasks.shutdown()
         super().closeEvent(event)
+
+
+def status_text(st: dict) -> str:
+    """The status bar's figures, all measured: rendered vs sent fps, drops and repeats, latency p50/p95; when
+    the machine cannot keep up, the engine's plain-language state replaces the device name."""
+    text = (f"render {st.get('render_fps', 0.0):.1f} fps · output {st.get('output_fps', st.get('fps', 0.0)):.1f} fps"
+            f" · latency {st.get('latency_ms_p50', 0.0):.0f}/{st.get('latency_ms_p95', 0.0):.0f} ms (p50/p95)"
+            f" · drops {st.get('drops', 0)} · repeats {st.get('repeats', 0)}")
+    if not st.get("keeping_up", True):
+        return f"{text} · {st.get('state', '')}"
+    return f"{text} · {st.get('device', '?')}"
 
 
 def excepthook_to_window(window: MainWindow) -> None:

@@ -51,8 +51,10 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def pick_device(name: str = "auto", half: bool | None = None, precision: str | None = None) -> DeviceSpec:
+def pick_device(name: str = "auto", half: bool | None = None, precision: str | None = None,
+                official_size: bool = True) -> DeviceSpec:
     """`name`: auto | cpu | cuda | cuda:N | mps. `half`: fp16 compute (default: on for CUDA only).
+    `official_size`: False for tiny test networks, which run fast on a CPU (no slowness warning then).
 
     `precision` (fp32 | fp16 | bf16 | auto) overrides `half`: bf16 runs on CPUs and on CUDA; fp16 needs a GPU.
     """
@@ -82,5 +84,6 @@ def pick_device(name: str = "auto", half: bool | None = None, precision: str | N
     if device.type == "cpu":
         if half:
             raise ValueError("fp16 is not supported on CPU; use half=False or precision bf16.")
-        log.warning("Running on CPU: the official models take seconds per frame here; real time needs a GPU.")
+        if official_size:
+            log.warning("Running on CPU: the official models take seconds per frame here; real time needs a GPU.")
     return DeviceSpec(device=device, dtype=torch.float16 if half else torch.float32)

@@ -28,7 +28,7 @@ def build_pipeline(weights: str = "auto", motion: str = "auto", device: str = "a
     """`weights`: 'auto' (installed weights), 'synthetic-tiny' or 'synthetic-full' (stand-ins of the test /
     official sizes). Raises MissingWeightsError / CheckpointError with the fixing command when weights are bad.
     `backend` / `precision`: the renderer's network backend (core.backends) and compute precision."""
-    spec = pick_device(device, precision=precision)
+    spec = pick_device(device, precision=precision, official_size=weights != "synthetic-tiny")
     registry = WeightsRegistry(weights_root)
     synthetic = None
     if weights.startswith("synthetic"):

@@ -93,12 +93,14 @@ class Renderer:
 
     # ------------------------------------------------------------------ portrait
     @torch.inference_mode()
-    def prepare(self, image: np.ndarray | str | Path, source_name: str | None = None) -> PreparedPortrait:
+    def prepare(self, image: np.ndarray | str | Path, source_name: str | None = None,
+                face: int | None = None) -> PreparedPortrait:
+        """`face`: which face of a photo with several (core.face.FACE_ORDER, 0 = the largest)."""
         if not isinstance(image, np.ndarray):
             source_name = source_name or str(image)
             image = load_image(image)
         source_name = source_name or "image"
-        key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()
+        key = hashlib.sha1(image.tobytes() + str(image.shape).encode() + str(face).encode()).hexdigest()
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -107,7 +109,7 @@ class Renderer:
         if max(h, w) > MAX_OUTPUT_SIDE:
             s = MAX_OUTPUT_SIDE / max(h, w)
             image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-        face = self.cropper.crop(image, source_name)
+        face = self.cropper.crop(image, source_name, face=face)
         dev, dtype = self.spec.device, self.spec.storage_dtype
         x = torch.from_numpy(face.crop).to(dev).permute(2, 0, 1)[None].float().div_(255)
         feature_3d = self.models.appearance_feature_extractor(x.to(dtype))

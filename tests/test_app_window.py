@@ -386,7 +386,7 @@ def test_engine_error_shown_and_recovered(qtbot, loaded, monkeypatch):
     w = loaded
     run_until_frames(qtbot, w)
     stop(qtbot, w)
-    renderer = w.bridge._cache[0]  # the real renderer the next run reuses
+    renderer = w.bridge.session._cache[0]  # the real renderer the next run reuses (the session caches it)
     real = renderer.render
     calls = [0]
 

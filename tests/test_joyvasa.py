@@ -30,7 +30,7 @@ from core.motion.joyvasa import (
     postprocess,
     read_checkpoint,
 )
-from core.motion.joyvasa_audio import pad_window
+from core.motion.joyvasa.audio import pad_window
 from core.motion.source import SAMPLES_PER_FRAME, MotionSource
 from core.weights import MissingWeightsError
 from tests.helpers import assert_close
@@ -108,7 +108,7 @@ def test_architecture_from_args_and_n_layers_ignored(jv, joyvasa_root):
 
 
 def test_hubert_config_built_in_code_matches_chinese_hubert_base(jv, joyvasa_kit):
-    from core.motion.joyvasa_audio import hubert_config
+    from core.motion.joyvasa.audio import hubert_config
 
     published = json.loads((pathlib.Path(joyvasa_kit.__file__).parent / "config.json").read_text())
     ours = hubert_config().to_dict()

@@ -34,11 +34,11 @@ def make_motion_source(kind: str = "auto", synthetic: str | None = None, checkpo
 
         return DiTMotionSource.create(checkpoint=checkpoint, synthetic=synthetic, settings=settings, device=device)
     try:
-        from core.motion.joyvasa import JoyVASAMotionSource
+        from core.motion.joyvasa.source import JoyVASAMotionSource
     except ModuleNotFoundError as exc:
-        if exc.name != "core.motion.joyvasa":
+        if exc.name not in ("core.motion.joyvasa", "core.motion.joyvasa.source"):
             raise
-        raise MotionSourceUnavailable("the JoyVASA motion source is not part of this build (core/motion/joyvasa.py "
+        raise MotionSourceUnavailable("the JoyVASA motion source is not part of this build (core/motion/joyvasa/ "
                                       "is missing); use --motion retarget or --motion dit") from None
     return JoyVASAMotionSource.create(weights_root=weights_root, synthetic=synthetic, settings=settings,
                                       device=device, native=offline)

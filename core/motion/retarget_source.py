@@ -184,6 +184,11 @@ class RetargetMotionSource:
         w = (pos - lo)[:, None].astype(np.float32)
         return table[lo] * (1 - w) + table[up] * w
 
+    def expression(self, lip_ratio: np.ndarray, eye_ratio: np.ndarray) -> np.ndarray:
+        """Expression columns (n, 63) for lip / eye ratios, exactly as emitted per frame (lite atlas, issue 11)."""
+        lip, eye = np.asarray(lip_ratio, np.float32).reshape(-1), np.asarray(eye_ratio, np.float32).reshape(-1)
+        return self._lookup(self._lip_table, lip, 1.0) + self._lookup(self._eye_table, eye, 0.5)
+
     # ------------------------------------------------------------------ per frame
     def _draw_gap(self, first: bool = False) -> float:
         mean = 60.0 / self.config.blinks_per_minute
@@ -238,7 +243,7 @@ class RetargetMotionSource:
             motion[i, layout.POSE] = amp * wave_
             self._frame += 1
         if len(motion):
-            motion[:, layout.EXP] = self._lookup(self._lip_table, lip, 1.0) + self._lookup(self._eye_table, eye, 0.5)
+            motion[:, layout.EXP] = self.expression(lip, eye)
         self._emitted += len(motion)
         self.last_aux = {"lip_ratio": lip, "eye_ratio": eye}
         # drop audio no longer needed (keep one sample for the pre-emphasis of the next frame)

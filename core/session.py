@@ -1,0 +1,268 @@
+"""A live session without Qt: what the app's Start button and `python -m core live` both run.
+
+Why one object: the app and the headless command must behave the same (same pipeline cache, same input and
+camera policy, same error wording), and the latency figures measured headless must be the app's figures. The
+app keeps only its Qt signals and the preview hand-off (app/engine_bridge.py); everything else is here.
+
+Policy owned here:
+* pipeline: built once per (weights, motion source, device, checkpoint) and reused across starts;
+* input: `InputChoice` -> an audio source (microphone by name, a file played at real-time pace, optionally
+  looping, or the test generator); a microphone that is not connected is named with the fix;
+* camera: without a backend the session says what to install and keeps running (the preview still works);
+  a camera that fails mid-run is dropped with a message while the run goes on (sinks report their own
+  failure as `SinkFailure`); any other engine error ends the run;
+* input level: every delivered block updates `level_dbfs`, so a meter can show file and generator input too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from core.engine.clock import Clock
+from core.engine.engine import EngineSettings, EngineStats
+from core.engine.sinks import SinkFailure, camera_install_hint
+
+log = logging.getLogger(__name__)
+
+INPUT_KINDS = ("mic", "file", "generator")
+
+
+@dataclass(frozen=True)
+class InputChoice:
+    """What feeds the engine: a microphone by name (None: default), an audio file, or the test generator."""
+
+    kind: str  # "mic" | "file" | "generator"
+    value: str | None = None
+
+    @staticmethod
+    def parse(text: str) -> InputChoice:
+        """CLI form: 'mic', 'mic:NAME', 'test' / 'generator', or a file path."""
+        if text in ("mic", "default"):
+            return InputChoice("mic")
+        if text.startswith("mic:"):
+            return InputChoice("mic", text[4:] or None)
+        if text in ("test", "generator"):
+            return InputChoice("generator")
+        return InputChoice("file", text)
+
+
+@dataclass
+class SessionConfig:
+    """Everything a start needs besides the portrait and the input."""
+
+    weights: str = "auto"  # auto | synthetic-tiny | synthetic-full
+    motion: str = "retarget"
+    device: str = "auto"
+    motion_checkpoint: str | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    loop_files: bool = False  # a file input starts again at its end instead of finishing
+    backend: str = "eager"  # renderer network backend (core.backends.BACKENDS)
+    precision: str | None = None  # fp32 | fp16 | bf16; None: fp16 on CUDA, fp32 elsewhere
+
+    def pipeline_key(self) -> tuple:
+        return (self.weights, self.motion, self.device, self.motion_checkpoint, self.backend, self.precision)
+
+
+class MicrophoneNotConnected(RuntimeError):
+    """A microphone chosen by name is not among the input devices."""
+
+
+def find_input_device(name: str | None) -> int | None:
+    """sounddevice index of the input device called exactly `name` (None: the default device)."""
+    if name is None:
+        return None
+    import sounddevice as sd
+
+    for i, d in enumerate(sd.query_devices()):
+        if d["name"] == name and d["max_input_channels"] > 0:
+            return i
+    raise MicrophoneNotConnected(f"The microphone {name!r} is not connected. Plug it in (then rescan), or pick "
+                                 "another input.")
+
+
+class LevelMeter:
+    """Input level of the newest block in dBFS, with a peak that decays 20 dB/s; updated on the source
+    thread, read from anywhere (two floats, no lock needed)."""
+
+    def __init__(self) -> None:
+        self.level = -120.0
+        self.peak = -120.0
+        self._n = 0
+
+    def __call__(self, block: np.ndarray, capture_time: float = 0.0) -> None:
+        n = len(block)
+        rms = math.sqrt(float(np.dot(block, block)) / n) if n else 0.0
+        self.level = max(-120.0, 20.0 * math.log10(rms)) if rms > 0 else -120.0
+        self.peak = max(self.level, self.peak - 20.0 * n / 16000.0)
+
+    def reset(self) -> None:
+        self.level = self.peak = -120.0
+
+
+class LiveSession:
+    """Start/stop a live engine run; callbacks arrive on engine or source threads (the app re-posts them).
+
+    `on_error(exc)`: the run ended because of exc (the session has already stopped it).
+    `on_message(text)`: something the user should know; the run goes on (camera missing or lost).
+    `on_camera(text)`: the camera's state in a few words ("off", "sending to v4l2loopback: /dev/video2", ...).
+    `on_finished()`: a (non-looping) file input played to its end.
+    `resolve_mic(name) -> device index`: how a microphone name is found (the app passes its own).
+    """
+
+    def __init__(self, on_error: Callable[[BaseException], None] | None = None,
+                 on_message: Callable[[str], None] | None = None, on_camera: Callable[[str], None] | None = None,
+                 on_finished: Callable[[], None] | None = None,
+                 resolve_mic: Callable[[str | None], int | None] = find_input_device, clock: Clock | None = None):
+        self.on_error = on_error
+        self.on_message = on_message
+        self.on_camera = on_camera
+        self.on_finished = on_finished
+        self.resolve_mic = resolve_mic
+        self.clock = clock
+        self.engine = None
+        self.camera_sink = None
+        self.level = LevelMeter()
+        self.choice: InputChoice | None = None
+        self._cache_key = None
+        self._cache = None
+        self._lock = threading.Lock()
+
+    # ---- pipeline -----------------------------------------------------------------------------------
+    def pipeline(self, config: SessionConfig):
+        """Renderer + motion source from `core.pipeline`, cached per `SessionConfig.pipeline_key()`."""
+        key = config.pipeline_key()
+        if self._cache_key != key:
+            from core.pipeline import build_pipeline
+
+            self._cache = None  # free the old models before building new ones
+            self._cache = build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
+                                         motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion,
+                                         backend=config.backend, precision=config.precision)
+            self._cache_key = key
+        renderer, motion = self._cache
+        motion.configure(config.engine.motion)
+        return renderer, motion
+
+    # ---- run control --------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.engine is not None and self.engine.running
+
+    def start(self, config: SessionConfig, portrait: str | Path | np.ndarray, choice: InputChoice,
+              camera: bool = False, muted: bool = False, sinks: tuple = (), audio_taps: tuple = ()) -> str:
+        """Build (or reuse) the pipeline, open the camera if wanted, and start; returns the camera state text.
+        Blocking (model loading takes seconds on a cold start): the app calls it from a worker thread."""
+        from core.engine import Engine
+
+        if self.engine is not None:
+            self.stop()
+        renderer, motion = self.pipeline(config)
+        engine = Engine(renderer, motion, config.engine, clock=self.clock)
+        engine.on_error = self._engine_error
+        engine.on_finished = self._finished
+        engine.set_muted(muted)
+        engine.set_portrait(portrait)
+        for sink in sinks:
+            engine.add_sink(sink)
+        camera_text = self._open_camera(engine, config.engine) if camera else "off"
+        self.level.reset()
+        engine.audio_taps.append(self.level)
+        engine.audio_taps.extend(audio_taps)
+        source = self.audio_source(choice, config)
+        self.choice = choice
+        with self._lock:
+            self.engine = engine
+        try:
+            engine.start(source)
+        except BaseException:
+            self.close()
+            raise
+        return camera_text
+
+    def audio_source(self, choice: InputChoice, config: SessionConfig | None = None):
+        from core.engine import FileSource, GeneratorSource, MicrophoneSource
+
+        if choice.kind == "file":
+            if not choice.value:
+                raise FileNotFoundError("no audio file chosen")
+            loop = bool(config and config.loop_files)
+            return FileSource(choice.value, realtime=True, loop=loop, clock=self.clock)
+        if choice.kind == "generator":
+            return GeneratorSource(clock=self.clock)
+        if choice.kind != "mic":
+            raise ValueError(f"unknown input kind {choice.kind!r}; one of {', '.join(INPUT_KINDS)}")
+        return MicrophoneSource(device=self.resolve_mic(choice.value))
+
+    def _open_camera(self, engine, settings: EngineSettings) -> str:
+        """Add the virtual camera sink; without a backend say what to install and keep the run going."""
+        from core.engine import VirtualCameraSink
+
+        try:
+            sink = VirtualCameraSink(width=settings.width, height=settings.height, fps=settings.fps)
+        except Exception as exc:  # VirtualCameraUnavailable carries the install hint
+            self._message(f"Virtual camera unavailable; the preview keeps working. {exc}")
+            return camera_install_hint().splitlines()[0]
+        self.camera_sink = sink
+        engine.add_sink(sink)
+        return f"sending to {sink.describe()}"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            engine, self.engine = self.engine, None
+        self.camera_sink = None
+        if engine is not None:
+            engine.close(timeout)
+
+    close = stop
+
+    def wait(self, timeout: float | None = None) -> bool:
+        engine = self.engine
+        return engine is not None and engine.wait(timeout)
+
+    def configure(self, config: SessionConfig) -> None:
+        """Apply new settings to a running engine between batches (fps from the next start)."""
+        engine = self.engine
+        if engine is not None:
+            engine.configure(replace(config.engine))
+
+    def set_portrait(self, portrait: str | Path | np.ndarray) -> None:
+        engine = self.engine
+        if engine is not None:
+            engine.set_portrait(portrait)
+
+    def set_muted(self, muted: bool) -> None:
+        engine = self.engine
+        if engine is not None:
+            engine.set_muted(muted)
+
+    def stats(self) -> EngineStats | None:
+        engine = self.engine
+        return engine.stats() if engine is not None else None
+
+    # ---- reports from engine threads ----------------------------------------------------------------
+    def _message(self, text: str) -> None:
+        log.warning("%s", text)
+        if self.on_message is not None:
+            self.on_message(text)
+
+    def _engine_error(self, exc: BaseException) -> None:
+        if isinstance(exc, SinkFailure) and exc.sink is self.camera_sink and exc.sink is not None:
+            self.camera_sink = None  # the engine dropped the sink and keeps running
+            if self.on_camera is not None:
+                self.on_camera(f"stopped: {exc}")
+            self._message(f"The virtual camera stopped: {exc} The preview keeps running; stop and start again "
+                          "to retry the camera.")
+            return
+        if self.on_error is not None:
+            self.on_error(exc)
+
+    def _finished(self) -> None:
+        if self.on_finished is not None:
+            self.on_finished()
