@@ -16,8 +16,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 
 @dataclass(frozen=True)
 class WeightFile:
@@ -82,7 +80,12 @@ class WeightsChecksumError(ValueError):
 
 
 def default_root() -> Path:
-    return Path(os.environ.get("HEADCAST_WEIGHTS_DIR") or Path(platformdirs.user_data_dir("headcast")) / "weights")
+    env = os.environ.get("HEADCAST_WEIGHTS_DIR")
+    if env:
+        return Path(env)
+    import platformdirs  # imported here: the GPU check's machine has no platformdirs and sets the variable
+
+    return Path(platformdirs.user_data_dir("headcast")) / "weights"
 
 
 def sha256_of(path: Path, chunk: int = 1 << 22) -> str:

@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kit", default=None,
                         help="LivePortrait parity kit folder: official-size rows use its weights and report each "
                              "variant's error vs the official fp32 output (default: ../shared/parity if present)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="do not prepend the eager fp32 baseline row (x base and errors are then relative to "
+                             "the first row)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file (after every row)")
     parser.add_argument("--budget-s", type=float, default=None,
                         help="start no new row after this many seconds (the GPU check's per-step limit)")
@@ -151,8 +154,8 @@ def variants_for(spec32: DeviceSpec, args: argparse.Namespace) -> list[tuple[str
         backends = [b for b in backends if b != "compile"]
     precisions = args.precisions.split(",") if args.precisions else (["fp32", "fp16", "bf16"] if cuda
                                                                      else ["fp32", "bf16"])
-    out = [("eager", "fp32")]
-    out += [(b, p) for p in precisions for b in backends if (b, p) != ("eager", "fp32")]
+    out = [] if getattr(args, "no_baseline", False) else [("eager", "fp32")]
+    out += [(b, p) for p in precisions for b in backends if (b, p) not in out]
     return out
 
 
