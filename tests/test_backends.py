@@ -100,3 +100,20 @@ def test_render_cli_with_onnx_backend_writes_an_mp4(tmp_path, astronaut, capsys)
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(c.streams.video[0])) == 25
     assert list((tmp_path / "cache" / "onnx").glob("warping_module-fp32-op20-*.onnx"))
+
+
+def test_app_setting_and_cli_accept_only_known_backends():
+    import argparse
+
+    from app.settings import AppSettings
+    from core.cli_args import add_pipeline_arguments
+
+    fixed, notes = AppSettings(backend="turbo").validated()
+    assert fixed.backend == "eager" and any("backend='turbo'" in n for n in notes)
+    assert AppSettings(backend="onnx").validated()[0].backend == "onnx"
+    parser = argparse.ArgumentParser()
+    add_pipeline_arguments(parser)
+    args = parser.parse_args(["--backend", "cudagraph", "--precision", "bf16"])
+    assert (args.backend, args.precision) == ("cudagraph", "bf16")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--backend", "tensorrt"])

@@ -90,7 +90,6 @@ class CudaGraphBackend(FaceBackend):
         self._net_generate = autocast(spec, models.spade_generator)
         self._graphs: dict[int, _Graphs] = {}
         self._by_output: dict[int, _Graphs] = {}
-        self._pool = torch.cuda.graph_pool_handle()
         self.warp, self.generate = self._warp, self._generate
 
     def _capture(self, feature: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> _Graphs:
@@ -103,10 +102,12 @@ class CudaGraphBackend(FaceBackend):
             for _ in range(2):
                 self._net_generate(self._net_warp(f.expand(b, -1, -1, -1, -1), xd, xs)["out"])
         torch.cuda.current_stream(self.spec.device).wait_stream(stream)
-        gw, gg = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
-        with torch.cuda.graph(gw, pool=self._pool):
+        # one memory pool per batch size, shared by its two graphs, which always replay in capture order; pools
+        # are not shared across batch sizes, whose replays interleave in any order
+        gw, gg, pool = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph(), torch.cuda.graph_pool_handle()
+        with torch.cuda.graph(gw, pool=pool):
             warped = self._net_warp(f.expand(b, -1, -1, -1, -1), xd, xs)["out"]
-        with torch.cuda.graph(gg, pool=self._pool):
+        with torch.cuda.graph(gg, pool=pool):
             image = self._net_generate(warped)
         g = self._graphs[b] = _Graphs(f, xd, xs, warped, image, gw, gg)
         self._by_output[warped.data_ptr()] = g
