@@ -192,7 +192,8 @@ class EngineBridge(QObject):
                                 latency_budget_ms=budget, motion=settings.motion_settings())
         weights = f"synthetic-{self.synthetic}" if self.synthetic else "auto"
         return SessionConfig(weights=weights, motion=settings.motion_source, device=settings.device, engine=engine,
-                             loop_files=settings.loop_audio_file, renderer=settings.renderer)
+                             loop_files=settings.loop_audio_file, renderer=settings.renderer,
+                             backend=settings.backend)
 
     @staticmethod
     def _resolve_mic(name: str | None) -> int | None:

@@ -38,7 +38,7 @@ from resources import resource_dir
 from . import audio_io
 from .engine_bridge import NO_MICROPHONE, EngineBridge, InputChoice
 from .library import PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
-from .settings import AUTO_DELAY, MOTION_SOURCES, RENDERER_CHOICES, AppSettings, data_dir, save_settings
+from .settings import AUTO_DELAY, BACKENDS, MOTION_SOURCES, RENDERER_CHOICES, AppSettings, data_dir, save_settings
 from .tasks import TaskRunner
 from .widgets import LevelMeter, MessagePanel, PortraitList, PreviewWidget, dropped_paths
 
@@ -190,6 +190,10 @@ class MainWindow(QMainWindow):
         self.device_combo = QComboBox()
         for d in ("auto", "cpu", "cuda", "mps"):
             self.device_combo.addItem(d)
+        self.backend_combo = QComboBox()
+        for b in BACKENDS:
+            self.backend_combo.addItem(b)
+        self.backend_combo.setToolTip("Renderer backend; auto measures the candidates once and keeps the fastest")
         self.motion_combo = QComboBox()
         for m in MOTION_SOURCES:
             self.motion_combo.addItem(m)
@@ -217,6 +221,7 @@ class MainWindow(QMainWindow):
         set_box = QGroupBox("Settings")
         f = QFormLayout(set_box)
         f.addRow("Compute device", self.device_combo)
+        f.addRow("Renderer backend", self.backend_combo)
         f.addRow("Motion", self.motion_combo)
         f.addRow("Frame rate", self.fps_spin)
         f.addRow("Camera size", self.resolution_combo)
@@ -304,7 +309,7 @@ class MainWindow(QMainWindow):
         self.audio_out_check.toggled.connect(self._audio_out_changed)
         self.audio_out_combo.activated.connect(lambda _i: self._audio_out_changed())
         self.delay_spin.valueChanged.connect(self._delay_changed)
-        for w in (self.device_combo, self.motion_combo, self.resolution_combo, self.renderer_combo):
+        for w in (self.device_combo, self.backend_combo, self.motion_combo, self.resolution_combo, self.renderer_combo):
             w.currentIndexChanged.connect(self._settings_changed)
         for w in (self.fps_spin, self.window_spin, self.steps_spin, self.cfg_spin, self.expr_spin,
                   self.head_spin):
@@ -328,6 +333,7 @@ class MainWindow(QMainWindow):
     def _restore_widgets(self) -> None:
         s = self.settings
         self.device_combo.setCurrentText(s.device)
+        self.backend_combo.setCurrentText(s.backend)
         self.loop_check.setChecked(s.loop_audio_file)
         self.motion_combo.setCurrentText(s.motion_source)
         self.renderer_combo.setCurrentText(s.renderer)
@@ -664,6 +670,7 @@ class MainWindow(QMainWindow):
             return
         s = self.settings
         s.device = self.device_combo.currentText()
+        s.backend = self.backend_combo.currentText()
         s.motion_source = self.motion_combo.currentText()
         s.renderer = self.renderer_combo.currentText()
         s.fps = self.fps_spin.value()

@@ -16,6 +16,7 @@ from pathlib import Path
 import platformdirs
 
 from core.atomic import atomic_path
+from core.backends import BACKENDS
 from core.lite import RENDERERS
 from core.motion.source import MotionSettings
 
@@ -39,6 +40,7 @@ def data_dir() -> Path:
 @dataclass
 class AppSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    backend: str = "eager"  # renderer network backend, one of core.backends.BACKENDS
     fps: int = 25
     output_width: int = 512
     output_height: int = 512
@@ -94,6 +96,9 @@ class AppSettings:
         if s.renderer not in RENDERER_CHOICES:
             notes.append(f"renderer={s.renderer!r} is unknown; using 'full'")
             s.renderer = "full"
+        if s.backend not in BACKENDS:
+            notes.append(f"backend={s.backend!r} is unknown; using 'eager'")
+            s.backend = "eager"
         if s.motion_source not in MOTION_SOURCES:
             notes.append(f"motion_source={s.motion_source!r} is unknown; using 'retarget'")
             s.motion_source = "retarget"

@@ -63,20 +63,23 @@ class SessionConfig:
     motion_checkpoint: str | None = None
     engine: EngineSettings = field(default_factory=EngineSettings)
     loop_files: bool = False  # a file input starts again at its end instead of finishing
-    options: dict = field(default_factory=dict)  # further build_pipeline keywords (e.g. a renderer kind, a backend)
+    options: dict = field(default_factory=dict)  # further build_pipeline keywords (a new pipeline option)
+    renderer: str = "full"  # full | lite | auto (core.lite.select: auto measures the full renderer here)
+    atlas: str | None = None  # lite-mode atlas grid "LIPxEYE" (None: core.lite.atlas.AtlasSpec's default)
+    backend: str = "eager"  # renderer network backend (core.backends.BACKENDS)
+    precision: str | None = None  # fp32 | fp16 | bf16; None/auto: fp16 on CUDA, fp32 elsewhere
 
     @classmethod
     def from_pipeline_kwargs(cls, kwargs: dict, **fields) -> SessionConfig:
         """From `core.cli_args.pipeline_kwargs(args)`: known keys become fields, the rest `options`."""
         kw = dict(kwargs)
-        known = {k: kw.pop(k) for k in ("weights", "motion", "device", "motion_checkpoint", "renderer", "atlas")
-                 if k in kw}
+        known = {k: kw.pop(k) for k in ("weights", "motion", "device", "motion_checkpoint", "renderer", "atlas",
+                                        "backend", "precision") if k in kw}
         return cls(**known, options=kw, **fields)
-    renderer: str = "full"  # full | lite | auto (core.lite.select: auto measures the full renderer here)
-    atlas: str | None = None  # lite-mode atlas grid "LIPxEYE" (None: core.lite.atlas.AtlasSpec's default)
 
     def pipeline_key(self) -> tuple:
-        return (self.weights, self.motion, self.device, self.motion_checkpoint, tuple(sorted(self.options.items())))
+        return (self.weights, self.motion, self.device, self.motion_checkpoint, self.backend, self.precision,
+                tuple(sorted(self.options.items())))
 
 
 class MicrophoneNotConnected(RuntimeError):
@@ -106,7 +109,8 @@ def _build_pipeline(config: SessionConfig) -> tuple:
     from core.pipeline import build_pipeline
 
     return build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
-                          motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion, **config.options)
+                          motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion,
+                          backend=config.backend, precision=config.precision, **config.options)
 
 
 class LevelMeter:

@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 from core.atomic import atomic_path
 
 
@@ -98,7 +96,12 @@ TIMEOUT_S = 15.0  # per connection attempt and per read; no retries: an offline 
 
 
 def default_root() -> Path:
-    return Path(os.environ.get("HEADCAST_WEIGHTS_DIR") or Path(platformdirs.user_data_dir("headcast")) / "weights")
+    env = os.environ.get("HEADCAST_WEIGHTS_DIR")
+    if env:
+        return Path(env)
+    import platformdirs  # imported here: the GPU check's machine has no platformdirs and sets the variable
+
+    return Path(platformdirs.user_data_dir("headcast")) / "weights"
 
 
 def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
