@@ -17,11 +17,13 @@ import platformdirs
 
 from core.atomic import atomic_path
 from core.backends import BACKENDS
+from core.lite import RENDERERS
 from core.motion.source import MotionSettings
 
 APP_NAME = "headcast"
 SETTINGS_FILE = "settings.json"
 MOTION_SOURCES = ("retarget", "joyvasa", "dit")
+RENDERER_CHOICES = RENDERERS  # full | lite | auto (lite mode, issue 11)
 AUTO_DELAY = -1.0  # audio_delay_ms value meaning "follow the measured pipeline latency"
 
 
@@ -43,6 +45,7 @@ class AppSettings:
     output_width: int = 512
     output_height: int = 512
     motion_source: str = "retarget"  # one of MOTION_SOURCES
+    renderer: str = "full"  # full | lite | auto: lite mode for machines where full cannot keep up
     motion_window: int = 25  # frames per generated window
     sampling_steps: int = 10
     cfg_scale: float = 2.0
@@ -90,6 +93,9 @@ class AppSettings:
         clamp("latency_budget_ms", 0.0, 10000.0)
         if s.audio_delay_ms != AUTO_DELAY:
             clamp("audio_delay_ms", 0.0, 5000.0)
+        if s.renderer not in RENDERER_CHOICES:
+            notes.append(f"renderer={s.renderer!r} is unknown; using 'full'")
+            s.renderer = "full"
         if s.backend not in BACKENDS:
             notes.append(f"backend={s.backend!r} is unknown; using 'eager'")
             s.backend = "eager"

@@ -31,3 +31,10 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, motion_default: str 
 def weights_choice(args: argparse.Namespace) -> str:
     """'auto' (installed weights) or 'synthetic-tiny' / 'synthetic-full'."""
     return f"synthetic-{args.synthetic_weights}" if getattr(args, "synthetic_weights", None) else "auto"
+
+
+def pipeline_kwargs(args: argparse.Namespace) -> dict:
+    """`build_pipeline` keywords from the options `add_pipeline_arguments` added. A new pipeline option goes in
+    both functions; `core.session.SessionConfig` passes keys it does not know through `options`."""
+    return {"weights": weights_choice(args), "motion": args.motion, "device": args.device,
+            "motion_checkpoint": args.motion_checkpoint, "backend": args.backend, "precision": args.precision}
