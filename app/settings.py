@@ -16,11 +16,14 @@ from pathlib import Path
 import platformdirs
 
 from core.atomic import atomic_path
+from core.backends import BACKENDS
+from core.lite import RENDERERS
 from core.motion.source import MotionSettings
 
 APP_NAME = "headcast"
 SETTINGS_FILE = "settings.json"
 MOTION_SOURCES = ("retarget", "joyvasa", "dit")
+RENDERER_CHOICES = RENDERERS  # full | lite | auto (lite mode, issue 11)
 AUTO_DELAY = -1.0  # audio_delay_ms value meaning "follow the measured pipeline latency"
 
 
@@ -37,10 +40,12 @@ def data_dir() -> Path:
 @dataclass
 class AppSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    backend: str = "eager"  # renderer network backend, one of core.backends.BACKENDS
     fps: int = 25
     output_width: int = 512
     output_height: int = 512
     motion_source: str = "retarget"  # one of MOTION_SOURCES
+    renderer: str = "full"  # full | lite | auto: lite mode for machines where full cannot keep up
     motion_window: int = 25  # frames per generated window
     sampling_steps: int = 10
     cfg_scale: float = 2.0
@@ -88,6 +93,12 @@ class AppSettings:
         clamp("latency_budget_ms", 0.0, 10000.0)
         if s.audio_delay_ms != AUTO_DELAY:
             clamp("audio_delay_ms", 0.0, 5000.0)
+        if s.renderer not in RENDERER_CHOICES:
+            notes.append(f"renderer={s.renderer!r} is unknown; using 'full'")
+            s.renderer = "full"
+        if s.backend not in BACKENDS:
+            notes.append(f"backend={s.backend!r} is unknown; using 'eager'")
+            s.backend = "eager"
         if s.motion_source not in MOTION_SOURCES:
             notes.append(f"motion_source={s.motion_source!r} is unknown; using 'retarget'")
             s.motion_source = "retarget"

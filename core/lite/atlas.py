@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 import torch
 import torch.nn.functional as F
 
@@ -47,7 +46,12 @@ Progress = Callable[[int, int], None]  # (entries done, entries in all)
 
 def cache_dir() -> Path:
     """`HEADCAST_CACHE_DIR` if set (tests, portable installs), else the platform's user cache folder."""
-    return Path(os.environ.get("HEADCAST_CACHE_DIR") or platformdirs.user_cache_dir("headcast"))
+    env = os.environ.get("HEADCAST_CACHE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs  # imported here: the GPU check's machine has no platformdirs and sets the variable
+
+    return Path(platformdirs.user_cache_dir("headcast"))
 
 
 class AtlasError(RuntimeError):
