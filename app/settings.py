@@ -15,7 +15,8 @@ from pathlib import Path
 
 import platformdirs
 
-from core.atomic import atomic_path
+from core.atomic import atomic_path, set_aside
+from core.backends import BACKENDS
 from core.lite import RENDERERS
 from core.motion.source import MotionSettings
 
@@ -39,6 +40,7 @@ def data_dir() -> Path:
 @dataclass
 class AppSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    backend: str = "eager"  # renderer network backend, one of core.backends.BACKENDS
     fps: int = 25
     output_width: int = 512
     output_height: int = 512
@@ -94,6 +96,9 @@ class AppSettings:
         if s.renderer not in RENDERER_CHOICES:
             notes.append(f"renderer={s.renderer!r} is unknown; using 'full'")
             s.renderer = "full"
+        if s.backend not in BACKENDS:
+            notes.append(f"backend={s.backend!r} is unknown; using 'eager'")
+            s.backend = "eager"
         if s.motion_source not in MOTION_SOURCES:
             notes.append(f"motion_source={s.motion_source!r} is unknown; using 'retarget'")
             s.motion_source = "retarget"
@@ -153,11 +158,7 @@ def load_settings(path: Path | None = None) -> tuple[AppSettings, list[str]]:
         if not isinstance(raw, dict):
             raise ValueError("the top level is not a JSON object")
     except ValueError as exc:
-        try:
-            os.replace(path, path.with_name(path.name + ".bad"))
-            kept = f" The broken file was kept as {path.name}.bad."
-        except OSError:
-            kept = ""
+        kept = f" The broken file was kept as {path.name}.bad." if set_aside(path) else ""
         return AppSettings(), [f"Settings file {path} is corrupt ({exc}); using defaults.{kept}"]
     settings, warnings = settings_from_dict(raw)
     return settings, [f"Settings {path}: {w}" for w in warnings]

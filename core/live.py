@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.cli_args import add_pipeline_arguments, weights_choice
+from core.cli_args import add_pipeline_arguments, pipeline_kwargs
 
 EXIT_INTERRUPTED = 130
 
@@ -121,10 +121,9 @@ def _run(args: argparse.Namespace) -> int:
     from core.weights import MissingWeightsError, WeightsChecksumError
 
     choice = InputChoice.parse(args.input)
-    config = SessionConfig(weights=weights_choice(args), motion=args.motion, device=args.device,
-                           motion_checkpoint=args.motion_checkpoint,
-                           engine=EngineSettings(max_batch=args.batch, latency_budget_ms=args.latency_budget),
-                           loop_files=args.loop, renderer=args.renderer, atlas=args.atlas)
+    config = SessionConfig.from_pipeline_kwargs(
+        pipeline_kwargs(args), engine=EngineSettings(max_batch=args.batch, latency_budget_ms=args.latency_budget),
+        loop_files=args.loop, renderer=args.renderer, atlas=args.atlas)
     finished = threading.Event()
     errors: list[BaseException] = []
 

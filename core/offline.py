@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_path
-from core.cli_args import add_pipeline_arguments
+from core.cli_args import add_pipeline_arguments, pipeline_kwargs
 from core.face import FACE_ORDER
 from core.timebase import FPS, SAMPLE_RATE, frames_for_samples
 
@@ -113,8 +113,7 @@ def main(args: argparse.Namespace) -> int:
         audio = clip.mono()
         from core.pipeline import build_pipeline
 
-        weights = f"synthetic-{args.synthetic_weights}" if args.synthetic_weights else "auto"
-        renderer, motion = build_pipeline(weights, args.motion, args.device, args.motion_checkpoint, offline=True)
+        renderer, motion = build_pipeline(**pipeline_kwargs(args), offline=True)
         motion = MotionRecorder(motion)
         face = None if args.face is None else args.face - 1
         portrait = renderer.prepare(image, args.portrait, face=face)  # raises NoFaceError naming the file
@@ -125,7 +124,9 @@ def main(args: argparse.Namespace) -> int:
             from core.lite.cli import select_renderer
 
             renderer, _ = select_renderer(args, renderer, image, args.portrait, batch=args.batch, face=face)
-        print(f"motion source: {motion.name}; device: {renderer.spec.describe()}", file=sys.stderr)
+        backend = getattr(getattr(renderer, "backend", None), "name", "-")
+        print(f"motion source: {motion.name}; device: {renderer.spec.describe()}; backend: {backend}",
+              file=sys.stderr)
         if not args.out:  # motion only: no rendering at all
             if hasattr(motion.inner, "use_models"):
                 motion.inner.use_models(renderer.models)

@@ -63,11 +63,23 @@ class SessionConfig:
     motion_checkpoint: str | None = None
     engine: EngineSettings = field(default_factory=EngineSettings)
     loop_files: bool = False  # a file input starts again at its end instead of finishing
+    options: dict = field(default_factory=dict)  # further build_pipeline keywords (a new pipeline option)
     renderer: str = "full"  # full | lite | auto (core.lite.select: auto measures the full renderer here)
     atlas: str | None = None  # lite-mode atlas grid "LIPxEYE" (None: core.lite.atlas.AtlasSpec's default)
+    backend: str = "eager"  # renderer network backend (core.backends.BACKENDS)
+    precision: str | None = None  # fp32 | fp16 | bf16; None/auto: fp16 on CUDA, fp32 elsewhere
+
+    @classmethod
+    def from_pipeline_kwargs(cls, kwargs: dict, **fields) -> SessionConfig:
+        """From `core.cli_args.pipeline_kwargs(args)`: known keys become fields, the rest `options`."""
+        kw = dict(kwargs)
+        known = {k: kw.pop(k) for k in ("weights", "motion", "device", "motion_checkpoint", "renderer", "atlas",
+                                        "backend", "precision") if k in kw}
+        return cls(**known, options=kw, **fields)
 
     def pipeline_key(self) -> tuple:
-        return (self.weights, self.motion, self.device, self.motion_checkpoint)
+        return (self.weights, self.motion, self.device, self.motion_checkpoint, self.backend, self.precision,
+                tuple(sorted(self.options.items())))
 
 
 class MicrophoneNotConnected(RuntimeError):
@@ -76,15 +88,29 @@ class MicrophoneNotConnected(RuntimeError):
 
 def find_input_device(name: str | None) -> int | None:
     """sounddevice index of the input device called exactly `name` (None: the default device)."""
-    if name is None:
-        return None
     import sounddevice as sd
+
+    if name is None:
+        try:
+            sd.query_devices(kind="input")
+        except Exception:  # no default input: PortAudio would later say "Error querying device -1"
+            raise MicrophoneNotConnected("No microphone found on this computer. Plug one in, or use an audio file "
+                                         "or the test signal as the input.") from None
+        return None
 
     for i, d in enumerate(sd.query_devices()):
         if d["name"] == name and d["max_input_channels"] > 0:
             return i
     raise MicrophoneNotConnected(f"The microphone {name!r} is not connected. Plug it in (then rescan), or pick "
                                  "another input.")
+
+
+def _build_pipeline(config: SessionConfig) -> tuple:
+    from core.pipeline import build_pipeline
+
+    return build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
+                          motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion,
+                          backend=config.backend, precision=config.precision, **config.options)
 
 
 class LevelMeter:
@@ -119,13 +145,15 @@ class LiveSession:
     def __init__(self, on_error: Callable[[BaseException], None] | None = None,
                  on_message: Callable[[str], None] | None = None, on_camera: Callable[[str], None] | None = None,
                  on_finished: Callable[[], None] | None = None,
-                 resolve_mic: Callable[[str | None], int | None] = find_input_device, clock: Clock | None = None):
+                 resolve_mic: Callable[[str | None], int | None] = find_input_device, clock: Clock | None = None,
+                 build: Callable[[SessionConfig], tuple] | None = None):
         self.on_error = on_error
         self.on_message = on_message
         self.on_camera = on_camera
         self.on_finished = on_finished
         self.resolve_mic = resolve_mic
         self.clock = clock
+        self.build = build  # config -> (renderer, motion source); default core.pipeline.build_pipeline
         self.engine = None
         self.camera_sink = None
         self.level = LevelMeter()
@@ -141,11 +169,8 @@ class LiveSession:
         """Renderer + motion source from `core.pipeline`, cached per `SessionConfig.pipeline_key()`."""
         key = config.pipeline_key()
         if self._cache_key != key:
-            from core.pipeline import build_pipeline
-
             self._cache = None  # free the old models before building new ones
-            self._cache = build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
-                                         motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion)
+            self._cache = (self.build or _build_pipeline)(config)
             self._cache_key = key
         renderer, motion = self._cache
         motion.configure(config.engine.motion)
@@ -157,7 +182,8 @@ class LiveSession:
         return self.engine is not None and self.engine.running
 
     def start(self, config: SessionConfig, portrait: str | Path | np.ndarray, choice: InputChoice,
-              camera: bool = False, muted: bool = False, sinks: tuple = (), audio_taps: tuple = ()) -> str:
+              camera: bool = False, muted: bool = False, sinks: tuple = (), audio_taps: tuple = (),
+              face: int | None = None) -> str:
         """Build (or reuse) the pipeline, open the camera if wanted, and start; returns the camera state text.
         Blocking (model loading takes seconds on a cold start): the app calls it from a worker thread."""
         from core.engine import Engine
@@ -170,7 +196,7 @@ class LiveSession:
         engine.on_error = self._engine_error
         engine.on_finished = self._finished
         engine.set_muted(muted)
-        engine.set_portrait(portrait)
+        engine.set_portrait(portrait, face=face)  # face: which of several (core.face.FACE_ORDER)
         for sink in sinks:
             engine.add_sink(sink)
         camera_text = self._open_camera(engine, config.engine) if camera else "off"
@@ -252,24 +278,24 @@ class LiveSession:
         if engine is not None:
             engine.configure(replace(config.engine))
 
-    def set_portrait(self, portrait: str | Path | np.ndarray) -> None:
+    def set_portrait(self, portrait: str | Path | np.ndarray, face: int | None = None) -> None:
         """Switch portraits on a running engine. In lite mode a portrait without an atlas keeps the old face
         on screen while its atlas builds in the background (progress to `on_atlas_progress`), then switches."""
         engine = self.engine
         if engine is None:
             return
         prepare_in_background = getattr(engine.renderer, "prepare_in_background", None)
-        if prepare_in_background is None or engine.renderer.has_atlas(portrait):
-            engine.set_portrait(portrait)
+        if prepare_in_background is None or engine.renderer.has_atlas(portrait, face=face):
+            engine.set_portrait(portrait, face=face)
             return
 
         def built(future) -> None:
             if future.exception() is not None:
                 self._message(f"Lite mode could not prepare the new portrait: {future.exception()}")
             elif self.engine is engine:
-                engine.set_portrait(portrait)
+                engine.set_portrait(portrait, face=face)
 
-        prepare_in_background(portrait, self.on_atlas_progress).add_done_callback(built)
+        prepare_in_background(portrait, self.on_atlas_progress, face=face).add_done_callback(built)
 
     def set_muted(self, muted: bool) -> None:
         engine = self.engine

@@ -33,7 +33,7 @@ class FakeRenderer:
         self.max_active = 0
         self._lock = threading.Lock()
 
-    def prepare(self, image, source_name=None):
+    def prepare(self, image, source_name=None, face=None):
         return FakePortrait(self.size)
 
     def render(self, portrait, motion, out=None):

@@ -19,6 +19,7 @@ figure on that device. The p50 is stored in the user cache; the app's "auto" voi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import threading
@@ -51,7 +52,9 @@ def cache_path() -> Path:
     return Path(root) / CACHE_FILE
 
 
+@functools.lru_cache(maxsize=8)
 def _device_kind(device: str) -> str:
+    """'cpu' / 'cuda' / 'mps' (cached: the app asks several times a second)."""
     if device == "auto":
         import torch
 
@@ -115,7 +118,7 @@ def onset_voice(n: int, gap_s: float, seed: int = 0) -> tuple[np.ndarray, np.nda
     onsets = np.array([lead + i * step + int(rng.integers(0, SAMPLES_PER_FRAME)) for i in range(n)])
     x = np.zeros(onsets[-1] + step, np.float32)
     t = np.arange(burst) / SAMPLE_RATE
-    buzz = np.sign(np.sin(2 * np.pi * 140 * t)) * 0.35 + np.sin(2 * np.pi * 420 * t) * 0.2
+    buzz = np.sign(np.cos(2 * np.pi * 140 * t)) * 0.35 + np.cos(2 * np.pi * 420 * t) * 0.2  # full level at sample 0
     envelope = np.minimum(1.0, np.exp(-(t - 0.15).clip(0) * 30))  # full level at once, fades after 150 ms
     for o in onsets:
         x[o:o + burst] = (buzz * envelope).astype(np.float32)
@@ -254,6 +257,7 @@ def measure(motion: str, size: str, device: str, pulse: str, n: int, gap: float,
         "compute_p50_ms": pct(3, 50), "compute_p95_ms": pct(3, 95),
         "lookahead_ms": round(lookahead_s * 1000, 1), "cushion_ms": round(cushion_s * 1000, 1),
         "render_ms_per_frame": round(stats.stage_ms["render"], 1), "drops": stats.drops,
+        "budget_ms": round(stats.latency_budget_ms, 1), "batch": engine.settings.max_batch,
         "device": stats.device, "size": size,
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -179,7 +179,8 @@ class Engine:
     def set_portrait(self, image: np.ndarray | str | Path, face: int | None = None) -> PreparedPortrait:
         """Prepare a portrait (on the worker thread when running) and switch to it between two batches.
         `face`: which face of a photo with several (core.face.FACE_ORDER; None: the largest)."""
-        portrait = self._on_worker(lambda: self.renderer.prepare(image, face=face))
+        kwargs = {} if face is None else {"face": face}  # renderers without a face choice keep working
+        portrait = self._on_worker(lambda: self.renderer.prepare(image, **kwargs))
         with self._lock:
             first = self._portrait is None
             self._portrait = portrait
@@ -319,7 +320,8 @@ class Engine:
         if keeping_up:
             return f"keeping up: renders up to {min(capacity, 999):.0f} fps for {fps} fps within {budget:.0f} ms"
         where = "on CPU" if device == "cpu" else f"on {device.upper()}"
-        return (f"cannot keep up: rendering {capacity:.1f} of {fps} fps {where}, so frames are skipped to stay "
+        rate = f"{capacity:.2f}" if capacity < 1 else f"{capacity:.1f}"
+        return (f"cannot keep up: rendering {rate} of {fps} fps {where}, so frames are skipped to stay "
                 f"within {budget:.0f} ms; try Lite mode, a smaller size or a GPU")
 
     # ------------------------------------------------------------------ internals
@@ -383,6 +385,8 @@ class Engine:
         run = self._run
         worker = run.threads[0] if run and run.threads else None
         if worker is None or not worker.is_alive() or worker is threading.current_thread() or run.stop.is_set():
+            if self._stragglers and threading.current_thread() not in self._stragglers:
+                self._reap(self.restart_wait_s)  # a stopped run's render still holds the device: wait for it
             return fn()
         future: Future = Future()
         self._requests.append((fn, future))
