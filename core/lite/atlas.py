@@ -151,7 +151,9 @@ def atlas_key(renderer, portrait, spec: AtlasSpec, retarget: RetargetConfig) -> 
     face = portrait.face
     parts = {
         "version": ATLAS_VERSION,
-        "portrait": portrait.key,
+        # the canvas pixels and the crop, not portrait.key: that also names how the face was chosen (None or 0
+        # for the same largest face), which does not change a single atlas pixel
+        "portrait": hashlib.sha1(np.ascontiguousarray(portrait.image).tobytes()).hexdigest(),
         "canvas": list(portrait.image.shape),
         "crop": hashlib.sha1(np.ascontiguousarray(face.matrix, np.float64).tobytes()).hexdigest(),
         "landmarks": None if face.landmarks is None else
