@@ -16,7 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
-from core.motion.source import MotionSettings
+from core.motion.source import JOYVASA_ENCODINGS, MotionSettings
 
 APP_NAME = "headcast"
 SETTINGS_FILE = "settings.json"
@@ -46,6 +46,7 @@ class AppSettings:
     cfg_scale: float = 2.0
     expression_gain: float = 1.0
     head_gain: float = 1.0
+    joyvasa_encoding: str | None = None  # "prefix" | "fixed"; None: the checkpoint's own (published: prefix)
     audio_delay_ms: float = AUTO_DELAY  # < 0: follow the measured latency
     audio_output_enabled: bool = False
     audio_output_device: str | None = None  # a virtual audio cable, by sounddevice name
@@ -61,6 +62,7 @@ class AppSettings:
             window=self.motion_window,
             steps=self.sampling_steps,
             cfg_scale=self.cfg_scale,
+            joyvasa_encoding=self.joyvasa_encoding,
         )
 
     def validated(self) -> tuple[AppSettings, list[str]]:
@@ -85,6 +87,9 @@ class AppSettings:
         clamp("head_gain", 0.0, 4.0)
         if s.audio_delay_ms != AUTO_DELAY:
             clamp("audio_delay_ms", 0.0, 5000.0)
+        if s.joyvasa_encoding is not None and s.joyvasa_encoding not in JOYVASA_ENCODINGS:
+            notes.append(f"joyvasa_encoding={s.joyvasa_encoding!r} is unknown; using the checkpoint's own")
+            s.joyvasa_encoding = None
         if s.motion_source not in MOTION_SOURCES:
             notes.append(f"motion_source={s.motion_source!r} is unknown; using 'retarget'")
             s.motion_source = "retarget"

@@ -26,6 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--motion-checkpoint", help="a DiT motion model trained with `python -m training`")
     parser.add_argument("--dump-motion", help="write per-frame motion (and the lip ratio, if any) to this .npz")
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch")
+    add_joyvasa_encoding_argument(parser)
+
+
+def add_joyvasa_encoding_argument(parser: argparse.ArgumentParser) -> None:
+    """`--joyvasa-encoding` (render and live): the positional encoding JoyVASA's denoiser runs with."""
+    from core.motion.source import JOYVASA_ENCODINGS
+
+    parser.add_argument("--joyvasa-encoding", choices=JOYVASA_ENCODINGS, default=None,
+                        help="JoyVASA's positional encoding: prefix (the code the published weights were trained "
+                             "with) or fixed (JoyVASA's code since 2025-12-09, for a checkpoint trained with "
+                             "it); default: the one recorded with the checkpoint, else prefix")
 
 
 class MotionRecorder:
@@ -79,7 +90,11 @@ def main(args: argparse.Namespace) -> int:
         from core.pipeline import build_pipeline
 
         weights = f"synthetic-{args.synthetic_weights}" if args.synthetic_weights else "auto"
-        renderer, motion = build_pipeline(weights, args.motion, args.device, args.motion_checkpoint, offline=True)
+        from core.motion.source import MotionSettings
+
+        settings = MotionSettings(joyvasa_encoding=getattr(args, "joyvasa_encoding", None))
+        renderer, motion = build_pipeline(weights, args.motion, args.device, args.motion_checkpoint,
+                                          settings=settings, offline=True)
         motion = MotionRecorder(motion)
         portrait = renderer.prepare(image, args.portrait)  # raises NoFaceError naming the file
         print(f"motion source: {motion.name}; device: {renderer.spec.describe()}", file=sys.stderr)

@@ -29,6 +29,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from core.motion.diffusion import predict_x0
 from training import checkpointing
 from training.data import DataError, WindowSampler, load_clips, motion_stats
 
@@ -88,11 +89,6 @@ def build_diffusion(steps: int):
     from core.motion.diffusion import CosineSchedule
 
     return CosineSchedule(steps)
-
-
-def predict_x0(model, x_t, t, context, audio, drop_audio):
-    """The one place that knows MotionDiT's call signature."""
-    return model(x_t, t, context, audio, drop_audio=drop_audio)
 
 
 # ---------------------------------------------------------------- helpers
