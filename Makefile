@@ -5,17 +5,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.headcast-installed
 
-.PHONY: run test lint system-deps clean
+.PHONY: run test lint system-deps clean dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@if nvidia-smi -L >/dev/null 2>&1; then \
 		echo "NVIDIA GPU found: installing CUDA torch and onnxruntime-gpu"; \
-		$(PY) -m pip install -q -e '.[gpu,dev]'; \
+		$(PY) -m pip install -q -e '.[gpu,dev,bundle]'; \
 	else \
 		echo "No NVIDIA GPU: installing the CPU build torch==2.13.0 first"; \
-		$(PY) -m pip install -q torch==2.13.0 && $(PY) -m pip install -q -e '.[cpu,dev]'; \
+		$(PY) -m pip install -q torch==2.13.0 && $(PY) -m pip install -q -e '.[cpu,dev,bundle]'; \
 	fi
 	@# silero-vad ships its ONNX model in its wheel; --no-deps keeps its torchaudio requirement out
 	$(PY) -m pip install -q --no-deps 'silero-vad>=5'
@@ -30,8 +30,13 @@ run: $(STAMP)
 test: system-deps $(STAMP)
 	HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
+# The desktop bundle (docs/PACKAGING.md): dist/headcast/ and dist/headcast-*.tar.gz. `make dist GPU=1`: the
+# CUDA variant, from an environment that has CUDA torch and onnxruntime-gpu.
+dist: $(STAMP)
+	$(PY) packaging/build.py $(if $(GPU),--gpu)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -16,6 +17,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="compute device for this run: auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--verbose", "-v", action="store_true")
     p.add_argument("--quit-after", type=float, default=None, metavar="SECONDS", help=argparse.SUPPRESS)
+    p.add_argument("--smoke-test", type=float, default=None, metavar="SECONDS",
+                   help="check this install: add PHOTO, go live on the test signal for SECONDS, stop, quit "
+                   "(exit 0 when live frames arrived)")
+    p.add_argument("photos", nargs="*", type=Path, metavar="PHOTO",
+                   help="photos to add to the portrait library (what a file manager's 'Open with' passes)")
     return p.parse_args(argv)
 
 
@@ -32,7 +38,31 @@ def build_window(args: argparse.Namespace):
     return window
 
 
+def show_splash(app, smoke: bool = False):
+    """The first window, up before the main window's imports (torch: 2-3 s warm, far more from a cold disk or a
+    bundle's first start), so a double-click gets an answer at once."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QSplashScreen
+
+    from resources import resource_path
+
+    splash = QSplashScreen(QIcon(str(resource_path("icons", "headcast.svg"))).pixmap(256, 256))
+    splash.showMessage("Starting Headcast…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
+    splash.show()
+    app.processEvents()
+    if smoke:
+        print("smoke: splash shown", flush=True)
+    return splash
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from core.__main__ import COMMANDS  # light: no torch until a command runs
+    from core.__main__ import main as core_main
+
+    if argv and (argv[0] == "core" or argv[0] in COMMANDS):  # `headcast render ...`: the bundle's one executable
+        return core_main(argv[1:] if argv[0] == "core" else argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -46,15 +76,24 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.set_event_loop(loop)
     closed = asyncio.Event()
     app.aboutToQuit.connect(closed.set)
+    splash = show_splash(app, smoke=args.smoke_test is not None)
     window = build_window(args)
     window.show()
+    splash.finish(window)
     window.first_run_check()
+    if args.photos:
+        window.add_paths(args.photos)
+    smoke = None
+    if args.smoke_test is not None:
+        from .smoke import run_smoke_test
+
+        smoke = loop.create_task(run_smoke_test(window, args.smoke_test))
     if args.quit_after is not None:  # smoke tests: run the real event loop briefly, then close normally
         loop.call_later(args.quit_after, window.close)
         loop.call_later(args.quit_after, app.quit)
     with loop:
         loop.run_until_complete(closed.wait())
-    return 0
+    return smoke.result() if smoke is not None and smoke.done() else (1 if smoke is not None else 0)
 
 
 if __name__ == "__main__":

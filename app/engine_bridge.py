@@ -1,8 +1,10 @@
-"""The bridge between the Qt window and `core.engine.Engine`.
+"""The bridge between the Qt window and `core.session.LiveSession`.
 
-Why a bridge: the engine runs on its own thread and reports frames, stats and errors from there. The bridge
-turns those into queued Qt signals, builds the models in a worker thread (seconds on a cold start), and
-owns the recovery rule: an engine error stops the run, is shown, and leaves the bridge ready to start again.
+Why a bridge: the session runs the engine on its own threads and reports frames, stats and errors from there.
+The bridge turns those into queued Qt signals, starts and stops the session in a worker thread (seconds on a
+cold start), and owns the recovery rule: an engine error stops the run, is shown, and leaves the bridge ready to
+start again. Everything that is not Qt (pipeline cache, input choice, camera policy, sink failures, input
+level) lives in the session, so `python -m core live` behaves exactly like the app.
 
 Frames use a two-slot mailbox: the engine thread copies the newest frame into the slot the GUI is not
 showing (one copy, no allocation, because the engine reuses its output buffer), and at most one
@@ -13,43 +15,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import platform
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from core.engine.sinks import camera_install_hint
+from core.session import InputChoice, LiveSession, MicrophoneNotConnected, SessionConfig
+
 from .settings import AppSettings
 from .tasks import TaskRunner
 
 log = logging.getLogger(__name__)
+NO_MICROPHONE = ("No microphone found on this computer. Plug one in and press the rescan button, or choose an "
+                 "audio file or the test signal as the input.")
 
-
-@dataclass(frozen=True)
-class InputChoice:
-    """What feeds the engine: a microphone by name (None: default), an audio file, or the test generator."""
-
-    kind: str  # "mic" | "file" | "generator"
-    value: str | None = None
-
-
-def camera_install_hint(system: str | None = None) -> str:
-    """What to install so pyvirtualcam finds a virtual camera on this OS."""
-    system = system or platform.system()
-    if system == "Linux":
-        return ("No virtual camera device: install v4l2loopback.\n"
-                "  sudo apt install v4l2loopback-dkms\n"
-                "  sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=Headcast")
-    if system == "Windows":
-        return ("No virtual camera: install OBS Studio.\n"
-                "Install OBS Studio 28 or newer and start its Virtual Camera once.")
-    if system == "Darwin":
-        return ("No virtual camera: install OBS Studio.\n"
-                "Install OBS Studio 30 or newer, start its Virtual Camera once and allow the camera extension "
-                "in System Settings > Privacy & Security.")
-    return f"Virtual cameras are not supported on {system}."
+__all__ = ["EngineBridge", "FrameMailbox", "InputChoice", "camera_install_hint", "describe_error", "probe_camera"]
 
 
 def camera_backends() -> list[str]:
@@ -116,7 +98,10 @@ class EngineBridge(QObject):
     error = Signal(str)
     message = Signal(str)
     camera_changed = Signal(str)
-    _engine_failed = Signal(object)
+    input_finished = Signal(str)  # a file input played to its end (its path)
+    renderer_changed = Signal(str)  # which renderer runs and why (lite mode, issue 11)
+    atlas_progress = Signal(int, int)  # lite-mode atlas build: frames done, frames in all
+    _report = Signal(str, object)  # (kind, payload) from engine threads, delivered on the GUI thread
 
     def __init__(self, tasks: TaskRunner, synthetic: str | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -126,16 +111,26 @@ class EngineBridge(QObject):
         self.mailbox = FrameMailbox()
         self.cropper = None
         self._cropper_lock = threading.Lock()
-        self._engine = None
-        self._camera_sink = None
+        self.session = LiveSession(
+            on_error=lambda exc: self._report.emit("error", exc),
+            on_message=lambda text: self._report.emit("message", text),
+            on_camera=lambda text: self._report.emit("camera", text),
+            on_finished=lambda: self._report.emit("finished", None),
+            resolve_mic=self._resolve_mic,
+        )
         self._camera_wanted = True
         self._muted = False
         self._last_stats: dict | None = None
         self._pending_error: BaseException | None = None
         self._stop_requested = False
-        self._cache_key = None
-        self._cache = None
-        self._engine_failed.connect(self._on_engine_error_gui)
+        self._choice: InputChoice | None = None
+        self._report.connect(self._on_report)
+        self.session.on_atlas_progress = lambda done, total: self._report.emit("atlas", (done, total))
+
+    @property
+    def _engine(self):
+        """The running engine (tests peek at its portrait), or None."""
+        return self.session.engine if self.state in ("running", "stopping") else None
 
     # ---- state --------------------------------------------------------------------------------------
     @property
@@ -169,51 +164,53 @@ class EngineBridge(QObject):
 
     # ---- public API used by the window --------------------------------------------------------------
     def start(self, settings: AppSettings, portrait: str, choice: InputChoice, camera: bool,
-              muted: bool) -> None:
-        """Build (or reuse) the pipeline and start the engine in a worker; the GUI returns at once."""
+              muted: bool, face: int = 0) -> None:
+        """Start the session in a worker; the GUI returns at once."""
         if self.state != "stopped":
             return
         self._muted = muted
         self._camera_wanted = camera
         self._stop_requested = False
         self._pending_error = None
+        self._choice = choice
         self._set_state("starting")
-        self.tasks.submit(self._start_blocking, settings, portrait, choice, camera,
+        self.tasks.submit(self._start_blocking, settings, portrait, choice, camera, face,
                           on_done=self._started, on_error=self._start_failed)
 
-    def _start_blocking(self, settings: AppSettings, portrait: str, choice: InputChoice, camera: bool):
-        from core.engine import CallbackSink, Engine
+    def _start_blocking(self, settings: AppSettings, portrait: str, choice: InputChoice, camera: bool,
+                        face: int = 0) -> str:
+        from core.engine import CallbackSink
 
-        renderer, motion = self._pipeline(settings)
-        engine = Engine(renderer, motion, self._engine_settings(settings))
-        engine.on_error = self._on_engine_error
-        engine.set_muted(self._muted)
-        engine.set_portrait(portrait)
-        engine.add_sink(CallbackSink(self._on_frame))
-        camera_text = "off"
-        if camera:
-            camera_text = self._open_camera(engine, settings)
-        engine.start(self._audio_source(choice))
-        return engine, camera_text
+        return self.session.start(self.session_config(settings), portrait, choice, camera=camera,
+                                  muted=self._muted, sinks=(CallbackSink(self._on_frame),), face=face)
 
-    def _open_camera(self, engine, settings: AppSettings) -> str:
-        """Add the virtual camera sink; without a backend say what to install and keep the preview."""
-        from core.engine import VirtualCameraSink
+    def session_config(self, settings: AppSettings) -> SessionConfig:
+        from core.engine import EngineSettings
 
-        try:
-            sink = VirtualCameraSink(width=settings.output_width, height=settings.output_height,
-                                     fps=settings.fps)
-        except Exception as exc:  # VirtualCameraUnavailable carries the install hint
-            self.message.emit(f"Virtual camera unavailable; the preview keeps working. {exc}")
-            return camera_install_hint().splitlines()[0]
-        self._camera_sink = WatchedSink(sink)
-        engine.add_sink(self._camera_sink)
-        return f"sending to {describe_sink(sink)}"
+        budget = settings.latency_budget_ms if settings.latency_budget_ms > 0 else None
+        engine = EngineSettings(fps=settings.fps, width=settings.output_width, height=settings.output_height,
+                                latency_budget_ms=budget, motion=settings.motion_settings())
+        weights = f"synthetic-{self.synthetic}" if self.synthetic else "auto"
+        return SessionConfig(weights=weights, motion=settings.motion_source, device=settings.device, engine=engine,
+                             loop_files=settings.loop_audio_file, renderer=settings.renderer,
+                             backend=settings.backend)
 
-    def _started(self, result) -> None:
-        engine, camera_text = result
-        self._engine = engine
+    @staticmethod
+    def _resolve_mic(name: str | None) -> int | None:
+        from . import audio_io
+
+        if name is None and not audio_io.has_default_input():  # PortAudio would say "Error querying device -1"
+            raise MicrophoneNotConnected(NO_MICROPHONE)
+        dev = audio_io.find_device(name, "input")
+        if name is not None and dev is None:
+            raise MicrophoneNotConnected(f"The microphone {name!r} is not connected. Plug it in and press the "
+                                         "rescan button, or pick another input.")
+        return dev.index if dev else None
+
+    def _started(self, camera_text: str) -> None:
         self.camera_changed.emit(camera_text)
+        if self.session.renderer_choice is not None:
+            self.renderer_changed.emit(self.session.renderer_choice.reason)
         self._set_state("running")
         if self._pending_error is not None:  # failed while we were starting
             self._on_engine_error_gui(self._pending_error)
@@ -229,41 +226,43 @@ class EngineBridge(QObject):
         if self.mailbox.put(frame):
             self.frame_ready.emit()
 
-    def _on_engine_error(self, exc: BaseException) -> None:
-        """Engine thread: hand over to the GUI thread (queued signal)."""
-        self._engine_failed.emit(exc)
+    def _on_report(self, kind: str, payload) -> None:
+        """GUI thread: what the session reported from its threads."""
+        if kind == "error":
+            self._on_engine_error_gui(payload)
+        elif kind == "message":
+            self.message.emit(payload)
+        elif kind == "camera":
+            self.camera_changed.emit(payload)
+        elif kind == "atlas":
+            self.atlas_progress.emit(*payload)
+        elif kind == "finished" and self.state in ("running", "starting"):
+            path = self._choice.value if self._choice is not None else ""
+            self.input_finished.emit(path or "")
+            self.message.emit(f"The audio file {Path(path or '').name} played to its end. Press Start to play it "
+                              "again, or turn on looping for audio files.")
+            self.stop()
 
     def _on_engine_error_gui(self, exc: BaseException) -> None:
-        camera = self._camera_sink
-        if camera is not None and camera.failed is exc:  # the engine dropped the sink and keeps running
-            self._camera_sink = None
-            self.camera_changed.emit(f"stopped: {describe_error(exc)}")
-            self.error.emit(f"The virtual camera stopped: {describe_error(exc)} The preview keeps running; "
-                            "stop and start again to retry the camera.")
-            return
         if self.state == "starting":
             self._pending_error = exc
             return
         self._pending_error = None
+        if self.state != "running":
+            return
         self.error.emit(f"The avatar stopped: {describe_error(exc)} Fix it and press Start again.")
         self.stop()
 
     def stop(self) -> None:
-        engine, self._engine = self._engine, None
-        if engine is None:
-            if self.state == "starting":
-                self._stop_requested = True  # honoured as soon as the start finishes
-            else:
+        if self.state == "starting":
+            self._stop_requested = True  # honoured as soon as the start finishes
+            return
+        if self.state != "running":
+            if self.state != "stopping":
                 self._set_state("stopped")
             return
         self._set_state("stopping")
-        self._camera_sink = None
-        self.tasks.submit(self._stop_blocking, engine, on_done=lambda _r: self._stopped(),
-                          on_error=self._stop_failed)
-
-    @staticmethod
-    def _stop_blocking(engine) -> None:
-        engine.close()  # stop threads and source, and release the sinks (the camera device)
+        self.tasks.submit(self.session.stop, on_done=lambda _r: self._stopped(), on_error=self._stop_failed)
 
     def _stopped(self) -> None:
         self._last_stats = None
@@ -274,19 +273,18 @@ class EngineBridge(QObject):
         self.message.emit(f"Stopping reported: {describe_error(exc)}")
         self._stopped()
 
-    def set_portrait(self, path: str) -> None:
-        if self._engine is not None:
-            self.tasks.submit(self._engine.set_portrait, path,
+    def set_portrait(self, path: str, face: int = 0) -> None:
+        if self.running:
+            self.tasks.submit(self.session.set_portrait, path, face,
                               on_error=lambda e: self.error.emit(f"Portrait: {describe_error(e)}"))
 
     def configure(self, settings: AppSettings) -> None:
-        if self._engine is not None:
-            self._engine.configure(self._engine_settings(settings))
+        if self.running:
+            self.session.configure(self.session_config(settings))
 
     def set_muted(self, muted: bool) -> None:
         self._muted = muted
-        if self._engine is not None and hasattr(self._engine, "set_muted"):
-            self._engine.set_muted(muted)
+        self.session.set_muted(muted)
 
     def set_camera(self, on: bool) -> None:
         self._camera_wanted = on
@@ -299,61 +297,29 @@ class EngineBridge(QObject):
         return self.mailbox.take()
 
     def stats(self) -> dict | None:
-        if self._engine is not None:
+        if self.running:
             try:
-                self._last_stats = stats_dict(self._engine.stats())
-            except Exception:
-                pass
+                self._last_stats = stats_dict(self.session.stats())
+            except Exception as exc:
+                log.warning("engine stats: %s", exc)
         return self._last_stats
 
     def latency_ms(self) -> float:
         return float((self._last_stats or {}).get("latency_ms", 0.0))
 
+    def input_level(self) -> tuple[float, float] | None:
+        """(level, peak) dBFS of what the engine hears while running a file or the test signal; None otherwise
+        (a microphone has its own monitor stream)."""
+        if not self.running or self._choice is None or self._choice.kind == "mic":
+            return None
+        return self.session.level.level, self.session.level.peak
+
     def shutdown(self) -> None:
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            try:
-                engine.close()
-            except Exception as exc:
-                log.warning("engine stop at exit: %s", exc)
-
-    # ---- pipeline construction (worker thread) --------------------------------------------------------
-    def _pipeline(self, settings: AppSettings):
-        """Renderer + motion source from `core.pipeline`, cached per (device, weights, motion source)."""
-        weights = f"synthetic-{self.synthetic}" if self.synthetic else "auto"
-        key = (settings.device, weights, settings.motion_source)
-        if self._cache_key != key:
-            from core.pipeline import build_pipeline
-
-            self._cache = None
-            self._cache = build_pipeline(weights=weights, motion=settings.motion_source, device=settings.device,
-                                         settings=settings.motion_settings())
-            self._cache_key = key
-        renderer, motion = self._cache
-        motion.configure(settings.motion_settings())
-        return renderer, motion
-
-    @staticmethod
-    def _engine_settings(settings: AppSettings):
-        from core.engine import EngineSettings
-
-        return EngineSettings(fps=settings.fps, width=settings.output_width, height=settings.output_height,
-                              motion=settings.motion_settings())
-
-    def _audio_source(self, choice: InputChoice):
-        from core.engine import FileSource, GeneratorSource, MicrophoneSource
-
-        if choice.kind == "file":
-            return FileSource(choice.value, realtime=True)
-        if choice.kind == "generator":
-            return GeneratorSource()
-        from . import audio_io
-
-        dev = audio_io.find_device(choice.value, "input")
-        if choice.value is not None and dev is None:
-            raise RuntimeError(f"The microphone {choice.value!r} is not connected. Plug it in and press the "
-                               "rescan button, or pick another input.")
-        return MicrophoneSource(device=dev.index if dev else None)
+        """At quit: stop and wait for a render in progress, so no thread is inside torch when Python exits."""
+        try:
+            self.session.close(timeout=120.0)
+        except Exception as exc:
+            log.warning("engine stop at exit: %s", exc)
 
 
 class SerialCropper:
@@ -363,34 +329,9 @@ class SerialCropper:
         self._cropper = cropper
         self._lock = threading.Lock()
 
-    def crop(self, image: np.ndarray, source_name: str = "image"):
+    def crop(self, image: np.ndarray, source_name: str = "image", face: int | None = None):
         with self._lock:
-            return self._cropper.crop(image, source_name=source_name)
-
-
-class WatchedSink:
-    """Wraps a sink to remember its failure, so an engine error can be traced back to the camera."""
-
-    def __init__(self, sink):
-        self.sink = sink
-        self.failed: BaseException | None = None
-
-    def write(self, frame, info) -> None:
-        try:
-            self.sink.write(frame, info)
-        except Exception as exc:
-            self.failed = exc
-            raise
-
-    def close(self) -> None:
-        self.sink.close()
-
-
-def describe_sink(sink) -> str:
-    cam = getattr(sink, "camera", None)
-    backend = getattr(sink, "backend", None) or getattr(cam, "backend", None)
-    device = getattr(sink, "device", None) or getattr(cam, "device", None)
-    return f"{backend}: {device}" if backend else str(device or "virtual camera")
+            return self._cropper.crop(image, source_name=source_name, face=face)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -10,17 +10,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
 
+from core.atomic import atomic_path
+from core.backends import BACKENDS
+from core.lite import RENDERERS
 from core.motion.source import JOYVASA_ENCODINGS, MotionSettings
 
 APP_NAME = "headcast"
 SETTINGS_FILE = "settings.json"
 MOTION_SOURCES = ("retarget", "joyvasa", "dit")
+RENDERER_CHOICES = RENDERERS  # full | lite | auto (lite mode, issue 11)
 AUTO_DELAY = -1.0  # audio_delay_ms value meaning "follow the measured pipeline latency"
 
 
@@ -37,10 +40,12 @@ def data_dir() -> Path:
 @dataclass
 class AppSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    backend: str = "eager"  # renderer network backend, one of core.backends.BACKENDS
     fps: int = 25
     output_width: int = 512
     output_height: int = 512
     motion_source: str = "retarget"  # one of MOTION_SOURCES
+    renderer: str = "full"  # full | lite | auto: lite mode for machines where full cannot keep up
     motion_window: int = 25  # frames per generated window
     sampling_steps: int = 10
     cfg_scale: float = 2.0
@@ -52,6 +57,8 @@ class AppSettings:
     audio_output_device: str | None = None  # a virtual audio cable, by sounddevice name
     microphone: str | None = None  # input device name; None: the system default
     camera_enabled: bool = True
+    latency_budget_ms: float = 0.0  # mouth-to-frame budget the engine keeps; 0: by device (GPU 300, CPU 600)
+    loop_audio_file: bool = False  # an audio-file input starts again at its end instead of stopping
     last_portrait: str | None = None
     extra: dict = field(default_factory=dict)  # keys from newer versions, kept on save
 
@@ -85,11 +92,18 @@ class AppSettings:
         clamp("cfg_scale", 0.0, 20.0)
         clamp("expression_gain", 0.0, 4.0)
         clamp("head_gain", 0.0, 4.0)
+        clamp("latency_budget_ms", 0.0, 10000.0)
         if s.audio_delay_ms != AUTO_DELAY:
             clamp("audio_delay_ms", 0.0, 5000.0)
         if s.joyvasa_encoding is not None and s.joyvasa_encoding not in JOYVASA_ENCODINGS:
             notes.append(f"joyvasa_encoding={s.joyvasa_encoding!r} is unknown; using the checkpoint's own")
             s.joyvasa_encoding = None
+        if s.renderer not in RENDERER_CHOICES:
+            notes.append(f"renderer={s.renderer!r} is unknown; using 'full'")
+            s.renderer = "full"
+        if s.backend not in BACKENDS:
+            notes.append(f"backend={s.backend!r} is unknown; using 'eager'")
+            s.backend = "eager"
         if s.motion_source not in MOTION_SOURCES:
             notes.append(f"motion_source={s.motion_source!r} is unknown; using 'retarget'")
             s.motion_source = "retarget"
@@ -160,21 +174,11 @@ def load_settings(path: Path | None = None) -> tuple[AppSettings, list[str]]:
 
 
 def save_settings(settings: AppSettings, path: Path | None = None) -> Path:
-    """Write atomically (temp file in the same folder + os.replace), so a crash never leaves half a file."""
+    """Write atomically through `core.atomic`, so a crash never leaves half a file."""
     path = path or config_dir() / SETTINGS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = dataclasses.asdict(settings)
     extra = data.pop("extra")
     data = {**extra, **data}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, mode=0o600) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path

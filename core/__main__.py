@@ -10,27 +10,32 @@ import argparse
 import importlib
 import sys
 
+from core.cli import add_lazy_commands
+
 # command -> (module, help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "bench": ("core.bench", "benchmarks: render, motion, engine"),
+    "bench": ("core.bench", "benchmarks: render, motion, engine, latency"),
+    "live": ("core.live", "run the live avatar without the app: mic, file or test input, stats as JSON"),
     "render": ("core.offline", "render a portrait + an audio file to an mp4"),
     "weights": ("core.weights", "list, download, import or verify model weights"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (module_name, help_text) in COMMANDS.items():
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
-        try:
-            importlib.import_module(module_name).add_arguments(sub_parser)
-        except ModuleNotFoundError as exc:  # a command whose module is not part of this build
-            if exc.name != module_name:
-                raise
+    add_lazy_commands(sub, COMMANDS, argv)
     args = parser.parse_args(argv)
+    if getattr(args, "missing", None):
+        print(f"error: '{args.command}' is not available in this build ({args.missing} is missing)", file=sys.stderr)
+        return 2
     module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.main(args) or 0)
+    try:
+        return int(module.main(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: commands clean up on the way out; the shell convention is 128 + SIGINT
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

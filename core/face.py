@@ -34,8 +34,53 @@ class NoFaceError(ValueError):
     """No face was found in the portrait."""
 
 
+class FaceChoiceError(ValueError):
+    """The face asked for (`face=` / `--face N`) does not exist in the portrait."""
+
+
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+def exif_orientation(data: bytes | np.ndarray) -> int:
+    """The EXIF orientation (1..8) of an encoded image, 1 when absent or unreadable.
+
+    Why: phones store the sensor's pixels and record the rotation in EXIF; OpenCV's IMREAD_UNCHANGED (needed
+    for alpha and 16-bit PNGs) ignores it, so a portrait photo arrived lying on its side and no face was found.
+    """
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(bytes(data))) as im:
+            value = int(im.getexif().get(EXIF_ORIENTATION_TAG, 1))
+    except Exception:  # no EXIF, or a format Pillow does not know (OpenCV decodes the pixels anyway)
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn stored pixels upright for an EXIF orientation (the TIFF/EXIF 2.3 table, as viewers show them)."""
+    if orientation == 2:
+        image = image[:, ::-1]
+    elif orientation == 3:
+        image = image[::-1, ::-1]
+    elif orientation == 4:
+        image = image[::-1]
+    elif orientation == 5:
+        image = image.swapaxes(0, 1)
+    elif orientation == 6:
+        image = image.swapaxes(0, 1)[:, ::-1]  # 90 degrees clockwise
+    elif orientation == 7:
+        image = image[::-1, ::-1].swapaxes(0, 1)
+    elif orientation == 8:
+        image = image.swapaxes(0, 1)[::-1]  # 90 degrees counter-clockwise
+    return np.ascontiguousarray(image)
+
+
 def load_image(path: str | Path) -> np.ndarray:
-    """Read png/jpg/webp/bmp as RGB uint8 (H, W, 3); alpha is composited on white."""
+    """Read png/jpg/webp/bmp as upright RGB uint8 (H, W, 3): EXIF orientation applied, alpha composited on
+    white. The one image loader: the CLI, the renderer and the app's library all read portraits through it."""
     path = Path(path)
     if not path.is_file():
         raise ImageLoadError(f"Portrait not found: {path}. Check the path, or drop the image file into the app again.")
@@ -55,7 +100,7 @@ def load_image(path: str | Path) -> np.ndarray:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     if image.dtype != np.uint8:  # 16-bit PNGs
         image = (image / (np.iinfo(image.dtype).max / 255)).astype(np.uint8)
-    return np.ascontiguousarray(image)
+    return apply_orientation(image, exif_orientation(data))
 
 
 @dataclass(frozen=True)
@@ -77,6 +122,8 @@ class FaceCrop:
     n_faces: int
     detector: str
     landmarks: np.ndarray | None = None  # (N, 2) in crop pixels (203 or 106 points; None for the fallback)
+    index: int = 0  # which face was cropped, in FACE_ORDER (0: the largest)
+    boxes: tuple[tuple[float, float, float, float], ...] = ()  # every face found, in FACE_ORDER, image pixels
 
     @property
     def inverse(self) -> np.ndarray:
@@ -372,15 +419,25 @@ class OnnxFaceDetector:
         return Detection(det.box, det.score, center, size, angle, pts)
 
 
+FACE_ORDER = "largest first (ties: left to right)"
+
+
+def order_faces(faces: list[Detection]) -> list[Detection]:
+    """Faces numbered the way the CLI's `--face N` and the app's face picker count them: FACE_ORDER."""
+    return sorted(faces, key=lambda f: (-round(f.area), float(f.box[0])))
+
+
 class FaceCropper:
-    """Detect the largest face and produce the 256x256 crop plus the affine that maps it back."""
+    """Detect the faces and crop one (the largest unless `face` says otherwise): the 256x256 crop plus the
+    affine that maps it back. Several faces are never chosen silently: a warning names them and the choice."""
 
     def __init__(self, models_dir: str | Path | None = None, rule: CropRule | None = None) -> None:
         self.rule = rule or CropRule()
         paths = find_face_models(models_dir) if models_dir is not None else None
         self.detector = OnnxFaceDetector(paths) if paths else HaarDetector()
 
-    def crop(self, image: np.ndarray, source_name: str = "image") -> FaceCrop:
+    def crop(self, image: np.ndarray, source_name: str = "image", face: int | None = None) -> FaceCrop:
+        """`face`: index in FACE_ORDER (0 = the largest); None takes the largest and warns when there are more."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"{source_name}: expected an RGB uint8 image, got {image.dtype} {image.shape}")
         h, w = image.shape[:2]
@@ -393,17 +450,25 @@ class FaceCropper:
                 f"No face found in {source_name}. Use a clear, well-lit, frontal photo in which the face is at "
                 f"least {MIN_FACE_PX} px wide and not covered."
             )
-        faces.sort(key=lambda f: f.area, reverse=True)
-        if len(faces) > 1:
-            log.warning("%s: %d faces found; using the largest.", source_name, len(faces))
-        face = self.detector.refine(image, faces[0].scaled(1 / shrink))
+        faces = order_faces(faces)
+        if face is not None and not 0 <= face < len(faces):
+            raise FaceChoiceError(
+                f"{source_name} has {len(faces)} face(s); face {face + 1} does not exist. Choose 1 to {len(faces)} "
+                f"(numbered {FACE_ORDER})."
+            )
+        if face is None and len(faces) > 1:
+            log.warning("%s: %d faces found; using the largest (face 1 of %d, numbered %s). Choose another with "
+                        "--face N or the app's face picker.", source_name, len(faces), len(faces), FACE_ORDER)
+        index = face or 0
+        boxes = tuple(tuple(float(v) / shrink for v in f.box) for f in faces)
+        face = self.detector.refine(image, faces[index].scaled(1 / shrink))
         matrix = self._matrix(face)
         crop = self._warp(image, matrix, self.rule.size)
         landmarks = None
         if face.landmarks is not None:
             landmarks = face.landmarks @ matrix[:, :2].T + matrix[:, 2]
         return FaceCrop(crop=crop, matrix=matrix, box=tuple(float(v) for v in face.box), n_faces=len(faces),
-                        detector=self.detector.name, landmarks=landmarks)
+                        detector=self.detector.name, landmarks=landmarks, index=index, boxes=boxes)
 
     def _matrix(self, face: Detection) -> np.ndarray:
         r = self.rule

@@ -78,3 +78,13 @@ def expression_delta(source_exp, motion):
     """Rows (B, 70 | 71) -> the plain expression deltas (B, 63) they mean for this portrait (exp_d - exp_s): a
     70-column row's own EXP columns; with the absolute-lip weight, the lips' delta to the generated shape."""
     return (driving_expression(source_exp, motion) - source_exp).reshape(motion.shape[0], -1)
+
+
+def as_deltas(source_exp: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """Rows (B, 70 | 71) -> (B, 70) plain delta rows meaning the same face for this portrait (NumPy), for a
+    renderer that reads expression deltas only (the lite projection); 70-column rows come back unchanged."""
+    if motion.shape[1] == MOTION_DIM:
+        return motion
+    out = motion[:, :MOTION_DIM].copy()
+    out[:, EXP] = expression_delta(np.asarray(source_exp, out.dtype).reshape(1, N_KEYPOINTS, 3), motion)
+    return out

@@ -11,32 +11,24 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_path
-from core.motion.factory import KINDS
-from core.timebase import SAMPLE_RATE, frames_for_samples
+from core.cli_args import add_pipeline_arguments, motion_settings, pipeline_kwargs
+from core.face import FACE_ORDER
+from core.timebase import FPS, SAMPLE_RATE, frames_for_samples
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--portrait", required=True, help="portrait image (png/jpg/webp)")
     parser.add_argument("--audio", required=True, help="speech audio file (any format FFmpeg reads)")
     parser.add_argument("--out", help="output .mp4 (may be omitted with --dump-motion)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
-    parser.add_argument("--synthetic-weights", choices=("tiny", "full"),
-                        help="developer option: random stand-in networks instead of installed weights")
-    parser.add_argument("--motion", choices=KINDS, default="auto", help="motion source (default: auto)")
-    parser.add_argument("--motion-checkpoint", help="a DiT motion model trained with `python -m training`")
+    add_pipeline_arguments(parser)
     parser.add_argument("--dump-motion", help="write per-frame motion (and the lip ratio, if any) to this .npz")
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch")
-    add_joyvasa_encoding_argument(parser)
+    parser.add_argument("--face", type=int, metavar="N",
+                        help=f"which face to animate when the photo has several: 1, 2, ... numbered {FACE_ORDER}")
 
+    from core.lite.cli import add_renderer_arguments
 
-def add_joyvasa_encoding_argument(parser: argparse.ArgumentParser) -> None:
-    """`--joyvasa-encoding` (render and live): the positional encoding JoyVASA's denoiser runs with."""
-    from core.motion.source import JOYVASA_ENCODINGS
-
-    parser.add_argument("--joyvasa-encoding", choices=JOYVASA_ENCODINGS, default=None,
-                        help="JoyVASA's positional encoding: prefix (the code the published weights were trained "
-                             "with) or fixed (JoyVASA's code since 2025-12-09, for a checkpoint trained with "
-                             "it); default: the one recorded with the checkpoint, else prefix")
+    add_renderer_arguments(parser, default="full")
 
 
 class MotionRecorder:
@@ -67,37 +59,74 @@ class MotionRecorder:
         arrays = {"motion": np.concatenate(self.rows) if self.rows else np.zeros((0, 70), np.float32)}
         arrays.update({k: np.concatenate(v) for k, v in self.aux.items()})
         with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, source=np.array(self.name), fps=np.array(25), **arrays)
+            np.savez(tmp, source=np.array(self.name), fps=np.array(FPS), **arrays)
         return Path(path)
 
 
+def _check_paths(args: argparse.Namespace) -> str | None:
+    """Every argument and path problem, found before torch is imported (so it shows in well under a second).
+    Returns the message, or None when the render may start."""
+    from core.outputs import OutputPathError, check_output
+
+    if not args.out and not args.dump_motion:
+        return "give --out OUT.mp4, or --dump-motion FILE.npz (or both)"
+    if args.face is not None and args.face < 1:
+        return f"--face counts from 1 (the largest face); got {args.face}"
+    for option, value, what in (("--portrait", args.portrait, "portrait image"), ("--audio", args.audio, "audio")):
+        path = Path(value)
+        if not path.exists():
+            return f"{what} file not found: {path}. Check the {option} path."
+        if not path.is_file():
+            return f"{option} {path} is a folder; give the {what} file itself."
+    inputs = {"portrait": args.portrait, "audio": args.audio}
+    try:
+        if args.out:
+            check_output(args.out, ".mp4", inputs, "--out")
+        if args.dump_motion:
+            check_output(args.dump_motion, ".npz", {**inputs, "--out": args.out}, "--dump-motion")
+    except OutputPathError as exc:
+        return str(exc)
+    return None
+
+
 def main(args: argparse.Namespace) -> int:
-    from core.audio.io import AudioLoadError, load_audio
-    from core.face import FaceModelError, ImageLoadError, NoFaceError, load_image
+    problem = _check_paths(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    from core.audio.io import AudioLoadError, decode_audio
+    from core.face import FaceChoiceError, FaceModelError, ImageLoadError, NoFaceError, load_image
+
+    try:
+        clip = decode_audio(args.audio).require(args.audio)
+        image = load_image(args.portrait)
+    except (AudioLoadError, ImageLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    # torch from here on
+    from core.lite.atlas import AtlasError
     from core.liveportrait import CheckpointError
     from core.motion.factory import MotionSourceUnavailable
     from core.weights import MissingWeightsError, WeightsChecksumError
 
-    if not args.out and not args.dump_motion:
-        print("error: give --out OUT.mp4, or --dump-motion FILE.npz (or both)", file=sys.stderr)
-        return 2
-    if args.out and Path(args.out).suffix.lower() != ".mp4":
-        print(f"error: --out must end in .mp4 (got {args.out})", file=sys.stderr)
-        return 2
     try:
-        audio = load_audio(args.audio)
-        image = load_image(args.portrait)
+        audio = clip.mono()
         from core.pipeline import build_pipeline
 
-        weights = f"synthetic-{args.synthetic_weights}" if args.synthetic_weights else "auto"
-        from core.motion.source import MotionSettings
-
-        settings = MotionSettings(joyvasa_encoding=getattr(args, "joyvasa_encoding", None))
-        renderer, motion = build_pipeline(weights, args.motion, args.device, args.motion_checkpoint,
-                                          settings=settings, offline=True)
+        renderer, motion = build_pipeline(**pipeline_kwargs(args), settings=motion_settings(args), offline=True)
         motion = MotionRecorder(motion)
-        portrait = renderer.prepare(image, args.portrait)  # raises NoFaceError naming the file
-        print(f"motion source: {motion.name}; device: {renderer.spec.describe()}", file=sys.stderr)
+        face = None if args.face is None else args.face - 1
+        portrait = renderer.prepare(image, args.portrait, face=face)  # raises NoFaceError naming the file
+        if portrait.face.n_faces > 1 and face is None:
+            print(f"note: {portrait.face.n_faces} faces in {args.portrait}; using face 1 (faces are numbered "
+                  f"{FACE_ORDER}). Pass --face N to animate another.", file=sys.stderr)
+        if args.out and args.renderer != "full":
+            from core.lite.cli import select_renderer
+
+            renderer, _ = select_renderer(args, renderer, image, args.portrait, batch=args.batch, face=face)
+        backend = getattr(getattr(renderer, "backend", None), "name", "-")
+        print(f"motion source: {motion.name}; device: {renderer.spec.describe()}; backend: {backend}",
+              file=sys.stderr)
         if not args.out:  # motion only: no rendering at all
             if hasattr(motion.inner, "use_models"):
                 motion.inner.use_models(renderer.models)
@@ -107,21 +136,25 @@ def main(args: argparse.Namespace) -> int:
             motion.flush()
             print(f"wrote {motion.save(args.dump_motion)}", file=sys.stderr)
             return 0
-        return _render(args, renderer, motion, image, audio)
-    except (AudioLoadError, ImageLoadError, NoFaceError, FaceModelError, MissingWeightsError, WeightsChecksumError,
-            CheckpointError, MotionSourceUnavailable, FileNotFoundError) as exc:
+        return _render(args, renderer, motion, portrait, audio, clip, face)
+    except (AudioLoadError, ImageLoadError, NoFaceError, FaceChoiceError, FaceModelError, MissingWeightsError,
+            WeightsChecksumError, CheckpointError, MotionSourceUnavailable, FileNotFoundError, AtlasError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # writing the output failed late (disk full, folder removed): no temporary names
+        print(f"error: cannot write {args.out}: {exc.strerror or exc}. Free some space or choose another "
+              "folder.", file=sys.stderr)
         return 2
 
 
-def _render(args, renderer, motion, image, audio) -> int:
+def _render(args, renderer, motion, portrait, audio, clip, face) -> int:
     from tqdm import tqdm
 
     from core.engine import CallbackSink, Engine, EngineSettings, FileSource, VideoFileSink
 
     engine = Engine(renderer, motion, EngineSettings(max_batch=args.batch))
-    engine.set_portrait(image)
-    sink = VideoFileSink(args.out, fps=25, audio=audio)
+    engine.set_portrait(portrait.image, face=face)
+    sink = VideoFileSink(args.out, fps=FPS, audio=clip.samples, audio_rate=clip.rate)
     total = frames_for_samples(len(audio))
     bar = tqdm(total=total, unit="frame", desc="render", file=sys.stderr)
     errors: list[BaseException] = []
@@ -138,10 +171,18 @@ def _render(args, renderer, motion, image, audio) -> int:
         if errors or sink.frames != total:
             raise RuntimeError(f"rendering failed: {errors[0] if errors else f'{sink.frames}/{total} frames'}")
         sink.close()  # finishes the file and renames it into place
+    except KeyboardInterrupt:  # Ctrl-C: wait for the render in progress (a torch op cannot be cut short and a
+        engine.stop(timeout=120.0)  # thread inside one at exit aborts the process), drop the partial file
+        sink.abort()
+        bar.close()
+        print(f"interrupted: {args.out} was not written", file=sys.stderr)
+        return 130
     except BaseException:
+        engine.stop(timeout=120.0)  # the engine thread must stop writing before the file is closed under it
         sink.abort()
         raise
     if args.dump_motion:
         print(f"wrote {motion.save(args.dump_motion)}", file=sys.stderr)
-    print(f"wrote {args.out} ({total} frames, {len(audio) / SAMPLE_RATE:.2f} s)", file=sys.stderr)
+    print(f"wrote {args.out} ({total} frames, {len(audio) / SAMPLE_RATE:.2f} s; audio {clip.rate} Hz, "
+          f"{clip.channels} channel(s))", file=sys.stderr)
     return 0

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from core import layout
+from core.backends import make_backend
 from core.device import DeviceSpec
 from core.face import FaceCrop, FaceCropper, load_image
 from core.liveportrait import KeypointInfo, LivePortraitModels, rotation_matrix, stitch, transform_keypoints
@@ -31,7 +32,7 @@ class PreparedPortrait:
     key: str
     image: np.ndarray  # (H, W, 3) uint8 RGB, the output canvas (possibly downscaled)
     face: FaceCrop
-    feature_3d: torch.Tensor  # (1, C, D, h, w) in the compute dtype
+    feature_3d: torch.Tensor  # (1, C, D, h, w) in the storage dtype (fp16 on CUDA, else fp32)
     kp: torch.Tensor  # canonical keypoints (1, 21, 3) fp32
     exp: torch.Tensor  # (1, 21, 3)
     scale: torch.Tensor  # (1, 1)
@@ -69,12 +70,14 @@ def feather_mask(size: int, inner: float = 0.78, outer: float = 0.97) -> np.ndar
 
 
 class Renderer:
-    """Portrait + motion rows -> finished frames. `compile`: torch.compile the warping and SPADE networks;
-    fp16 comes from `spec.dtype` (CUDA). The motion extractor, keypoint math and MLPs always run in fp32."""
+    """Portrait + motion rows -> finished frames. `backend` (core.backends: eager | compile | cudagraph | onnx |
+    auto) runs the warping and SPADE networks; `compile=True` is `backend="compile"`. fp16/bf16 come from
+    `spec.dtype` (bf16: autocast over fp32 weights, see DeviceSpec.storage_dtype). The motion extractor,
+    keypoint math and MLPs always run in fp32."""
 
     def __init__(self, models: LivePortraitModels, spec: DeviceSpec, cropper: FaceCropper | None = None,
-                 stitching: bool = True, compile: bool = False, cache_size: int = 8) -> None:
-        self.models = models.to(spec.device, spec.dtype).eval()
+                 stitching: bool = True, compile: bool = False, cache_size: int = 8, backend: str = "eager") -> None:
+        self.models = models.to(spec.device, spec.storage_dtype).eval()
         self.models.motion_extractor.float()  # runs once per portrait: source pose and keypoints stay fp32
         self.models.stitching.float()
         self.models.lip.float()
@@ -84,20 +87,20 @@ class Renderer:
         self.stitching = stitching
         self._cache: OrderedDict[str, PreparedPortrait] = OrderedDict()
         self._cache_size = cache_size
-        self._warp = self.models.warping_module
-        self._generate = self.models.spade_generator
-        if compile:
-            self._warp = torch.compile(self._warp)
-            self._generate = torch.compile(self._generate)
+        self.backend = make_backend("compile" if compile else backend, self.models, spec)
+        self._warp = self.backend.warp
+        self._generate = self.backend.generate
 
     # ------------------------------------------------------------------ portrait
     @torch.inference_mode()
-    def prepare(self, image: np.ndarray | str | Path, source_name: str | None = None) -> PreparedPortrait:
+    def prepare(self, image: np.ndarray | str | Path, source_name: str | None = None,
+                face: int | None = None) -> PreparedPortrait:
+        """`face`: which face of a photo with several (core.face.FACE_ORDER, 0 = the largest)."""
         if not isinstance(image, np.ndarray):
             source_name = source_name or str(image)
             image = load_image(image)
         source_name = source_name or "image"
-        key = hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()
+        key = hashlib.sha1(image.tobytes() + str(image.shape).encode() + str(face).encode()).hexdigest()
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -106,8 +109,8 @@ class Renderer:
         if max(h, w) > MAX_OUTPUT_SIDE:
             s = MAX_OUTPUT_SIDE / max(h, w)
             image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-        face = self.cropper.crop(image, source_name)
-        dev, dtype = self.spec.device, self.spec.dtype
+        face = self.cropper.crop(image, source_name, face=face)
+        dev, dtype = self.spec.device, self.spec.storage_dtype
         x = torch.from_numpy(face.crop).to(dev).permute(2, 0, 1)[None].float().div_(255)
         feature_3d = self.models.appearance_feature_extractor(x.to(dtype))
         info = KeypointInfo.from_motion(self.models.motion_extractor(x))
@@ -169,7 +172,7 @@ class Renderer:
         """Motion rows -> generated face crops (B, 3, S, S) in [0, 1], compute dtype, on the device."""
         b = motion.shape[0]
         x_d = self.driving_keypoints(portrait, motion)
-        dtype = self.spec.dtype
+        dtype = self.spec.storage_dtype
         warped = self._warp(portrait.feature_3d.expand(b, -1, -1, -1, -1), x_d.to(dtype),
                             portrait.x_s.expand(b, -1, -1).to(dtype))["out"]
         return self._generate(warped)

@@ -8,7 +8,17 @@ import cv2
 import numpy as np
 import pytest
 
-from core.face import CROP_SIZE, FaceCropper, ImageLoadError, NoFaceError, load_image, paste_back, psnr
+from core.face import (
+    CROP_SIZE,
+    FaceChoiceError,
+    FaceCropper,
+    ImageLoadError,
+    NoFaceError,
+    apply_orientation,
+    load_image,
+    paste_back,
+    psnr,
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +102,57 @@ def test_two_faces_use_the_largest(cropper, astronaut, caplog):
         face = cropper.crop(canvas, "pair")
     assert face.n_faces >= 2 and "largest" in caplog.text
     assert face.box[0] < 512  # the full-size face on the left
+
+
+def test_several_faces_are_numbered_largest_first_and_any_can_be_chosen(cropper, astronaut):
+    canvas = np.full((512, 1024, 3), 200, np.uint8)
+    canvas[:, :512] = astronaut
+    canvas[100:400, 650:950] = cv2.resize(astronaut, (300, 300), interpolation=cv2.INTER_AREA)
+    first = cropper.crop(canvas, "pair", face=0)
+    second = cropper.crop(canvas, "pair", face=1)
+    assert first.n_faces == second.n_faces == len(first.boxes) >= 2
+    areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in first.boxes]
+    assert areas == sorted(areas, reverse=True)
+    assert first.index == 0 and first.box[0] < 512 and second.index == 1 and second.box[0] > 600
+    assert not np.array_equal(first.crop, second.crop)
+    with pytest.raises(FaceChoiceError, match=r"pair has \d face\(s\); face 9 does not exist.*largest first"):
+        cropper.crop(canvas, "pair", face=8)
+
+
+def _png_with_orientation(path, rgb, orientation):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb).save(path, exif=exif)
+    return path
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_like_pillow(tmp_path, orientation):
+    from PIL import Image, ImageOps
+
+    rgb = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    path = _png_with_orientation(tmp_path / "o.png", rgb, orientation)
+    with Image.open(path) as im:
+        expected = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    np.testing.assert_array_equal(load_image(path), expected)
+    assert apply_orientation(rgb, 1) is not None and load_image(path).flags["C_CONTIGUOUS"]
+
+
+def test_phone_photo_with_exif_rotation_finds_the_face(cropper, astronaut, tmp_path):
+    """A phone stores the sensor's pixels on their side (orientation 6: show turned 90 degrees clockwise)."""
+    from PIL import Image
+
+    stored = np.ascontiguousarray(np.rot90(astronaut[:, :400]))  # upright = stored turned 90 degrees clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "IMG_0001.jpg"
+    Image.fromarray(stored).save(path, quality=95, exif=exif)
+    image = load_image(path)
+    assert image.shape == (512, 400, 3)  # upright: as tall as the original
+    face = cropper.crop(image, path.name)
+    assert face.n_faces == 1 and 183 < (face.box[0] + face.box[2]) / 2 < 265
 
 
 # ---- LivePortrait's ONNX crop models: pre/post-processing checked with stand-in sessions ----------------------

@@ -83,3 +83,13 @@ def renderer():
 @pytest.fixture(scope="module")
 def portrait(renderer, astronaut):
     return renderer.prepare(astronaut, "astronaut")
+
+
+def test_as_deltas_folds_the_absolute_lips_for_delta_only_renderers():
+    rows, source = rows_and_source()
+    plain = layout.as_deltas(source[0].astype(np.float64), rows)
+    assert plain.shape == (len(rows), layout.MOTION_DIM) and plain.dtype == np.float32
+    assert np.allclose(layout.driving_expression(source, plain), layout.driving_expression(source, rows), atol=1e-6)
+    assert np.array_equal(plain[:, 63:], rows[:, 63:70])
+    narrow = rows[:, : layout.MOTION_DIM]
+    assert layout.as_deltas(source, narrow) is narrow  # 70-column rows pass through untouched

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import wave
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from core.atomic import atomic_path
 from core.timebase import SAMPLE_RATE
@@ -21,6 +21,8 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Band-limited polyphase resampling along the last axis; output length is round(n * sr_out / sr_in)."""
     if sr_in == sr_out:
         return np.asarray(x, dtype=np.float32)
+    from scipy.signal import resample_poly  # lazy: scipy.signal takes ~1 s to import
+
     ratio = Fraction(sr_out, sr_in)
     y = resample_poly(np.asarray(x, dtype=np.float32), ratio.numerator, ratio.denominator, axis=-1)
     n = round(x.shape[-1] * sr_out / sr_in)
@@ -29,13 +31,55 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.ascontiguousarray(y[..., :n], dtype=np.float32)
 
 
-def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Any container/codec PyAV (FFmpeg) reads -> float32 mono in [-1, 1] at `sr` Hz (channels averaged)."""
+MIN_SECONDS = 0.5  # shortest clip worth rendering: about one syllable, 12 frames at 25 fps
+
+
+class AudioTooShortError(AudioLoadError):
+    """The audio holds less than MIN_SECONDS of sound."""
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """Decoded audio as the user gave it: (channels, n) float32 in [-1, 1] at its own rate.
+
+    Why keep it: the models want 16 kHz mono, but the rendered mp4 should carry the user's audio untouched
+    (a 44.1 kHz stereo recording stays 44.1 kHz stereo)."""
+
+    samples: np.ndarray
+    rate: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def duration(self) -> float:
+        return self.samples.shape[1] / self.rate
+
+    def mono(self, sr: int = SAMPLE_RATE) -> np.ndarray:
+        """Channels averaged, resampled to `sr`: what the audio models take."""
+        return resample(self.samples.mean(axis=0), self.rate, sr)
+
+    def require(self, path: str | Path, min_seconds: float = MIN_SECONDS) -> AudioClip:
+        """Raise AudioTooShortError unless the clip lasts at least `min_seconds`."""
+        if self.duration < min_seconds:
+            raise AudioTooShortError(
+                f"{path} is too short ({self.duration * 1000:.0f} ms; at least {min_seconds:g} s is needed). "
+                "Use a recording of the speech to animate."
+            )
+        return self
+
+
+def decode_audio(path: str | Path) -> AudioClip:
+    """Any container/codec PyAV (FFmpeg) reads -> AudioClip at the file's own rate and channel count."""
     import av
 
     path = Path(path)
     if not path.is_file():
         raise AudioLoadError(f"Audio file not found: {path}. Check the path.")
+    if path.stat().st_size == 0:
+        raise AudioLoadError(f"{path} is empty (0 bytes): the recording or copy did not finish. "
+                             "Use the complete audio file.")
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
@@ -47,19 +91,22 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
                 a = frame.to_ndarray()
                 if a.dtype.kind in "iu":
                     a = a.astype(np.float32) / np.iinfo(a.dtype).max
-                if frame.format.is_planar:
-                    a = a.reshape(len(frame.layout.channels), -1).mean(axis=0)
-                else:
-                    a = a.reshape(-1, len(frame.layout.channels)).mean(axis=1)
+                channels = len(frame.layout.channels)
+                a = a.reshape(channels, -1) if frame.format.is_planar else a.reshape(-1, channels).T
                 chunks.append(a.astype(np.float32))
     except AudioLoadError:
         raise
     except Exception as exc:  # av raises many error types for broken files
-        raise AudioLoadError(f"Cannot decode audio file {path} ({exc.__class__.__name__}). "
-                             "Convert it to WAV or MP3 and try again.") from exc
-    if not chunks:
-        raise AudioLoadError(f"{path} contains no audio samples.")
-    return resample(np.concatenate(chunks), int(rate), sr)
+        raise AudioLoadError(f"{path} is damaged or not an audio file (FFmpeg could not decode it). "
+                             "Export the recording again as WAV, MP3 or M4A.") from exc
+    if not chunks or not sum(c.shape[1] for c in chunks):
+        raise AudioLoadError(f"{path} contains no audio samples (an empty recording). Use a file with speech.")
+    return AudioClip(np.ascontiguousarray(np.concatenate(chunks, axis=1)), int(rate))
+
+
+def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Any container/codec PyAV (FFmpeg) reads -> float32 mono in [-1, 1] at `sr` Hz (channels averaged)."""
+    return decode_audio(path).mono(sr)
 
 
 def save_wav(path: str | Path, samples: np.ndarray, sr: int = SAMPLE_RATE) -> Path:

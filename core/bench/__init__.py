@@ -1,27 +1,25 @@
-"""`python -m core bench render|motion|engine`: speed figures measured in one run, printed as tables."""
+"""`python -m core bench render|motion|engine|latency|lite`: speed figures measured in one run, printed as tables."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 
+from core.cli import add_lazy_commands
+
 BENCHES = {
     "render": ("core.bench.render", "renderer stages, batch 1/8, eager vs torch.compile (fp16 on CUDA)"),
     "motion": ("core.bench.motion", "wav2vec2 per hop and DiT per window over steps x window sizes"),
     "engine": ("core.bench.engine", "the streaming engine vs a reference-like configuration"),
+    "latency": ("core.bench.latency", "mouth-to-frame latency measured through a PulseAudio virtual microphone"),
+    "lite": ("core.bench.lite", "lite renderer vs full per frame at 512x512 and 1280x720, atlas build and size"),
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> None:
+    """Only the benchmark named in `argv` is imported (each pulls in torch; argument errors stay instant)."""
     sub = parser.add_subparsers(dest="bench", required=True)
-    for name, (module_name, help_text) in BENCHES.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        try:
-            importlib.import_module(module_name).add_arguments(p)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            p.set_defaults(missing=module_name)
+    add_lazy_commands(sub, BENCHES, argv or [])
 
 
 def main(args: argparse.Namespace) -> int:

@@ -1,11 +1,17 @@
-"""The streaming engine: audio blocks in, a steady stream of rendered frames out.
+"""The streaming engine: audio blocks in, a steady stream of rendered frames out, within a latency budget.
 
 Threads (the GUI thread is never one of them):
-  source  -> `_deliver` appends (samples, capture time) to the audio queue
+  source  -> `_deliver` appends (samples, capture time) to the run's audio queue
   worker  -> owns the model device: audio -> motion source -> batched rendering -> frame queue
   pacer   -> (real-time sources) emits one frame per 1/fps tick to the sinks; repeats the last frame on
-             underrun, drops the oldest frames on overrun, and counts both.
+             underrun, drops frames that overran the queue or went stale, and counts both.
 With a non-real-time source (a file rendered as fast as possible) the worker hands frames to the sinks itself.
+
+Latency budget (real-time sources): a frame whose estimated emission would come later than `budget` after
+its audio was captured is never rendered. The worker sheds (1) audio older than the budget before the motion
+source sees it (the source is reset at the gap) and (2) motion rows it cannot render in time, oldest first, and
+always renders the newest row. So latency exceeds the budget by at most one render of one batch and never
+grows with running time; a machine too slow for real time shows fewer, recent frames instead of old ones.
 """
 
 from __future__ import annotations
@@ -25,21 +31,38 @@ import torch
 
 from core.motion.source import MotionSettings, MotionSource
 from core.render import PreparedPortrait, Renderer
-from core.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
+from core.timebase import FPS, FRAME_MS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
+from .clock import REAL_TIME, Clock
 from .pacer import Pacer
-from .sinks import FrameInfo
+from .sinks import FrameInfo, SinkFailure
 
 log = logging.getLogger(__name__)
+
+# Default latency budgets (mouth to frame). A GPU renders a batch in tens of ms, so 300 ms leaves room for the
+# motion look-ahead and a batch; a CPU that keeps up (tiny/lite sizes) needs about twice that for its batches.
+GPU_BUDGET_MS = 300.0
+CPU_BUDGET_MS = 600.0
+# Processing room kept on top of a motion source's algorithmic latency (a 25-frame window needs ~1 s of audio
+# before its first frame exists; a 300 ms budget cannot be met, so the engine uses look-ahead + this).
+MIN_HEADROOM_MS = 5 * FRAME_MS
+STATS_WINDOW_S = 5.0  # latency percentiles and render fps are over this much recent stream
+
+
+def default_budget_ms(device: torch.device | str) -> float:
+    kind = torch.device(device).type
+    return GPU_BUDGET_MS if kind in ("cuda", "mps") else CPU_BUDGET_MS
 
 
 @dataclass
 class EngineSettings:
-    fps: int = 25  # output frame rate (motion is generated at 25 fps; other rates resample by repetition)
+    fps: int = FPS  # output frame rate (motion is generated at 25 fps; other rates resample by repetition)
     width: int = 1280  # the camera's frame size; sinks fit frames into it
     height: int = 720
     max_batch: int = 8  # frames rendered per batch at most (real time renders whatever is ready)
-    max_queue_s: float = 0.6  # frames older than this in the queue are dropped (overrun) to bound latency
+    max_queue_s: float = 0.6  # frame queue length; never below a motion window plus a batch
+    latency_budget_ms: float | None = None  # mouth-to-frame budget; None: by device (GPU 300 ms, CPU 600 ms)
+    jitter_ms: float = 2 * FRAME_MS  # the pacer starts this long after the first frame (absorbs burst jitter)
     motion: MotionSettings = field(default_factory=MotionSettings)
 
 
@@ -47,36 +70,87 @@ class EngineSettings:
 class EngineStats:
     running: bool
     device: str
-    fps: float  # frames emitted per second over the last second
-    latency_ms: float  # capture of a frame's last audio sample -> its emission (mean of recent frames)
+    fps: float  # frames emitted per second over the last second (= output_fps; repeats included)
+    latency_ms: float  # capture of a frame's last audio sample -> its emission (median of recent new frames)
     first_frame_ms: float  # start of the stream -> first emitted frame
     stage_ms: dict[str, float]  # per-frame cost of each stage (exponential average)
     audio_queue: int  # audio blocks waiting for the worker
     frame_queue: int  # rendered frames waiting for the pacer
     frames_rendered: int
-    frames_emitted: int
-    underruns: int  # pacer ticks with no new frame (the last frame was repeated)
-    drops: int  # frames dropped because the queue ran over
+    frames_emitted: int  # new frames emitted (repeats not counted)
+    underruns: int  # pacer ticks with no new frame (the last frame was repeated); = repeats
+    drops: int  # stream frames never shown: shed before rendering + dropped from the frame queue
     muted: bool
+    output_fps: float = 0.0  # what the sinks receive per second (a repeat counts)
+    render_fps: float = 0.0  # new frames rendered per second over the last few seconds
+    capacity_fps: float = 0.0  # what the renderer could do flat out (1 / per-frame render cost)
+    repeats: int = 0
+    drops_before_render: int = 0  # motion rows (or audio, in frames) shed because they could not be on time
+    drops_after_render: int = 0  # rendered frames dropped from the queue (overrun or stale at their tick)
+    latency_ms_p50: float = 0.0
+    latency_ms_p95: float = 0.0
+    latency_ms_max: float = 0.0
+    latency_budget_ms: float = 0.0  # the budget in force (raised to the motion look-ahead + headroom if needed)
+    keeping_up: bool = True
+    state: str = ""  # one plain-language line: keeping up, or what the machine manages and what to try
+
+
+class EngineBusy(RuntimeError):
+    """start() while the previous run's worker is still finishing a render."""
+
+
+class _Run:
+    """Everything one start()..stop() owns, so a late thread of an old run can never touch a new one."""
+
+    def __init__(self, engine: Engine, realtime: bool) -> None:
+        s = engine.settings
+        self.realtime = realtime
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.audio: deque[tuple[np.ndarray, float]] = deque()
+        self.markers: deque[tuple[int, float]] = deque()  # (first absolute sample, capture time) per block
+        self.samples_in = 0  # absolute samples received by the worker (shed ones included)
+        self.origin = 0  # absolute sample where the motion source's current stream began (moves on a shed)
+        self.stream_in = 0  # samples pushed into the motion source since `origin`
+        self.stream_frames = 0  # rows pulled from the motion source since `origin`
+        self.frame_base = 0  # output frame index of the motion stream's frame 0
+        self.worker_done = False
+        self.t_start = engine.clock.now()
+        self.pacer: Pacer = Pacer(s.fps, engine._queue_limit(), engine.clock.now, s.jitter_ms / 1000.0,
+                                  stale=self._stale)
+        self.budget_s = engine._budget_ms() / 1000.0
+        self.threads: list[threading.Thread] = []
+
+    def _stale(self, item, now: float) -> bool:
+        """A queued frame is stale at its tick once it is two periods past the budget (backstop only: the
+        worker does not render what it expects to be late)."""
+        return now - item[2] > self.budget_s + 2 * self.pacer.period
 
 
 class Engine:
-    def __init__(self, renderer: Renderer, motion: MotionSource, settings: EngineSettings | None = None) -> None:
+    restart_wait_s = 30.0  # start() waits this long for a previous run's worker to finish its render
+
+    def __init__(self, renderer: Renderer, motion: MotionSource, settings: EngineSettings | None = None,
+                 clock: Clock | None = None) -> None:
         self.renderer = renderer
         self.motion = motion
         self.settings = settings or EngineSettings()
+        self.clock = clock or REAL_TIME
         self.on_error: Callable[[BaseException], None] | None = None
+        self.on_finished: Callable[[], None] | None = None  # a finite source was fully emitted (engine thread)
+        # fn(samples, capture_time) sees every delivered block, on the source thread (level meters, benches)
+        self.audio_taps: list[Callable[[np.ndarray, float], None]] = []
         self.sinks: list = []
         self._portrait: PreparedPortrait | None = None
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self.done = threading.Event()  # set when a finite source has been fully rendered and emitted
-        self._threads: list[threading.Thread] = []
+        self._run: _Run | None = None
+        self._stragglers: list[threading.Thread] = []  # threads of stopped runs still finishing a render
         self._source = None
-        self._requests: deque[tuple[Callable[[], object], Future]] = deque()
+        self._requests: deque[tuple[Callable[[], object], Future | None]] = deque()
         self._muted = False
         self._host_ring: list[torch.Tensor] = []
+        self._stage_s = {"motion": 0.0, "render": 0.0, "sinks": 0.0}  # per frame, kept across runs
         self._reset_counters()
         if hasattr(motion, "use_models"):
             motion.use_models(renderer.models)
@@ -84,7 +158,13 @@ class Engine:
     # ------------------------------------------------------------------ control (any thread)
     @property
     def running(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
+        run = self._run
+        return run is not None and not run.stop.is_set() and any(t.is_alive() for t in run.threads)
+
+    def alive_workers(self) -> int:
+        """Worker threads of this engine still alive (the current run's and stopped runs' stragglers)."""
+        threads = set(self._stragglers) | set(self._run.threads if self._run else ())
+        return sum(t.is_alive() and t.name == "headcast-worker" for t in threads)
 
     def add_sink(self, sink) -> None:
         with self._lock:
@@ -96,9 +176,11 @@ class Engine:
                 self.sinks.remove(sink)
         sink.close()
 
-    def set_portrait(self, image: np.ndarray | str | Path) -> PreparedPortrait:
-        """Prepare a portrait (on the worker thread when running) and switch to it between two batches."""
-        portrait = self._on_worker(lambda: self.renderer.prepare(image))
+    def set_portrait(self, image: np.ndarray | str | Path, face: int | None = None) -> PreparedPortrait:
+        """Prepare a portrait (on the worker thread when running) and switch to it between two batches.
+        `face`: which face of a photo with several (core.face.FACE_ORDER; None: the largest)."""
+        kwargs = {} if face is None else {"face": face}  # renderers without a face choice keep working
+        portrait = self._on_worker(lambda: self.renderer.prepare(image, **kwargs))
         with self._lock:
             first = self._portrait is None
             self._portrait = portrait
@@ -108,10 +190,20 @@ class Engine:
         return portrait
 
     def configure(self, settings: EngineSettings) -> None:
-        """New settings apply at once; fps and batch size apply from the next start."""
-        with self._lock:
-            self.settings = replace(settings, fps=self.settings.fps) if self.running else settings
-        self.motion.configure(settings.motion)
+        """New settings apply on the worker between two batches (never under its feet); fps applies from the
+        next start. Returns at once."""
+        def apply(run: _Run | None) -> None:
+            self.settings = replace(settings, fps=self.settings.fps) if run is not None else settings
+            self.motion.configure(settings.motion)
+            if run is not None:
+                run.pacer.max_queue = self._queue_limit()
+                run.budget_s = self._budget_ms() / 1000.0
+
+        if self.running:
+            run = self._run
+            self._post(lambda: apply(run if run is self._run and not run.stop.is_set() else None))
+        else:
+            apply(None)
 
     def set_muted(self, muted: bool) -> None:
         """Muted: the motion source hears silence, so the avatar eases into its idle state."""
@@ -122,166 +214,307 @@ class Engine:
             raise RuntimeError("the engine is already running; stop it first")
         if self._portrait is None:
             raise RuntimeError("no portrait: call set_portrait() before start()")
+        self._reap(self.restart_wait_s)
         self._reset_counters()
-        self._stop.clear()
         self.done.clear()
         self._source = source
         self.motion.reset(self._portrait)
-        self._realtime = bool(getattr(source, "realtime", True))
-        self._threads = [threading.Thread(target=self._guard, args=(self._work,), name="headcast-worker",
-                                          daemon=True)]
-        if self._realtime:
-            self._threads.append(threading.Thread(target=self._guard, args=(self._pace,), name="headcast-pacer",
-                                                  daemon=True))
-        for t in self._threads:
+        run = _Run(self, bool(getattr(source, "realtime", True)))
+        run.threads = [threading.Thread(target=self._guard, args=(run, self._work), name="headcast-worker",
+                                        daemon=True)]
+        if run.realtime:
+            run.threads.append(threading.Thread(target=self._guard, args=(run, self._pace), name="headcast-pacer",
+                                                daemon=True))
+        self._run = run
+        for t in run.threads:
             t.start()
-        self._t_start = time.monotonic()
         if hasattr(source, "on_error"):
             source.on_error = self._source_failed
         try:
-            source.start(self._deliver)
+            source.start(lambda samples, capture: self._deliver(run, samples, capture))
         except BaseException:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        """Stop the source and the threads; sinks stay attached (a later start reuses them)."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the source and the threads; sinks stay attached (a later start reuses them).
+
+        A worker still inside a render after `timeout` s is kept as a straggler: start() waits for it (or
+        refuses with EngineBusy), so two workers never share the device and the models."""
         source, self._source = self._source, None
         if source is not None:
             try:
                 source.stop()
             except Exception as exc:  # a vanished microphone must not block stopping
                 log.warning("audio source stop: %s", exc)
-        self._stop.set()
-        self._wake.set()
-        for t in self._threads:
-            if t is not threading.current_thread():
-                t.join(timeout=5)
-        self._threads = []
+        run = self._run
+        if run is not None:
+            run.stop.set()
+            run.wake.set()
+            deadline = time.monotonic() + timeout
+            for t in run.threads:
+                if t is not threading.current_thread():
+                    t.join(timeout=max(0.0, deadline - time.monotonic()))
+            self._stragglers += [t for t in run.threads if t.is_alive() and t is not threading.current_thread()]
         self._fail_requests(RuntimeError("engine stopped"))
 
-    def close(self) -> None:
-        self.stop()
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop, wait up to `timeout` s for a render in progress (so nothing runs on the device while the
+        process exits: that is what aborted the app with 'terminate called without an active exception'),
+        and release the sinks."""
+        self.stop(timeout)
+        self._reap(timeout, raise_busy=False)
         with self._lock:
             sinks, self.sinks = self.sinks, []
         for sink in sinks:
-            sink.close()
+            try:
+                sink.close()
+            except Exception as exc:  # one sink failing to close must not keep the others open
+                log.warning("closing %s: %s", type(sink).__name__, exc)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until a finite source has been fully emitted (True) or the timeout passes (False)."""
         return self.done.wait(timeout)
 
     def stats(self) -> EngineStats:
-        now = time.monotonic()
-        recent = [t for t in self._emit_times if now - t <= 1.0]
-        lat = list(self._latencies)
+        run = self._run
+        now = self.clock.now()
+        emitted = [t for t in list(self._emit_times) if now - t <= 1.0]
+        recent = [(t, lat) for t, lat in list(self._latencies) if now - t <= STATS_WINDOW_S]
+        lat = np.array([x for _, x in recent]) * 1000 if recent else np.zeros(0)
+        rendered = [(t, n) for t, n in list(self._render_log) if now - t <= STATS_WINDOW_S]
+        span = min(STATS_WINDOW_S, max(now - (run.t_start if run else now), 1e-3))
+        render_fps = sum(n for _, n in rendered) / span if rendered else 0.0
+        per_frame = self._stage_s["render"] + self._stage_s["motion"] if self._stage_s["render"] else 0.0
+        capacity = 1.0 / per_frame if per_frame > 0 else 0.0
+        busy = self._busy
+        if busy is not None and run is not None and not run.stop.is_set():  # a render in flight counts too:
+            since, frames = busy  # the first official-size frame on a CPU takes many seconds
+            if now - since > frames / self.settings.fps:
+                capacity = min(capacity, frames / (now - since)) if capacity else frames / (now - since)
+        pacer = run.pacer if run else None
+        drops_after = pacer.drops if pacer else 0
+        repeats = pacer.underruns if pacer else 0
+        budget = run.budget_s * 1000 if run else self._budget_ms()
+        fps = self.settings.fps
+        keeping_up = capacity == 0.0 or capacity >= 0.95 * fps
         return EngineStats(
-            running=self.running, device=self.renderer.spec.describe(), fps=float(len(recent)),
-            latency_ms=1000 * float(np.mean(lat)) if lat else 0.0,
+            running=self.running, device=self.renderer.spec.describe(), fps=float(len(emitted)),
+            latency_ms=float(np.median(lat)) if len(lat) else 0.0,
             first_frame_ms=1000 * self._first_frame_s if self._first_frame_s is not None else 0.0,
-            stage_ms={k: 1000 * v for k, v in self._stage_s.items()}, audio_queue=len(self._audio),
-            frame_queue=len(self._pacer.frames), frames_rendered=self._rendered, frames_emitted=self._emitted,
-            underruns=self._pacer.underruns, drops=self._pacer.drops, muted=self._muted,
+            stage_ms={k: 1000 * v for k, v in self._stage_s.items()}, audio_queue=len(run.audio) if run else 0,
+            frame_queue=len(pacer.frames) if pacer else 0, frames_rendered=self._rendered,
+            frames_emitted=self._emitted, underruns=repeats, drops=self._shed + drops_after, muted=self._muted,
+            output_fps=float(len(emitted)), render_fps=render_fps, capacity_fps=capacity, repeats=repeats,
+            drops_before_render=self._shed, drops_after_render=drops_after,
+            latency_ms_p50=float(np.percentile(lat, 50)) if len(lat) else 0.0,
+            latency_ms_p95=float(np.percentile(lat, 95)) if len(lat) else 0.0,
+            latency_ms_max=float(lat.max()) if len(lat) else 0.0, latency_budget_ms=budget,
+            keeping_up=keeping_up, state=self._state_text(keeping_up, capacity, fps, budget),
         )
 
+    def _state_text(self, keeping_up: bool, capacity: float, fps: int, budget: float) -> str:
+        device = self.renderer.spec.device.type
+        if not capacity:
+            return "starting: waiting for the first frame"
+        if keeping_up:
+            return f"keeping up: renders up to {min(capacity, 999):.0f} fps for {fps} fps within {budget:.0f} ms"
+        where = "on CPU" if device == "cpu" else f"on {device.upper()}"
+        rate = f"{capacity:.2f}" if capacity < 1 else f"{capacity:.1f}"
+        return (f"cannot keep up: rendering {rate} of {fps} fps {where}, so frames are skipped to stay "
+                f"within {budget:.0f} ms; try Lite mode, a smaller size or a GPU")
+
     # ------------------------------------------------------------------ internals
+    def _budget_ms(self) -> float:
+        """The budget in force: the setting (or the device default), raised to the motion source's
+        look-ahead plus MIN_HEADROOM_MS when the setting could never be met."""
+        wanted = self.settings.latency_budget_ms
+        if wanted is None:
+            wanted = default_budget_ms(self.renderer.spec.device)
+        return max(float(wanted), float(self.motion.latency_ms()) + MIN_HEADROOM_MS)
+
+    def _queue_limit(self) -> int:
+        """Frame queue length: at least what a motion window releases at once plus a batch, so windowed
+        sources (25 frames at once) are never trimmed in steady state."""
+        window = math.ceil(float(self.motion.latency_ms()) / FRAME_MS) + 1
+        return max(2, int(self.settings.max_queue_s * self.settings.fps), window + self.settings.max_batch)
+
+    def _reap(self, timeout: float, raise_busy: bool = True) -> None:
+        deadline = time.monotonic() + timeout
+        for t in self._stragglers:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._stragglers = [t for t in self._stragglers if t.is_alive()]
+        if self._stragglers:
+            msg = (f"the previous run is still finishing a render after {timeout:.0f} s; wait for it to end "
+                   "and start again (a smaller size or Lite mode renders faster)")
+            if raise_busy:
+                raise EngineBusy(msg)
+            log.warning(msg)
+
     def _reset_counters(self) -> None:
-        self._audio: deque[tuple[np.ndarray, float]] = deque()
-        limit = max(2, int(self.settings.max_queue_s * self.settings.fps))
-        self._pacer: Pacer[tuple[np.ndarray, int, float]] = Pacer(self.settings.fps, limit)
-        self._markers: deque[tuple[int, float]] = deque()  # (first sample index, capture time) per block
-        self._samples_in = 0
-        self._rendered = self._emitted = 0
-        self._emit_times: deque[float] = deque(maxlen=200)
-        self._latencies: deque[float] = deque(maxlen=50)
-        self._stage_s = {"motion": 0.0, "render": 0.0, "sinks": 0.0}
+        self._rendered = self._emitted = self._shed = 0
+        self._emit_times: deque[float] = deque(maxlen=256)
+        self._latencies: deque[tuple[float, float]] = deque(maxlen=1024)  # (emit time, latency s)
+        self._render_log: deque[tuple[float, int]] = deque(maxlen=1024)  # (time, frames) per batch
         self._first_frame_s: float | None = None
-        self._worker_done = False
-        self._t_start = time.monotonic()
+        self._busy: tuple[float, int] | None = None  # (start, frames) of the render in flight
 
     def _source_failed(self, exc: BaseException) -> None:
         """The audio source died on its own thread: stop this run and tell the application."""
         log.warning("audio source failed: %s", exc)
-        self._stop.set()
-        self._wake.set()
+        run = self._run
+        if run is not None:
+            run.stop.set()
+            run.wake.set()
         if self.on_error is not None:
             self.on_error(exc)
 
-    def _deliver(self, samples: np.ndarray, capture_time: float) -> None:
-        self._audio.append((samples, capture_time))
-        self._wake.set()
+    def _deliver(self, run: _Run, samples: np.ndarray, capture_time: float) -> None:
+        run.audio.append((samples, capture_time))
+        run.wake.set()
+        for tap in self.audio_taps:
+            tap(samples, capture_time)
+
+    def _finish(self) -> None:
+        self.done.set()
+        if self.on_finished is not None:
+            self.on_finished()
 
     def _on_worker(self, fn: Callable[[], object]):
         """Run fn on the worker thread if it is running (it owns the device), else here."""
-        worker = self._threads[0] if self._threads else None
-        if worker is None or not worker.is_alive() or worker is threading.current_thread():
+        run = self._run
+        worker = run.threads[0] if run and run.threads else None
+        if worker is None or not worker.is_alive() or worker is threading.current_thread() or run.stop.is_set():
+            if self._stragglers and threading.current_thread() not in self._stragglers:
+                self._reap(self.restart_wait_s)  # a stopped run's render still holds the device: wait for it
             return fn()
         future: Future = Future()
         self._requests.append((fn, future))
-        self._wake.set()
+        run.wake.set()
         return future.result(timeout=120)
+
+    def _post(self, fn: Callable[[], object]) -> None:
+        """Queue fn for the worker between two batches without waiting for it."""
+        self._requests.append((fn, None))
+        if self._run is not None:
+            self._run.wake.set()
+
+    def _serve_requests(self) -> None:
+        while self._requests:
+            fn, future = self._requests.popleft()
+            try:
+                result = fn()
+                if future is not None:
+                    future.set_result(result)
+            except BaseException as exc:
+                if future is None:
+                    raise
+                future.set_exception(exc)
 
     def _fail_requests(self, exc: BaseException) -> None:
         while self._requests:
-            _, future = self._requests.popleft()
-            future.set_exception(exc)
+            fn, future = self._requests.popleft()
+            if future is not None:
+                future.set_exception(exc)
+            else:  # settings posted for the worker: apply them here, nothing is running now
+                try:
+                    fn()
+                except Exception as err:
+                    log.warning("applying settings after stop: %s", err)
 
-    def _guard(self, body: Callable[[], None]) -> None:
+    def _guard(self, run: _Run, body: Callable[[_Run], None]) -> None:
         try:
-            body()
+            body(run)
         except BaseException as exc:  # report and end this run; the engine can be started again
             log.exception("engine thread failed")
-            self._stop.set()
-            self._wake.set()
+            run.stop.set()
+            run.wake.set()
             self._fail_requests(exc)
             if self.on_error is not None:
                 self.on_error(exc)
 
     def _avg(self, stage: str, seconds: float, frames: int = 1) -> None:
+        """Exponential average per frame; weight 0.25 so a cost change shows within a few batches (the
+        render estimate decides what to skip)."""
         per = seconds / max(frames, 1)
         old = self._stage_s[stage]
-        self._stage_s[stage] = per if old == 0 else 0.9 * old + 0.1 * per
+        self._stage_s[stage] = per if old == 0 else 0.75 * old + 0.25 * per
 
-    def _capture_time_of(self, sample: int) -> float:
-        """Capture time of a sample index, from the block markers (old markers are discarded)."""
-        while len(self._markers) > 1 and self._markers[1][0] <= sample:
-            self._markers.popleft()
-        start, t = self._markers[0]
+    def _capture_time_of(self, run: _Run, sample: int) -> float:
+        """Capture time of an absolute sample index, from the block markers (old markers are discarded)."""
+        markers = run.markers
+        while len(markers) > 1 and markers[1][0] <= sample:
+            markers.popleft()
+        start, t = markers[0]
         return t + (sample - start) / SAMPLE_RATE
 
-    def _host_buffer(self, batch: int) -> torch.Tensor | None:
-        """Pinned host buffers reused round-robin on CUDA (pinned allocation is slow); None elsewhere."""
+    def _row_capture(self, run: _Run, stream_frame: int) -> float:
+        """Capture time of the last audio sample of motion-stream frame `stream_frame`."""
+        end = min((stream_frame + 1) * SAMPLES_PER_FRAME, run.stream_in)
+        return self._capture_time_of(run, run.origin + max(end, 1) - 1)
+
+    def _host_buffer(self, run: _Run, batch: int) -> torch.Tensor | None:
+        """Pinned host buffers reused round-robin on CUDA (pinned allocation is slow); None elsewhere. The ring
+        holds more slots than the frame queue can reference, so a queued frame is never overwritten."""
         if not self.renderer.spec.is_cuda or self._portrait is None:
             return None
         h, w = self._portrait.image.shape[:2]
         cap = self.settings.max_batch
-        slots = math.ceil(self.settings.max_queue_s * self.settings.fps / cap) + 3
-        if not self._host_ring or self._host_ring[0].shape[1:3] != (h, w):
+        slots = math.ceil(run.pacer.max_queue / cap) + 3
+        if not self._host_ring or self._host_ring[0].shape[1:3] != (h, w) or len(self._host_ring) < slots:
             self._host_ring = [torch.empty((cap, h, w, 3), dtype=torch.uint8, pin_memory=True) for _ in range(slots)]
             self._ring_i = 0
         buf = self._host_ring[self._ring_i]
         self._ring_i = (self._ring_i + 1) % len(self._host_ring)
         return buf[:batch]
 
-    def _work(self) -> None:
-        pending: list[np.ndarray] = []
-        next_frame = 0
+    def _shed_audio(self, run: _Run) -> None:
+        """Audio queued longer than the budget can no longer make a frame on time: keep only the newest
+        look-ahead + one frame of it, drop the rest and restart the motion stream at the gap."""
+        if not run.audio or run.audio[0][1] >= self.clock.now() - run.budget_s:
+            return
+        keep_s = float(self.motion.latency_ms()) / 1000.0 + 2 * FRAME_MS / 1000.0
+        cutoff = self.clock.now() - keep_s
+        dropped = 0
+        while len(run.audio) > 1 and run.audio[1][1] <= cutoff:
+            samples, capture = run.audio.popleft()
+            run.markers.append((run.samples_in, capture))
+            run.samples_in += len(samples)
+            dropped += len(samples)
+        if not dropped:
+            return
+        misaligned = run.samples_in % SAMPLES_PER_FRAME  # restart on a frame boundary of the whole stream, so
+        if misaligned and len(run.audio[0][0]) > SAMPLES_PER_FRAME - misaligned:  # frame numbers stay absolute
+            samples, capture = run.audio.popleft()
+            cut = SAMPLES_PER_FRAME - misaligned
+            run.markers.append((run.samples_in, capture))
+            run.audio.appendleft((samples[cut:], capture + cut / SAMPLE_RATE))
+            run.samples_in += cut
+            dropped += cut
+        self._shed += dropped // SAMPLES_PER_FRAME + len(run.pending)
+        run.origin = run.samples_in
+        run.frame_base = run.origin // SAMPLES_PER_FRAME
+        run.stream_in = run.stream_frames = 0
+        run.pending = np.zeros((0, 0), np.float32)
+        self.motion.reset(self._portrait)
+
+    def _work(self, run: _Run) -> None:
+        run.pending = np.zeros((0, 0), np.float32)
+        run.pending_first = 0  # motion-stream frame index of pending[0]
         zeros = None
         flushed = False
-        while not self._stop.is_set():
-            self._wake.wait(0.01)
-            self._wake.clear()
-            while self._requests:
-                fn, future = self._requests.popleft()
-                try:
-                    future.set_result(fn())
-                except BaseException as exc:
-                    future.set_exception(exc)
+        while not run.stop.is_set():
+            self.clock.wait(run.wake, 0.01)
+            run.wake.clear()
+            self._serve_requests()
+            if run.realtime:
+                self._shed_audio(run)
             t0 = time.perf_counter()
-            while self._audio:
-                samples, capture = self._audio.popleft()
-                self._markers.append((self._samples_in, capture))
-                self._samples_in += len(samples)
+            while run.audio:
+                samples, capture = run.audio.popleft()
+                run.markers.append((run.samples_in, capture))
+                run.samples_in += len(samples)
+                run.stream_in += len(samples)
                 if self._muted:
                     if zeros is None or len(zeros) != len(samples):
                         zeros = np.zeros(len(samples), np.float32)
@@ -289,44 +522,67 @@ class Engine:
                 self.motion.push_audio(samples)
             rows = self.motion.pull()
             source = self._source
-            if not flushed and source is not None and source.finished.is_set() and not self._audio:
+            if not flushed and source is not None and source.finished.is_set() and not run.audio:
                 rows = np.concatenate((rows, self.motion.flush()))
                 flushed = True
             if len(rows):
-                self._avg("motion", time.perf_counter() - t0, len(rows))
-                pending.append(rows)
-            available = sum(len(r) for r in pending)
+                self._avg("motion", (time.perf_counter() - t0) * self.clock.speed, len(rows))
+                if len(run.pending) == 0:
+                    run.pending, run.pending_first = rows, run.stream_frames
+                else:
+                    run.pending = np.concatenate((run.pending, rows))
+                run.stream_frames += len(rows)
             batch = self.settings.max_batch
-            while available and (self._realtime or available >= batch or flushed):
-                rows = np.concatenate(pending)
-                take, rest = rows[:batch], rows[batch:]
-                pending = [rest] if len(rest) else []
-                available = len(rest)
-                next_frame = self._render(take, next_frame)
-            if flushed and not pending:
-                self._worker_done = True  # the pacer sets `done` once the queue is empty
-                if not self._realtime:
-                    self.done.set()
+            while len(run.pending) and (run.realtime or len(run.pending) >= batch or flushed):
+                if run.stop.is_set():
+                    return
+                if run.realtime:
+                    self._drop_late_rows(run)
+                take = run.pending[:batch]
+                first = run.pending_first
+                run.pending, run.pending_first = run.pending[len(take):], first + len(take)
+                self._render(run, take, first)
+                self._serve_requests()  # settings and portrait changes land between batches
+            if flushed and not len(run.pending):
+                run.worker_done = True  # the pacer sets `done` once the queue is empty
+                if not run.realtime:
+                    self._finish()
                 return
 
-    def _render(self, rows: np.ndarray, first_index: int) -> int:
+    def _drop_late_rows(self, run: _Run) -> None:
+        """Drop leading rows whose frame could not reach a sink within the budget; keep the newest row."""
+        per_frame = self._stage_s["render"]
+        pacer = run.pacer
+        while len(run.pending) > 1:
+            m = min(len(run.pending), self.settings.max_batch)
+            now = self.clock.now()
+            emit = max(now + m * per_frame, pacer.next_emit() or 0.0)
+            if emit - self._row_capture(run, run.pending_first) <= run.budget_s:
+                return
+            run.pending, run.pending_first = run.pending[1:], run.pending_first + 1
+            self._shed += 1
+
+    def _render(self, run: _Run, rows: np.ndarray, first: int) -> None:
         with self._lock:
             portrait = self._portrait
         t0 = time.perf_counter()
-        frames = self.renderer.render(portrait, rows, out=self._host_buffer(len(rows)))
-        self._avg("render", time.perf_counter() - t0, len(rows))
+        self._busy = (self.clock.now(), len(rows))
+        frames = self.renderer.render(portrait, rows, out=self._host_buffer(run, len(rows)))
+        self._busy = None
+        if self._rendered or not self._stage_s["render"]:  # a run's first batch is a cold start: not typical
+            self._avg("render", (time.perf_counter() - t0) * self.clock.speed, len(rows))
         self._rendered += len(rows)
+        now = self.clock.now()
+        self._render_log.append((now, len(rows)))
         for i in range(len(rows)):
-            index = first_index + i
-            capture = self._capture_time_of(min((index + 1) * SAMPLES_PER_FRAME, self._samples_in) - 1) \
-                if self._markers else time.monotonic()
-            if self._realtime:
-                self._pacer.push((frames[i], index, capture))  # drops the oldest on overrun
+            capture = self._row_capture(run, first + i) if run.markers else now
+            index = run.frame_base + first + i
+            if run.realtime:
+                run.pacer.push((frames[i], index, capture))  # drops the oldest on overrun
             else:
-                self._emit(frames[i], FrameInfo(index, index / 25.0, capture, time.monotonic()))
-        return first_index + len(rows)
+                self._emit(run, frames[i], FrameInfo(index, index / FPS, capture, self.clock.now()))
 
-    def _emit(self, frame: np.ndarray, info: FrameInfo) -> None:
+    def _emit(self, run: _Run, frame: np.ndarray, info: FrameInfo) -> None:
         t0 = time.perf_counter()
         with self._lock:
             sinks = list(self.sinks)
@@ -339,34 +595,34 @@ class Engine:
                     if sink in self.sinks:
                         self.sinks.remove(sink)
                 if self.on_error is not None:
-                    self.on_error(exc)
-        self._avg("sinks", time.perf_counter() - t0)
+                    self.on_error(exc if isinstance(exc, SinkFailure) else SinkFailure(sink, exc))
+        self._avg("sinks", (time.perf_counter() - t0) * self.clock.speed)
         if not info.repeated:
             self._emitted += 1
-            self._latencies.append(info.emit_time - info.capture_time)
+            self._latencies.append((info.emit_time, info.emit_time - info.capture_time))
         if self._first_frame_s is None:
-            self._first_frame_s = info.emit_time - self._t_start
+            self._first_frame_s = info.emit_time - run.t_start
         self._emit_times.append(info.emit_time)
 
-    def _pace(self) -> None:
+    def _pace(self, run: _Run) -> None:
         """Emit one frame per tick from the first rendered frame on; the Pacer repeats on underrun."""
-        pacer = self._pacer
-        while not self._stop.is_set():
+        pacer = run.pacer
+        while not run.stop.is_set():
             due = pacer.due()
             if due is None:  # nothing rendered yet
-                if self._worker_done:
-                    self.done.set()
+                if run.worker_done:
+                    self._finish()
                     return
-                self._stop.wait(0.002)
+                self.clock.wait(run.stop, 0.002)
                 continue
             delay = due - pacer.clock()
-            if delay > 0 and self._stop.wait(delay):
+            if delay > 0 and self.clock.wait(run.stop, delay):
                 return
-            if not pacer.frames and self._worker_done:
-                self.done.set()
+            if not pacer.frames and run.worker_done:
+                self._finish()
                 return
             ticked = pacer.tick()
             if ticked is None:
                 continue
             (frame, index, capture), repeated, stream_time = ticked
-            self._emit(frame, FrameInfo(index, stream_time, capture, time.monotonic(), repeated))
+            self._emit(run, frame, FrameInfo(index, stream_time, capture, self.clock.now(), repeated))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -57,15 +56,33 @@ class VirtualCameraUnavailable(RuntimeError):
 
 
 def camera_install_hint(system: str | None = None) -> str:
+    """What to install so pyvirtualcam finds a virtual camera on this OS: a one-line summary, then the steps.
+
+    The only copy of this text: the app's camera label shows the first line and its tooltip the rest."""
     system = system or platform.system()
     if system == "Linux":
-        return ("Install v4l2loopback and create a camera: `sudo apt install v4l2loopback-dkms` then "
-                "`sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=Headcast`.")
+        return ("No virtual camera device: install v4l2loopback.\n"
+                "  sudo apt install v4l2loopback-dkms\n"
+                "  sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=Headcast")
     if system == "Windows":
-        return "Install OBS Studio (28 or newer) and start its Virtual Camera once; it registers the camera."
+        return ("No virtual camera: install OBS Studio.\n"
+                "Install OBS Studio 28 or newer and start its Virtual Camera once; it registers the camera.")
     if system == "Darwin":
-        return "Install OBS Studio (28 or newer) and start its Virtual Camera once to install the system extension."
-    return "No virtual-camera backend is known for this OS."
+        return ("No virtual camera: install OBS Studio.\n"
+                "Install OBS Studio 30 or newer, start its Virtual Camera once and allow the camera extension "
+                "in System Settings > Privacy & Security.")
+    return f"Virtual cameras are not supported on {system}."
+
+
+class SinkFailure(RuntimeError):
+    """A sink stopped working; `sink` says which, so the owner can tell the camera from the preview without
+    wrapping sinks. Sinks raise it themselves with a message that names the problem and the fix; the engine
+    wraps any other exception from `write` in it."""
+
+    def __init__(self, sink, cause: BaseException | str) -> None:
+        super().__init__(str(cause))
+        self.sink = sink
+        self.cause = cause if isinstance(cause, BaseException) else None
 
 
 class VirtualCameraSink:
@@ -86,30 +103,65 @@ class VirtualCameraSink:
         self.device = self.camera.device
 
     def write(self, frame: np.ndarray, info: FrameInfo) -> None:
-        self.camera.send(fit_frame(frame, self.width, self.height))
+        try:
+            self.camera.send(fit_frame(frame, self.width, self.height))
+        except Exception as exc:  # the device was removed or taken by another program
+            raise SinkFailure(self, f"the virtual camera {self.device} stopped accepting frames ({exc}). "
+                                    "Check that no other program holds it, then start again.") from exc
+
+    def describe(self) -> str:
+        return f"{self.backend}: {self.device}"
 
     def close(self) -> None:
         self.camera.close()
 
 
-class VideoFileSink:
-    """H.264 + AAC mp4 through PyAV, written to a temporary name and renamed only by a successful close()."""
+AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+AAC_BITRATE_PER_CHANNEL = 96_000  # 96 kb/s mono, 192 kb/s stereo: transparent for speech
 
-    def __init__(self, path: str | Path, fps: int = 25, audio: np.ndarray | None = None, crf: int = 20) -> None:
+
+class VideoFileSink:
+    """H.264 + AAC mp4 through PyAV, written to a temporary name and renamed only by a successful close().
+
+    `audio`: mono samples at `audio_rate`, or (channels, n) as the user's file had them; the mp4 keeps that rate
+    (AAC rates; others become 48 kHz) and up to two channels (more are mixed down to stereo). The temporary
+    name carries the process id, so a killed run's leftover is removed by the next run (core.atomic).
+    """
+
+    def __init__(self, path: str | Path, fps: int = 25, audio: np.ndarray | None = None, crf: int = 20,
+                 audio_rate: int = SAMPLE_RATE) -> None:
         import av
 
+        from core.atomic import temporary_path
+
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".partial.mp4")
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temporary_path(self.path, ".partial.mp4")
         self.fps = fps
-        self.audio = audio
-        self._container = av.open(str(self.tmp), "w", format="mp4")
+        self.audio, self.audio_rate = self._audio_layout(audio, audio_rate)
+        try:
+            self._container = av.open(str(self.tmp), "w", format="mp4")
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
         self._video = None
         self._crf = crf
         self.frames = 0
         self._audio = None
+
+    @staticmethod
+    def _audio_layout(audio: np.ndarray | None, rate: int) -> tuple[np.ndarray | None, int]:
+        """(channels<=2, n) float32 at an AAC sample rate."""
+        if audio is None:
+            return None, rate
+        a = np.asarray(audio, np.float32)
+        a = a[None] if a.ndim == 1 else a
+        if a.shape[0] > 2:
+            a = np.repeat(a.mean(axis=0, keepdims=True), 2, axis=0)
+        if rate not in AAC_RATES:
+            from core.audio.io import resample
+
+            a, rate = resample(a, rate, 48000), 48000
+        return np.ascontiguousarray(a), int(rate)
 
     def write(self, frame: np.ndarray, info: FrameInfo) -> None:
         import av
@@ -120,8 +172,10 @@ class VideoFileSink:
             self._video.width, self._video.height = w - w % 2, h - h % 2
             self._video.pix_fmt = "yuv420p"
             self._video.time_base = Fraction(1, self.fps)
-            if self.audio is not None and len(self.audio):  # every stream must exist before the first packet
-                self._audio = self._container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+            if self.audio is not None and self.audio.shape[1]:  # every stream must exist before the first packet
+                layout = "stereo" if self.audio.shape[0] == 2 else "mono"
+                self._audio = self._container.add_stream("aac", rate=self.audio_rate, layout=layout)
+                self._audio.bit_rate = AAC_BITRATE_PER_CHANNEL * self.audio.shape[0]
         frame = frame[: self._video.height, : self._video.width]
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         vf.pts = self.frames
@@ -132,12 +186,13 @@ class VideoFileSink:
         import av
 
         stream = self._audio
-        samples = np.asarray(self.audio, np.float32).reshape(1, -1)
+        samples = self.audio
+        layout = "stereo" if samples.shape[0] == 2 else "mono"
         step = 1024
         for i in range(0, samples.shape[1], step):
             chunk = np.ascontiguousarray(samples[:, i : i + step])
-            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-            af.sample_rate = SAMPLE_RATE
+            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+            af.sample_rate = self.audio_rate
             af.pts = i
             self._container.mux(stream.encode(af))
         self._container.mux(stream.encode(None))

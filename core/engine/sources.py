@@ -15,6 +15,8 @@ import numpy as np
 
 from core.timebase import SAMPLE_RATE
 
+from .clock import REAL_TIME, Clock
+
 Deliver = Callable[[np.ndarray, float], None]
 
 
@@ -27,8 +29,9 @@ class _ThreadSource:
 
     realtime = True
 
-    def __init__(self, block: int) -> None:
+    def __init__(self, block: int, clock: Clock | None = None) -> None:
         self.block = block
+        self.clock = clock or REAL_TIME  # a sped-up clock runs generated audio faster (tests)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.finished = threading.Event()
@@ -49,7 +52,8 @@ class _ThreadSource:
         raise NotImplementedError
 
     def _run(self, deliver: Deliver) -> None:
-        t0 = time.monotonic()
+        clock = self.clock
+        t0 = clock.now()
         sent = 0
         try:
             for samples in self._blocks():
@@ -57,11 +61,11 @@ class _ThreadSource:
                     return
                 capture = t0 + sent / SAMPLE_RATE
                 if self.realtime:  # a block is available once its last sample has been "recorded"
-                    delay = capture + len(samples) / SAMPLE_RATE - time.monotonic()
-                    if delay > 0 and self._stop.wait(delay):
+                    delay = capture + len(samples) / SAMPLE_RATE - clock.now()
+                    if delay > 0 and clock.wait(self._stop, delay):
                         return
                 else:
-                    capture = time.monotonic()
+                    capture = clock.now()
                 deliver(samples, capture)
                 sent += len(samples)
         except Exception as exc:  # a generator that raises, a file that vanished mid-read
@@ -74,8 +78,10 @@ class _ThreadSource:
 class FileSource(_ThreadSource):
     """An audio file (or an array of 16 kHz samples), in real time or as fast as the engine takes it."""
 
-    def __init__(self, path_or_samples: str | Path | np.ndarray, realtime: bool = False, block: int = 640) -> None:
-        super().__init__(block)
+    def __init__(self, path_or_samples: str | Path | np.ndarray, realtime: bool = False, block: int = 640,
+                 clock: Clock | None = None, loop: bool = False) -> None:
+        super().__init__(block, clock)
+        self.loop = loop  # real time only: start again at the end instead of finishing
         if isinstance(path_or_samples, np.ndarray):
             self.samples = np.asarray(path_or_samples, np.float32).reshape(-1)
             self.name = "samples"
@@ -91,8 +97,11 @@ class FileSource(_ThreadSource):
         return len(self.samples) / SAMPLE_RATE
 
     def _blocks(self):
-        for i in range(0, len(self.samples), self.block):
-            yield self.samples[i : i + self.block]
+        while True:
+            for i in range(0, len(self.samples), self.block):
+                yield self.samples[i : i + self.block]
+            if not (self.loop and self.realtime and len(self.samples)):
+                return
 
 
 class GeneratorSource(_ThreadSource):
@@ -102,8 +111,8 @@ class GeneratorSource(_ThreadSource):
     """
 
     def __init__(self, fn: Callable[[int, float], np.ndarray] | None = None, duration_s: float | None = None,
-                 realtime: bool = True, block: int = 320) -> None:
-        super().__init__(block)
+                 realtime: bool = True, block: int = 320, clock: Clock | None = None) -> None:
+        super().__init__(block, clock)
         self.fn = fn or syllables
         self.duration_s = duration_s
         self.realtime = realtime

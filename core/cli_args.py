@@ -1,0 +1,50 @@
+"""Command-line arguments shared by the commands that build a pipeline (`render`, `live`, benches).
+
+One function adds them, so a new pipeline option (a renderer kind, a backend) is added once and every command
+gets it; `pipeline_kwargs(args)` turns them back into `build_pipeline` arguments. No torch import here: argument
+errors must come back in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from core.backends import BACKENDS, PRECISIONS
+from core.motion.factory import KINDS
+from core.motion.source import JOYVASA_ENCODINGS, MotionSettings
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser, motion_default: str = "auto") -> None:
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--synthetic-weights", choices=("tiny", "full"),
+                        help="developer option: random stand-in networks instead of installed weights")
+    parser.add_argument("--motion", choices=KINDS, default=motion_default,
+                        help=f"motion source (default: {motion_default})")
+    parser.add_argument("--motion-checkpoint", help="a DiT motion model trained with `python -m training`")
+    parser.add_argument("--backend", choices=BACKENDS, default="eager",
+                        help="renderer network backend: eager, compile (torch.compile), cudagraph (CUDA graphs per "
+                             "batch size), onnx (ONNX Runtime: TensorRT > CUDA > CPU provider), auto (the fastest "
+                             "that passes a self-check here, measured once and remembered)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="renderer compute precision (auto: fp16 on CUDA, fp32 elsewhere; bf16 = autocast)")
+    parser.add_argument("--joyvasa-encoding", choices=JOYVASA_ENCODINGS, default=None,
+                        help="JoyVASA's positional encoding: prefix (the code the published weights were trained "
+                             "with) or fixed (JoyVASA's code since 2025-12-09, for a checkpoint trained with it); "
+                             "default: the one recorded with the checkpoint, else prefix")
+
+
+def motion_settings(args: argparse.Namespace) -> MotionSettings:
+    """The motion settings the pipeline options carry (JoyVASA's positional encoding)."""
+    return MotionSettings(joyvasa_encoding=getattr(args, "joyvasa_encoding", None))
+
+
+def weights_choice(args: argparse.Namespace) -> str:
+    """'auto' (installed weights) or 'synthetic-tiny' / 'synthetic-full'."""
+    return f"synthetic-{args.synthetic_weights}" if getattr(args, "synthetic_weights", None) else "auto"
+
+
+def pipeline_kwargs(args: argparse.Namespace) -> dict:
+    """`build_pipeline` keywords from the options `add_pipeline_arguments` added. A new pipeline option goes in
+    both functions; `core.session.SessionConfig` passes keys it does not know through `options`."""
+    return {"weights": weights_choice(args), "motion": args.motion, "device": args.device,
+            "motion_checkpoint": args.motion_checkpoint, "backend": args.backend, "precision": args.precision}

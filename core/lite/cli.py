@@ -1,0 +1,58 @@
+"""`--renderer full|lite|auto` and `--atlas LIPxEYE` for the CLI commands (`render`, `live`): one place that
+chooses, says why, and builds a missing atlas with a tqdm bar before anything streams."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from core.lite import RENDERERS
+
+
+def add_renderer_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--renderer", choices=RENDERERS, default=default,
+                        help="full: LivePortrait every frame; lite: frames from a per-portrait atlas rendered once "
+                             "(real time on laptops without an NVIDIA GPU; no large head turns, only mouth, blinks "
+                             "and small head motion); auto: lite when the full renderer measures below the frame "
+                             f"rate here (default: {default})")
+    parser.add_argument("--atlas", metavar="LIPxEYE",
+                        help="lite-mode atlas grid: mouth levels x eye levels, e.g. 2x1 for a quick test (default: "
+                             "core.lite.atlas.AtlasSpec, 9x3 = 27 full renders)")
+
+
+def select_renderer(args: argparse.Namespace, full, image: np.ndarray, source_name: str, batch: int = 1,
+                    face: int | None = None):
+    """The renderer the command runs (the full one, or a LiteRenderer whose atlas is ready), and the choice.
+    A missing atlas is built here, in the foreground, with a tqdm bar (Ctrl-C leaves no partial file)."""
+    from tqdm import tqdm
+
+    from core.lite.atlas import AtlasError, AtlasSpec
+    from core.lite.select import resolve_renderer
+
+    try:
+        grid = AtlasSpec.parse(args.atlas) if args.atlas else AtlasSpec()
+    except ValueError as exc:
+        raise AtlasError(f"--atlas: {exc}") from exc
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="frame", desc="lite atlas (full renderer, once per portrait)",
+                       file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        renderer, choice = resolve_renderer(args.renderer, full, image, grid, progress, batch=batch,
+                                            source_name=source_name, face=face)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"renderer: {choice.reason}", file=sys.stderr)
+    if choice.kind == "lite":
+        atlas = renderer.prepare(image, source_name, face=face).atlas
+        print(f"lite atlas: {atlas.path} ({grid.lip_levels}x{grid.eye_levels} frames, built in {atlas.build_s:.1f} s)",
+              file=sys.stderr)
+    return renderer, choice

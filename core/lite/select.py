@@ -1,0 +1,116 @@
+"""Which renderer runs: `full`, `lite`, or `auto` = full if it reaches the frame rate on this device, else lite.
+
+`auto` measures instead of guessing from the device name: one warm-up batch and one timed batch of the full
+renderer with the user's portrait and networks. The figure is remembered in the cache folder
+(`renderer-speed.json`, keyed by device, dtype, network size, weights and torch version), so the measurement
+(~15 s on a 2-core CPU at official size, well under a second on a GPU) runs once per machine and model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core import layout
+from core.atomic import atomic_path
+from core.lite import RENDERERS
+from core.lite.atlas import cache_dir, models_digest
+from core.timebase import FPS
+
+log = logging.getLogger(__name__)
+
+SPEED_FILE = "renderer-speed.json"
+HEADROOM = 1.2  # the full renderer must beat the frame rate by this factor: motion and sinks share the frame
+
+
+@dataclass(frozen=True)
+class RendererChoice:
+    kind: str  # "full" | "lite"
+    reason: str  # one sentence the CLI prints and the app shows
+    full_fps: float | None = None  # the full renderer's measured frames per second (auto only)
+    remembered: bool = False  # the figure came from an earlier measurement
+
+
+def speed_key(renderer) -> str:
+    cfg = renderer.models.config
+    return (f"{renderer.spec.describe()}|{renderer.spec.dtype}|{getattr(cfg, 'name', 'custom')}|"
+            f"{models_digest(renderer.models)}|torch {torch.__version__}|{torch.get_num_threads()} threads")
+
+
+def measure_full_fps(renderer, portrait, batch: int = 1) -> float:
+    """Frames per second of the full renderer on this device (batch rows, after one warm-up batch). A warm-up
+    that alone takes over 4 frame budgets already settles the question and is used as the figure."""
+    motion = np.zeros((batch, layout.MOTION_DIM), np.float32)
+    motion[:, layout.YAW] = 2.0  # some motion: the same work as a live frame
+    t0 = time.perf_counter()
+    renderer.render(portrait, motion)
+    warm = time.perf_counter() - t0
+    if warm > 4 * batch / FPS:
+        return batch / warm
+    t0 = time.perf_counter()
+    renderer.render(portrait, motion)
+    return batch / (time.perf_counter() - t0)
+
+
+def _load_speeds(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable %s (%s); measuring again", path, exc)
+        return {}
+
+
+def choose_renderer(mode: str, renderer, portrait, fps: int = FPS, batch: int = 1,
+                    root: str | Path | None = None) -> RendererChoice:
+    """`mode` full | lite | auto. `renderer`/`portrait`: the full renderer and a portrait it prepared (auto
+    times them). `batch`: frames per render call live (GPUs batch; CPUs gain nothing from it)."""
+    if mode not in RENDERERS:
+        raise ValueError(f"renderer {mode!r}: choose one of {', '.join(RENDERERS)}")
+    if mode != "auto":
+        return RendererChoice(mode, f"{mode} renderer chosen explicitly")
+    path = Path(root or cache_dir()) / SPEED_FILE
+    key = f"{speed_key(renderer)}|batch {batch}"
+    speeds = _load_speeds(path)
+    entry = speeds.get(key)
+    remembered = isinstance(entry, dict) and isinstance(entry.get("fps"), (int, float))
+    if remembered:
+        full_fps = float(entry["fps"])
+    else:
+        full_fps = measure_full_fps(renderer, portrait, batch)
+        speeds[key] = {"fps": full_fps, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        try:
+            with atomic_path(path, suffix=".json") as tmp:
+                tmp.write_text(json.dumps(speeds, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        except OSError as exc:  # not remembering is no reason to stop: the next start measures again
+            log.warning("could not remember the renderer speed in %s: %s", path, exc)
+    how = "remembered" if remembered else "measured"
+    device = renderer.spec.describe()
+    if full_fps >= fps * HEADROOM:
+        return RendererChoice("full", f"full renderer: {how} {full_fps:.1f} fps on {device}, enough for {fps} fps",
+                              full_fps, remembered)
+    return RendererChoice("lite", f"lite mode: the full renderer {how} {full_fps:.2f} fps on {device}, below the "
+                                  f"{fps} fps needed", full_fps, remembered)
+
+
+def resolve_renderer(mode: str, full, image, grid=None, on_progress=None, cancel=None, batch: int = 1,
+                     source_name: str | None = None, store=None, face: int | None = None):
+    """The renderer to run for `mode` and the choice with its reason: `full` itself, or a LiteRenderer whose
+    atlas for `image` is loaded (built first if missing, reporting `on_progress(done, total)`; `cancel()`
+    stops a build). For the CLI and the app alike; call it off the GUI thread."""
+    from core.lite.renderer import LiteRenderer
+
+    choice = choose_renderer(mode, full, full.prepare(image, source_name, face=face), batch=batch)
+    if choice.kind == "full":
+        return full, choice
+    lite = LiteRenderer(full, grid, store)
+    lite.prepare(image, source_name, on_progress=on_progress, cancel=cancel, face=face)
+    return lite, choice

@@ -1,0 +1,226 @@
+"""`python -m core live`: the app's live session without a window.
+
+Input is a microphone, the test generator, or a file played at real-time pace (as if someone spoke it into a
+microphone); output goes to the virtual camera with `--camera`. Once a second a status line says what the
+engine manages; `--stats-json` writes the run's figures, measured at the sink (what a viewer would get):
+output and render fps, drops, repeats, latency percentiles and a per-second latency series, so latency that
+grows with running time is visible at a glance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.cli_args import add_pipeline_arguments, motion_settings, pipeline_kwargs
+
+EXIT_INTERRUPTED = 130
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--portrait", required=True, help="portrait image (png/jpg/webp)")
+    parser.add_argument("--input", default="mic",
+                        help="mic (default microphone) | mic:NAME | test (generated syllables) | an audio file")
+    parser.add_argument("--camera", action="store_true", help="send frames to the virtual camera")
+    parser.add_argument("--seconds", type=float, help="stop after this long (default: file end or Ctrl-C)")
+    parser.add_argument("--stats-json", help="write the run's figures to this JSON file")
+    parser.add_argument("--loop", action="store_true", help="file input: start again at its end")
+    parser.add_argument("--latency-budget", type=float, metavar="MS",
+                        help="mouth-to-frame budget in ms (default: 300 on a GPU, 600 on a CPU)")
+    parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch at most")
+    parser.add_argument("--quiet", action="store_true", help="no status line every second")
+    add_pipeline_arguments(parser, motion_default="retarget")
+    from core.lite.cli import add_renderer_arguments
+
+    add_renderer_arguments(parser, default="full")
+
+
+def _check_args(args: argparse.Namespace) -> str | None:
+    """Path and value errors, found before torch is imported (milliseconds, not seconds)."""
+    if not Path(args.portrait).is_file():
+        return f"portrait not found: {args.portrait}. Give the path of a photo (png/jpg/webp)."
+    kind = args.input
+    if not (kind in ("mic", "test", "generator", "default") or kind.startswith("mic:")) and not Path(kind).is_file():
+        return (f"--input {kind}: no such audio file. Give an audio file, 'mic', 'mic:NAME' or 'test' "
+                "(generated speech-like syllables).")
+    if args.seconds is not None and not args.seconds > 0:
+        return f"--seconds must be positive (got {args.seconds})"
+    if args.batch < 1:
+        return f"--batch must be at least 1 (got {args.batch})"
+    if args.latency_budget is not None and not args.latency_budget > 0:
+        return f"--latency-budget must be positive milliseconds (got {args.latency_budget})"
+    if args.stats_json and not Path(args.stats_json).resolve().parent.is_dir():
+        return f"--stats-json {args.stats_json}: its folder does not exist; create it first"
+    return None
+
+
+class SinkClock:
+    """A sink that keeps (emit time, latency, repeated) per frame: the figures the JSON reports are measured
+    where frames leave the engine, independently of the engine's own counters."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, float, bool]] = []
+
+    def write(self, frame, info) -> None:
+        self.rows.append((info.emit_time, info.emit_time - info.capture_time, info.repeated))
+
+    def close(self) -> None:
+        pass
+
+
+def summarize(rows: list[tuple[float, float, bool]], t_start: float, t_end: float) -> dict:
+    """Output fps (repeats included), latency percentiles of new frames and a per-second latency series."""
+    duration = max(t_end - t_start, 1e-9)
+    emit = np.array([r[0] for r in rows]) if rows else np.zeros(0)
+    new = [(t, lat) for t, lat, rep in rows if not rep]
+    lat_ms = np.array([lat for _, lat in new]) * 1000 if new else np.zeros(0)
+    series, series_max = [], []
+    for second in range(int(np.ceil(duration))):
+        sel = [lat * 1000 for t, lat in new if second <= t - t_start < second + 1]
+        series.append(round(float(np.median(sel)), 1) if sel else None)
+        series_max.append(round(float(np.max(sel)), 1) if sel else None)
+    return {
+        "seconds": round(duration, 3),
+        "output_fps": round(len(emit) / duration, 2),
+        "new_frames_per_s": round(len(new) / duration, 2),
+        "latency_ms_p50": round(float(np.percentile(lat_ms, 50)), 1) if len(lat_ms) else None,
+        "latency_ms_p95": round(float(np.percentile(lat_ms, 95)), 1) if len(lat_ms) else None,
+        "latency_ms_max": round(float(lat_ms.max()), 1) if len(lat_ms) else None,
+        "latency_ms_per_second": series,
+        "latency_ms_max_per_second": series_max,
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    problem = _check_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # during model loading: nothing is running yet
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    from core.atomic import atomic_path
+    from core.audio.io import AudioLoadError
+    from core.engine import AudioSourceError, EngineSettings
+    from core.face import FaceModelError, ImageLoadError, NoFaceError, load_image
+    from core.lite.atlas import AtlasError
+    from core.liveportrait import CheckpointError
+    from core.motion.factory import MotionSourceUnavailable
+    from core.session import InputChoice, LiveSession, MicrophoneNotConnected, SessionConfig
+    from core.weights import MissingWeightsError, WeightsChecksumError
+
+    choice = InputChoice.parse(args.input)
+    config = SessionConfig.from_pipeline_kwargs(
+        pipeline_kwargs(args), engine=EngineSettings(max_batch=args.batch, latency_budget_ms=args.latency_budget,
+                                                     motion=motion_settings(args)),
+        loop_files=args.loop, renderer=args.renderer, atlas=args.atlas)
+    finished = threading.Event()
+    errors: list[BaseException] = []
+
+    def failed(exc: BaseException) -> None:
+        errors.append(exc)
+        finished.set()
+
+    session = LiveSession(on_error=failed, on_finished=finished.set,
+                          on_message=lambda text: print(text, file=sys.stderr),
+                          on_camera=lambda text: print(f"camera: {text}", file=sys.stderr))
+    clock = SinkClock()
+    session.on_atlas_progress = _atlas_bar()
+    interrupted = False
+    try:
+        image = load_image(args.portrait)
+        t_start = time.monotonic()  # replaced by the stream's start once the models are loaded
+        camera = session.start(config, image, choice, camera=args.camera, sinks=(clock,))
+        t_start = time.monotonic()
+        engine = session.engine
+        print(f"renderer: {session.renderer_choice.reason}", file=sys.stderr)
+        print(f"live: {engine.motion.name} motion on {engine.renderer.spec.describe()}, input {args.input}, "
+              f"camera {camera}, budget {engine.stats().latency_budget_ms:.0f} ms; Ctrl-C stops",
+              file=sys.stderr)
+        deadline = None if args.seconds is None else t_start + args.seconds
+        while not finished.is_set():
+            wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+            if wait <= 0 or finished.wait(wait):
+                break
+            if not args.quiet:
+                _status(session.stats())
+    except KeyboardInterrupt:
+        interrupted = True
+    except (AudioLoadError, AudioSourceError, MicrophoneNotConnected, ImageLoadError, NoFaceError, FaceModelError,
+            MissingWeightsError, WeightsChecksumError, CheckpointError, MotionSourceUnavailable,
+            FileNotFoundError, AtlasError) as exc:
+        session.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    t_end = time.monotonic()
+    stats = session.stats()
+    motion_name = session.engine.motion.name if session.engine is not None else config.motion
+    session.close(timeout=120.0)  # waits for a render in progress: nothing may run on the device at exit
+    if stats is None:
+        return EXIT_INTERRUPTED if interrupted else 1
+    report = {
+        "portrait": str(args.portrait), "input": args.input, "motion": motion_name, "weights": config.weights,
+        "device": stats.device, "camera": args.camera,
+        "renderer": session.renderer_choice.kind if session.renderer_choice else config.renderer,
+        "renderer_reason": session.renderer_choice.reason if session.renderer_choice else None,
+        **summarize(clock.rows, t_start, t_end),
+        "render_fps": round(stats.frames_rendered / max(t_end - t_start, 1e-9), 2),
+        "render_fps_recent": round(stats.render_fps, 2), "capacity_fps": round(stats.capacity_fps, 2),
+        "frames_rendered": stats.frames_rendered, "frames_emitted": stats.frames_emitted,
+        "drops": stats.drops, "drops_before_render": stats.drops_before_render,
+        "drops_after_render": stats.drops_after_render, "repeats": stats.repeats,
+        "latency_budget_ms": round(stats.latency_budget_ms, 1), "first_frame_ms": round(stats.first_frame_ms, 1),
+        "stage_ms": {k: round(v, 2) for k, v in stats.stage_ms.items()},
+        "keeping_up": stats.keeping_up, "state": stats.state,
+        "finished": finished.is_set() and not errors, "interrupted": interrupted,
+        "error": str(errors[0]) if errors else None,
+    }
+    _status(stats)
+    print(f"latency p50 {report['latency_ms_p50']} ms, p95 {report['latency_ms_p95']} ms, max "
+          f"{report['latency_ms_max']} ms; output {report['output_fps']} fps, rendered {report['render_fps']} fps, "
+          f"drops {report['drops']}, repeats {report['repeats']}", file=sys.stderr)
+    if args.stats_json:
+        with atomic_path(args.stats_json, suffix=".json") as tmp:
+            Path(tmp).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.stats_json}", file=sys.stderr)
+    if errors:
+        print(f"error: the run stopped: {errors[0]}", file=sys.stderr)
+        return 1
+    return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _atlas_bar():
+    """A tqdm bar for a lite-mode atlas build, made on the first progress report (none when nothing builds)."""
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        from tqdm import tqdm
+
+        if bar is None:
+            bar = tqdm(total=total, unit="frame", desc="lite atlas (full renderer, once per portrait)",
+                       file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return progress
+
+
+def _status(stats) -> None:
+    if stats is None:
+        return
+    print(f"render {stats.render_fps:5.1f} fps  output {stats.output_fps:4.1f} fps  latency p50 "
+            f"{stats.latency_ms_p50:6.0f} ms p95 {stats.latency_ms_p95:6.0f} ms  drops {stats.drops}  repeats "
+            f"{stats.repeats}  {stats.state}", file=sys.stderr, flush=True)

@@ -1,0 +1,328 @@
+"""A live session without Qt: what the app's Start button and `python -m core live` both run.
+
+Why one object: the app and the headless command must behave the same (same pipeline cache, same input and
+camera policy, same error wording), and the latency figures measured headless must be the app's figures. The
+app keeps only its Qt signals and the preview hand-off (app/engine_bridge.py); everything else is here.
+
+Policy owned here:
+* pipeline: built once per (weights, motion source, device, checkpoint) and reused across starts;
+* input: `InputChoice` -> an audio source (microphone by name, a file played at real-time pace, optionally
+  looping, or the test generator); a microphone that is not connected is named with the fix;
+* camera: without a backend the session says what to install and keeps running (the preview still works);
+  a camera that fails mid-run is dropped with a message while the run goes on (sinks report their own
+  failure as `SinkFailure`); any other engine error ends the run;
+* input level: every delivered block updates `level_dbfs`, so a meter can show file and generator input too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from core.engine.clock import Clock
+from core.engine.engine import EngineSettings, EngineStats
+from core.engine.sinks import SinkFailure, camera_install_hint
+
+log = logging.getLogger(__name__)
+
+INPUT_KINDS = ("mic", "file", "generator")
+
+
+@dataclass(frozen=True)
+class InputChoice:
+    """What feeds the engine: a microphone by name (None: default), an audio file, or the test generator."""
+
+    kind: str  # "mic" | "file" | "generator"
+    value: str | None = None
+
+    @staticmethod
+    def parse(text: str) -> InputChoice:
+        """CLI form: 'mic', 'mic:NAME', 'test' / 'generator', or a file path."""
+        if text in ("mic", "default"):
+            return InputChoice("mic")
+        if text.startswith("mic:"):
+            return InputChoice("mic", text[4:] or None)
+        if text in ("test", "generator"):
+            return InputChoice("generator")
+        return InputChoice("file", text)
+
+
+@dataclass
+class SessionConfig:
+    """Everything a start needs besides the portrait and the input."""
+
+    weights: str = "auto"  # auto | synthetic-tiny | synthetic-full
+    motion: str = "retarget"
+    device: str = "auto"
+    motion_checkpoint: str | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    loop_files: bool = False  # a file input starts again at its end instead of finishing
+    options: dict = field(default_factory=dict)  # further build_pipeline keywords (a new pipeline option)
+    renderer: str = "full"  # full | lite | auto (core.lite.select: auto measures the full renderer here)
+    atlas: str | None = None  # lite-mode atlas grid "LIPxEYE" (None: core.lite.atlas.AtlasSpec's default)
+    backend: str = "eager"  # renderer network backend (core.backends.BACKENDS)
+    precision: str | None = None  # fp32 | fp16 | bf16; None/auto: fp16 on CUDA, fp32 elsewhere
+
+    @classmethod
+    def from_pipeline_kwargs(cls, kwargs: dict, **fields) -> SessionConfig:
+        """From `core.cli_args.pipeline_kwargs(args)`: known keys become fields, the rest `options`."""
+        kw = dict(kwargs)
+        known = {k: kw.pop(k) for k in ("weights", "motion", "device", "motion_checkpoint", "renderer", "atlas",
+                                        "backend", "precision") if k in kw}
+        return cls(**known, options=kw, **fields)
+
+    def pipeline_key(self) -> tuple:
+        return (self.weights, self.motion, self.device, self.motion_checkpoint, self.backend, self.precision,
+                tuple(sorted(self.options.items())))
+
+
+class MicrophoneNotConnected(RuntimeError):
+    """A microphone chosen by name is not among the input devices."""
+
+
+def find_input_device(name: str | None) -> int | None:
+    """sounddevice index of the input device called exactly `name` (None: the default device)."""
+    import sounddevice as sd
+
+    if name is None:
+        try:
+            sd.query_devices(kind="input")
+        except Exception:  # no default input: PortAudio would later say "Error querying device -1"
+            raise MicrophoneNotConnected("No microphone found on this computer. Plug one in, or use an audio file "
+                                         "or the test signal as the input.") from None
+        return None
+
+    for i, d in enumerate(sd.query_devices()):
+        if d["name"] == name and d["max_input_channels"] > 0:
+            return i
+    raise MicrophoneNotConnected(f"The microphone {name!r} is not connected. Plug it in (then rescan), or pick "
+                                 "another input.")
+
+
+def _build_pipeline(config: SessionConfig) -> tuple:
+    from core.pipeline import build_pipeline
+
+    return build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
+                          motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion,
+                          backend=config.backend, precision=config.precision, **config.options)
+
+
+class LevelMeter:
+    """Input level of the newest block in dBFS, with a peak that decays 20 dB/s; updated on the source
+    thread, read from anywhere (two floats, no lock needed)."""
+
+    def __init__(self) -> None:
+        self.level = -120.0
+        self.peak = -120.0
+        self._n = 0
+
+    def __call__(self, block: np.ndarray, capture_time: float = 0.0) -> None:
+        n = len(block)
+        rms = math.sqrt(float(np.dot(block, block)) / n) if n else 0.0
+        self.level = max(-120.0, 20.0 * math.log10(rms)) if rms > 0 else -120.0
+        self.peak = max(self.level, self.peak - 20.0 * n / 16000.0)
+
+    def reset(self) -> None:
+        self.level = self.peak = -120.0
+
+
+class LiveSession:
+    """Start/stop a live engine run; callbacks arrive on engine or source threads (the app re-posts them).
+
+    `on_error(exc)`: the run ended because of exc (the session has already stopped it).
+    `on_message(text)`: something the user should know; the run goes on (camera missing or lost).
+    `on_camera(text)`: the camera's state in a few words ("off", "sending to v4l2loopback: /dev/video2", ...).
+    `on_finished()`: a (non-looping) file input played to its end.
+    `resolve_mic(name) -> device index`: how a microphone name is found (the app passes its own).
+    """
+
+    def __init__(self, on_error: Callable[[BaseException], None] | None = None,
+                 on_message: Callable[[str], None] | None = None, on_camera: Callable[[str], None] | None = None,
+                 on_finished: Callable[[], None] | None = None,
+                 resolve_mic: Callable[[str | None], int | None] = find_input_device, clock: Clock | None = None,
+                 build: Callable[[SessionConfig], tuple] | None = None):
+        self.on_error = on_error
+        self.on_message = on_message
+        self.on_camera = on_camera
+        self.on_finished = on_finished
+        self.resolve_mic = resolve_mic
+        self.clock = clock
+        self.build = build  # config -> (renderer, motion source); default core.pipeline.build_pipeline
+        self.engine = None
+        self.camera_sink = None
+        self.level = LevelMeter()
+        self.choice: InputChoice | None = None
+        self.renderer_choice = None  # core.lite.select.RendererChoice of the last start: which renderer and why
+        self.on_atlas_progress: Callable[[int, int], None] | None = None  # lite atlas build (done, total)
+        self._cache_key = None
+        self._cache = None
+        self._lock = threading.Lock()
+
+    # ---- pipeline -----------------------------------------------------------------------------------
+    def pipeline(self, config: SessionConfig):
+        """Renderer + motion source from `core.pipeline`, cached per `SessionConfig.pipeline_key()`."""
+        key = config.pipeline_key()
+        if self._cache_key != key:
+            self._cache = None  # free the old models before building new ones
+            self._cache = (self.build or _build_pipeline)(config)
+            self._cache_key = key
+        renderer, motion = self._cache
+        motion.configure(config.engine.motion)
+        return renderer, motion
+
+    # ---- run control --------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.engine is not None and self.engine.running
+
+    def start(self, config: SessionConfig, portrait: str | Path | np.ndarray, choice: InputChoice,
+              camera: bool = False, muted: bool = False, sinks: tuple = (), audio_taps: tuple = (),
+              face: int | None = None) -> str:
+        """Build (or reuse) the pipeline, open the camera if wanted, and start; returns the camera state text.
+        Blocking (model loading takes seconds on a cold start): the app calls it from a worker thread."""
+        from core.engine import Engine
+
+        if self.engine is not None:
+            self.stop()
+        renderer, motion = self.pipeline(config)
+        renderer = self._renderer_for(config, renderer, portrait)
+        engine = Engine(renderer, motion, config.engine, clock=self.clock)
+        engine.on_error = self._engine_error
+        engine.on_finished = self._finished
+        engine.set_muted(muted)
+        engine.set_portrait(portrait, face=face)  # face: which of several (core.face.FACE_ORDER)
+        for sink in sinks:
+            engine.add_sink(sink)
+        camera_text = self._open_camera(engine, config.engine) if camera else "off"
+        self.level.reset()
+        engine.audio_taps.append(self.level)
+        engine.audio_taps.extend(audio_taps)
+        source = self.audio_source(choice, config)
+        self.choice = choice
+        with self._lock:
+            self.engine = engine
+        try:
+            engine.start(source)
+        except BaseException:
+            self.close()
+            raise
+        return camera_text
+
+    def _renderer_for(self, config: SessionConfig, full, portrait):
+        """The full renderer, or (lite / auto choosing lite) a LiteRenderer with this portrait's atlas ready;
+        a missing atlas is built here, reporting to `on_atlas_progress` (minutes at official size on a CPU)."""
+        from core.lite.atlas import AtlasError, AtlasSpec
+        from core.lite.select import RendererChoice, resolve_renderer
+
+        if config.renderer == "full":
+            self.renderer_choice = RendererChoice("full", "full renderer chosen explicitly")
+            return full
+        try:
+            grid = AtlasSpec.parse(config.atlas) if config.atlas else AtlasSpec()
+        except ValueError as exc:
+            raise AtlasError(str(exc)) from exc
+        renderer, self.renderer_choice = resolve_renderer(config.renderer, full, portrait, grid,
+                                                          self.on_atlas_progress)
+        log.info("renderer: %s", self.renderer_choice.reason)
+        return renderer
+
+    def audio_source(self, choice: InputChoice, config: SessionConfig | None = None):
+        from core.engine import FileSource, GeneratorSource, MicrophoneSource
+
+        if choice.kind == "file":
+            if not choice.value:
+                raise FileNotFoundError("no audio file chosen")
+            loop = bool(config and config.loop_files)
+            return FileSource(choice.value, realtime=True, loop=loop, clock=self.clock)
+        if choice.kind == "generator":
+            return GeneratorSource(clock=self.clock)
+        if choice.kind != "mic":
+            raise ValueError(f"unknown input kind {choice.kind!r}; one of {', '.join(INPUT_KINDS)}")
+        return MicrophoneSource(device=self.resolve_mic(choice.value))
+
+    def _open_camera(self, engine, settings: EngineSettings) -> str:
+        """Add the virtual camera sink; without a backend say what to install and keep the run going."""
+        from core.engine import VirtualCameraSink
+
+        try:
+            sink = VirtualCameraSink(width=settings.width, height=settings.height, fps=settings.fps)
+        except Exception as exc:  # VirtualCameraUnavailable carries the install hint
+            self._message(f"Virtual camera unavailable; the preview keeps working. {exc}")
+            return camera_install_hint().splitlines()[0]
+        self.camera_sink = sink
+        engine.add_sink(sink)
+        return f"sending to {sink.describe()}"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            engine, self.engine = self.engine, None
+        self.camera_sink = None
+        if engine is not None:
+            engine.close(timeout)
+
+    close = stop
+
+    def wait(self, timeout: float | None = None) -> bool:
+        engine = self.engine
+        return engine is not None and engine.wait(timeout)
+
+    def configure(self, config: SessionConfig) -> None:
+        """Apply new settings to a running engine between batches (fps from the next start)."""
+        engine = self.engine
+        if engine is not None:
+            engine.configure(replace(config.engine))
+
+    def set_portrait(self, portrait: str | Path | np.ndarray, face: int | None = None) -> None:
+        """Switch portraits on a running engine. In lite mode a portrait without an atlas keeps the old face
+        on screen while its atlas builds in the background (progress to `on_atlas_progress`), then switches."""
+        engine = self.engine
+        if engine is None:
+            return
+        prepare_in_background = getattr(engine.renderer, "prepare_in_background", None)
+        if prepare_in_background is None or engine.renderer.has_atlas(portrait, face=face):
+            engine.set_portrait(portrait, face=face)
+            return
+
+        def built(future) -> None:
+            if future.exception() is not None:
+                self._message(f"Lite mode could not prepare the new portrait: {future.exception()}")
+            elif self.engine is engine:
+                engine.set_portrait(portrait, face=face)
+
+        prepare_in_background(portrait, self.on_atlas_progress, face=face).add_done_callback(built)
+
+    def set_muted(self, muted: bool) -> None:
+        engine = self.engine
+        if engine is not None:
+            engine.set_muted(muted)
+
+    def stats(self) -> EngineStats | None:
+        engine = self.engine
+        return engine.stats() if engine is not None else None
+
+    # ---- reports from engine threads ----------------------------------------------------------------
+    def _message(self, text: str) -> None:
+        log.warning("%s", text)
+        if self.on_message is not None:
+            self.on_message(text)
+
+    def _engine_error(self, exc: BaseException) -> None:
+        if isinstance(exc, SinkFailure) and exc.sink is self.camera_sink and exc.sink is not None:
+            self.camera_sink = None  # the engine dropped the sink and keeps running
+            if self.on_camera is not None:
+                self.on_camera(f"stopped: {exc}")
+            self._message(f"The virtual camera stopped: {exc} The preview keeps running; stop and start again "
+                          "to retry the camera.")
+            return
+        if self.on_error is not None:
+            self.on_error(exc)
+
+    def _finished(self) -> None:
+        if self.on_finished is not None:
+            self.on_finished()

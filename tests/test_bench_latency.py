@@ -1,0 +1,44 @@
+"""`python -m core bench latency`: onsets survive the real PulseAudio path, figures add up, the app can read them."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from core.bench import latency
+
+
+def test_onsets_are_found_where_they_were_put():
+    voice, onsets = latency.onset_voice(6, gap_s=0.7, seed=3)
+    found = latency.detect_onsets(voice)
+    assert np.array_equal(found, onsets)
+    assert len(set(onsets % 640)) > 1  # onsets land at different places inside their frames
+
+
+def test_store_and_read_back(tmp_path, monkeypatch):
+    monkeypatch.setenv(latency.CACHE_ENV, str(tmp_path))
+    assert latency.measured_latency_ms("cpu", "retarget") is None  # never measured: the app falls back
+    latency.store_measurement("cpu", "retarget", {"p50_ms": 412.5, "p95_ms": 500.0})
+    latency.store_measurement("cpu", "dit", {"p50_ms": 1400.0, "p95_ms": 1500.0})
+    assert latency.measured_latency_ms("cpu", "retarget") == 412.5
+    assert latency.measured_latency_ms("cpu", "dit") == 1400.0 and latency.measured_latency_ms("cuda", "dit") is None
+
+
+@pytest.mark.slow
+def test_measured_through_pulseaudio(astronaut, tmp_path, monkeypatch):
+    if shutil.which("pulseaudio") is None:
+        pytest.skip("pulseaudio not installed")
+    from core.bench.pulse import private_pulse
+
+    with private_pulse() as pulse:
+        r = latency.measure("retarget", "tiny", "cpu", pulse, n=4, gap=0.8, portrait=astronaut)
+    assert r["onsets"] == 4
+    assert r["algorithmic_p50_ms"] >= r["lookahead_ms"] + r["cushion_ms"]  # plus the rest of the onset's frame
+    assert r["algorithmic_p50_ms"] <= r["lookahead_ms"] + r["cushion_ms"] + 1000 / 25
+    assert r["p50_ms"] >= r["algorithmic_p50_ms"] and r["p95_ms"] >= r["p50_ms"]
+    assert abs(r["p50_ms"] - sum(r[k] for k in ("audio_path_p50_ms", "algorithmic_p50_ms", "compute_p50_ms"))) \
+        < 0.25 * r["p50_ms"] + 50  # medians of parts roughly add up to the median of the whole
+    # bounded like every frame: the budget plus one batch's render, plus the audio path before capture
+    assert r["p50_ms"] <= r["budget_ms"] + r["batch"] * r["render_ms_per_frame"] + r["audio_path_p50_ms"] + 100

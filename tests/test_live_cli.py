@@ -1,0 +1,134 @@
+"""`python -m core live` and Ctrl-C in `python -m core render`, as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def portrait_png(astronaut, tmp_path_factory) -> Path:
+    import cv2
+
+    path = tmp_path_factory.mktemp("portrait") / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def core(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", *argv], cwd=REPO, env=env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_argument_errors_are_fast_and_import_no_torch(tmp_path, speech_wav):
+    code = ("import sys; from core.__main__ import main; rc = main(sys.argv[1:]); "
+            "assert 'torch' not in sys.modules, 'torch imported before the arguments were checked'; sys.exit(rc)")
+    cases = [
+        (["--portrait", str(tmp_path / "none.png")], "portrait not found"),
+        (["--portrait", str(speech_wav), "--input", str(tmp_path / "none.wav")], "no such audio file"),
+        (["--portrait", str(speech_wav), "--input", "test", "--seconds", "0"], "--seconds must be positive"),
+        (["--portrait", str(speech_wav), "--input", "test", "--stats-json", str(tmp_path / "no" / "s.json")],
+         "folder does not exist"),
+    ]
+    for argv, message in cases:
+        r = subprocess.run([sys.executable, "-c", code, "live", *argv], cwd=REPO, env=env(), capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_live_tiny_from_a_speech_file_writes_honest_stats(tmp_path, portrait_png, speech_wav):
+    out = tmp_path / "s.json"
+    r = core("live", "--portrait", str(portrait_png), "--input", str(speech_wav), "--seconds", "6",
+             "--synthetic-weights", "tiny", "--device", "cpu", "--stats-json", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads(out.read_text())
+    for key in ("output_fps", "render_fps", "drops", "repeats", "latency_ms_p50", "latency_ms_p95",
+                "latency_ms_max", "latency_ms_per_second", "latency_budget_ms", "state"):
+        assert key in s, key
+    assert 5.5 <= s["seconds"] <= 7.5 and len(s["latency_ms_per_second"]) >= 6
+    assert 20 <= s["output_fps"] <= 26  # the pacer emits 25 fps whatever the renderer manages (repeats count)
+    assert s["frames_emitted"] > 0 and s["latency_ms_p50"] > 0
+    # the bound the engine promises: budget + one batch of renders (+ two ticks of pacing)
+    bound = s["latency_budget_ms"] + 8 * s["stage_ms"]["render"] + 80
+    assert s["latency_ms_max"] <= bound, (s["latency_ms_max"], bound)
+    assert s["drops"] == s["drops_before_render"] + s["drops_after_render"]
+    assert ("cannot keep up" in s["state"]) == (not s["keeping_up"])
+    assert "latency p50" in r.stderr
+
+
+def _wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_render_exits_130_and_leaves_nothing(tmp_path, portrait_png, speech_wav):
+    out = tmp_path / "out" / "clip.mp4"
+    p = subprocess.Popen([sys.executable, "-m", "core", "render", "--portrait", str(portrait_png), "--audio",
+                          str(speech_wav), "--out", str(out), "--synthetic-weights", "tiny", "--device", "cpu"],
+                         cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: out.parent.is_dir() and any(out.parent.iterdir()) or p.poll() is not None, 180)
+        time.sleep(1.0)  # rendering is under way
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=180)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "terminate called" not in err
+    assert not out.exists() and list(out.parent.iterdir()) == []  # no partial file either
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_live_exits_130_with_whole_stats(tmp_path, portrait_png):
+    stats = tmp_path / "s.json"
+    p = subprocess.Popen([sys.executable, "-m", "core", "live", "--portrait", str(portrait_png), "--input", "test",
+                          "--synthetic-weights", "tiny", "--device", "cpu", "--stats-json", str(stats)],
+                         cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = ""
+    try:
+        lines = []
+        while not any(line.startswith("render") for line in lines):  # the first status line: it is running
+            line = p.stderr.readline()
+            assert line or p.poll() is None, "".join(lines)
+            lines.append(line)
+        p.send_signal(signal.SIGINT)
+        rest, err = p.communicate(timeout=180)
+        err = "".join(lines) + err
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    s = json.loads(stats.read_text())
+    assert s["interrupted"] is True and s["frames_emitted"] > 0
+
+
+@pytest.mark.slow
+def test_live_official_size_on_cpu_stays_bounded_and_says_it_cannot_keep_up(tmp_path, portrait_png, speech_wav):
+    """Official-size stand-in networks on this CPU render far below 25 fps: frames are few, but recent."""
+    out = tmp_path / "s.json"
+    r = core("live", "--portrait", str(portrait_png), "--input", str(speech_wav), "--loop", "--seconds", "20",
+             "--synthetic-weights", "full", "--device", "cpu", "--stats-json", str(out), "--quiet", timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads(out.read_text())
+    assert not s["keeping_up"] and "cannot keep up" in s["state"] and "of 25 fps" in s["state"]
+    if s["frames_emitted"]:  # each frame: at most the budget plus the render of one frame late
+        assert s["latency_ms_max"] <= s["latency_budget_ms"] + 1.5 * s["stage_ms"]["render"] + 500, s
