@@ -524,3 +524,19 @@ def test_cli_joyvasa_encoding(tmp_path, monkeypatch, speech_16k, astronaut):
     assert a.shape == b.shape == (13, layout.MOTION_DIM + 1) and not np.allclose(a, b, atol=1e-3)
     with pytest.raises(SystemExit):
         core_main(["render", "--portrait", str(png), "--audio", str(wav), "--joyvasa-encoding", "sinus"])
+
+
+def test_stand_ins_leave_the_global_rng_alone(short, speech_16k):
+    """Stand-in models and sources draw from local generators: the caller's global RNG state is untouched, and
+    the same seed gives the same stand-in."""
+    from core.audio.features import AudioFeatureExtractor
+
+    state = torch.random.get_rng_state()
+    a = JoyVASAModel.synthetic(seed=4, n_motions=SHORT)
+    AudioFeatureExtractor.from_config(AudioFeatureExtractor.small_config(hidden=32, layers=1), seed=4)
+    source = JoyVASAMotionSource(JoyVASA(a, MotionTemplate.synthetic()), config=JoyVASAConfig(window=SHORT, steps=1))
+    stream(source, speech_16k[:8000], 4000)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = JoyVASAModel.synthetic(seed=4, n_motions=SHORT)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert source.last_window_ms > 0

@@ -79,7 +79,7 @@ class JoyVASAMotionSource:
         self.settings = settings or MotionSettings()
         self.config = config or JoyVASAConfig()
         self._noise_override = noise
-        self.window_ms: list[float] = []  # compute time of each window
+        self.last_window_ms = 0.0  # compute time of the latest window (one number: nothing grows with the stream)
         self.configure(self.settings)
         self.reset(None)
 
@@ -197,7 +197,7 @@ class JoyVASAMotionSource:
         rows = absolute_rows(post)
         if self._reference is None:
             self._reference = rows[0].copy()
-        self.window_ms.append((time.perf_counter() - t0) * 1000)
+        self.last_window_ms = (time.perf_counter() - t0) * 1000
         return relative_rows(rows, self._reference, self.config.absolute_lips)
 
     def _finish(self, windows: list[np.ndarray]) -> np.ndarray:
