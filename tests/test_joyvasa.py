@@ -540,3 +540,17 @@ def test_stand_ins_leave_the_global_rng_alone(short, speech_16k):
     b = JoyVASAModel.synthetic(seed=4, n_motions=SHORT)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert source.last_window_ms > 0
+
+
+@pytest.mark.parametrize("command", ["core.offline", "core.live"])
+def test_render_and_live_take_the_encoding(command):
+    """Both commands get `--joyvasa-encoding` from the shared pipeline arguments; it reaches MotionSettings."""
+    import importlib
+
+    from core.cli_args import motion_settings
+
+    parser = argparse.ArgumentParser()
+    importlib.import_module(command).add_arguments(parser)
+    base = ["--portrait", "p.png"] + (["--audio", "a.wav"] if command == "core.offline" else [])
+    assert motion_settings(parser.parse_args(base)).joyvasa_encoding is None  # the checkpoint's own
+    assert motion_settings(parser.parse_args(base + ["--joyvasa-encoding", "fixed"])).joyvasa_encoding == "fixed"
