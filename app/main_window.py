@@ -797,8 +797,11 @@ class MainWindow(QMainWindow):
         self.atlas_bar.setRange(0, total)
         self.atlas_bar.setValue(done)
         self.atlas_bar.setVisible(done < total)
-        self.renderer_label.setText(f"Lite mode: rendering this portrait's atlas ({done}/{total} frames), once; "
-                                    "it is reused from then on.")
+        if done < total:
+            self.renderer_label.setText(f"Lite mode: rendering this portrait's atlas ({done}/{total} frames), "
+                                        "once; it is reused from then on.")
+        else:
+            self.renderer_label.setText(f"Lite mode: this portrait's atlas is ready ({total} frames).")
 
     @Slot()
     def _show_frame(self) -> None:

@@ -17,9 +17,8 @@ from core import layout
 from core.bench.lite import responsive_models
 from core.device import pick_device
 from core.lite.atlas import AtlasCancelled, AtlasError, AtlasSpec, AtlasStore, build_atlas
-from core.lite.projection import _rotation
 from core.lite.renderer import LiteRenderer
-from core.liveportrait import LivePortraitConfig, rotation_matrix
+from core.liveportrait import LivePortraitConfig
 from core.motion.retarget_source import RetargetMotionSource
 from core.render import Renderer
 
@@ -108,12 +107,6 @@ def test_projection_of_other_motion_sources(portrait):
     opening[:, layout.EXP] = proj.rest + np.linspace(0, 1.2 * top, 6)[:, None] * proj.a  # more and more open
     lip_pos, _ = proj.positions(opening)
     assert np.all(np.diff(lip_pos) >= 0) and lip_pos[-1] == GRID.lip_levels - 1  # beyond the atlas: clamped
-
-
-def test_rotation_convention_matches_the_renderer():
-    angles = np.array([[10.0, -20.0, 5.0], [0.0, 0.0, 0.0], [-30.0, 15.0, 40.0]])
-    t = torch.from_numpy(angles)
-    assert np.allclose(_rotation(angles), rotation_matrix(t[:, 0], t[:, 1], t[:, 2]).numpy(), atol=1e-12)
 
 
 def test_head_translation_shifts_the_face_and_nothing_else(lite, portrait, astronaut):
