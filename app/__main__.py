@@ -8,10 +8,6 @@ import logging
 import sys
 from pathlib import Path
 
-# `headcast core ARGS` or `headcast render|weights|bench ARGS` run `python -m core ARGS` (the bundle's only
-# executable is this one).
-CLI_COMMANDS = ("core", "render", "weights", "bench")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="headcast", description="One portrait + a microphone -> a talking head "
@@ -42,11 +38,30 @@ def build_window(args: argparse.Namespace):
     return window
 
 
+def show_splash(app, smoke: bool = False):
+    """The first window, up before the main window's imports (torch: 2-3 s warm, far more from a cold disk or a
+    bundle's first start), so a double-click gets an answer at once."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QSplashScreen
+
+    from resources import resource_path
+
+    splash = QSplashScreen(QIcon(str(resource_path("icons", "headcast.svg"))).pixmap(256, 256))
+    splash.showMessage("Starting Headcast…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
+    splash.show()
+    app.processEvents()
+    if smoke:
+        print("smoke: splash shown", flush=True)
+    return splash
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in CLI_COMMANDS:  # `headcast render ...`: one executable for the app and the CLI
-        from core.__main__ import main as core_main
+    from core.__main__ import COMMANDS  # light: no torch until a command runs
+    from core.__main__ import main as core_main
 
+    if argv and (argv[0] == "core" or argv[0] in COMMANDS):  # `headcast render ...`: the bundle's one executable
         return core_main(argv[1:] if argv[0] == "core" else argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -61,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.set_event_loop(loop)
     closed = asyncio.Event()
     app.aboutToQuit.connect(closed.set)
+    splash = show_splash(app, smoke=args.smoke_test is not None)
     window = build_window(args)
     window.show()
+    splash.finish(window)
     window.first_run_check()
     if args.photos:
         window.add_paths(args.photos)

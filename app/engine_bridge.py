@@ -28,6 +28,8 @@ from .settings import AppSettings
 from .tasks import TaskRunner
 
 log = logging.getLogger(__name__)
+NO_MICROPHONE = ("No microphone found on this computer. Plug one in and press the rescan button, or choose an "
+                 "audio file or the test signal as the input.")
 
 __all__ = ["EngineBridge", "FrameMailbox", "InputChoice", "camera_install_hint", "describe_error", "probe_camera"]
 
@@ -97,6 +99,8 @@ class EngineBridge(QObject):
     message = Signal(str)
     camera_changed = Signal(str)
     input_finished = Signal(str)  # a file input played to its end (its path)
+    renderer_changed = Signal(str)  # which renderer runs and why (lite mode, issue 11)
+    atlas_progress = Signal(int, int)  # lite-mode atlas build: frames done, frames in all
     _report = Signal(str, object)  # (kind, payload) from engine threads, delivered on the GUI thread
 
     def __init__(self, tasks: TaskRunner, synthetic: str | None = None, parent: QObject | None = None):
@@ -121,6 +125,7 @@ class EngineBridge(QObject):
         self._stop_requested = False
         self._choice: InputChoice | None = None
         self._report.connect(self._on_report)
+        self.session.on_atlas_progress = lambda done, total: self._report.emit("atlas", (done, total))
 
     @property
     def _engine(self):
@@ -159,7 +164,7 @@ class EngineBridge(QObject):
 
     # ---- public API used by the window --------------------------------------------------------------
     def start(self, settings: AppSettings, portrait: str, choice: InputChoice, camera: bool,
-              muted: bool) -> None:
+              muted: bool, face: int = 0) -> None:
         """Start the session in a worker; the GUI returns at once."""
         if self.state != "stopped":
             return
@@ -169,14 +174,15 @@ class EngineBridge(QObject):
         self._pending_error = None
         self._choice = choice
         self._set_state("starting")
-        self.tasks.submit(self._start_blocking, settings, portrait, choice, camera,
+        self.tasks.submit(self._start_blocking, settings, portrait, choice, camera, face,
                           on_done=self._started, on_error=self._start_failed)
 
-    def _start_blocking(self, settings: AppSettings, portrait: str, choice: InputChoice, camera: bool) -> str:
+    def _start_blocking(self, settings: AppSettings, portrait: str, choice: InputChoice, camera: bool,
+                        face: int = 0) -> str:
         from core.engine import CallbackSink
 
         return self.session.start(self.session_config(settings), portrait, choice, camera=camera,
-                                  muted=self._muted, sinks=(CallbackSink(self._on_frame),))
+                                  muted=self._muted, sinks=(CallbackSink(self._on_frame),), face=face)
 
     def session_config(self, settings: AppSettings) -> SessionConfig:
         from core.engine import EngineSettings
@@ -186,12 +192,15 @@ class EngineBridge(QObject):
                                 latency_budget_ms=budget, motion=settings.motion_settings())
         weights = f"synthetic-{self.synthetic}" if self.synthetic else "auto"
         return SessionConfig(weights=weights, motion=settings.motion_source, device=settings.device, engine=engine,
-                             loop_files=settings.loop_audio_file)
+                             loop_files=settings.loop_audio_file, renderer=settings.renderer,
+                             backend=settings.backend)
 
     @staticmethod
     def _resolve_mic(name: str | None) -> int | None:
         from . import audio_io
 
+        if name is None and not audio_io.has_default_input():  # PortAudio would say "Error querying device -1"
+            raise MicrophoneNotConnected(NO_MICROPHONE)
         dev = audio_io.find_device(name, "input")
         if name is not None and dev is None:
             raise MicrophoneNotConnected(f"The microphone {name!r} is not connected. Plug it in and press the "
@@ -200,6 +209,8 @@ class EngineBridge(QObject):
 
     def _started(self, camera_text: str) -> None:
         self.camera_changed.emit(camera_text)
+        if self.session.renderer_choice is not None:
+            self.renderer_changed.emit(self.session.renderer_choice.reason)
         self._set_state("running")
         if self._pending_error is not None:  # failed while we were starting
             self._on_engine_error_gui(self._pending_error)
@@ -223,6 +234,8 @@ class EngineBridge(QObject):
             self.message.emit(payload)
         elif kind == "camera":
             self.camera_changed.emit(payload)
+        elif kind == "atlas":
+            self.atlas_progress.emit(*payload)
         elif kind == "finished" and self.state in ("running", "starting"):
             path = self._choice.value if self._choice is not None else ""
             self.input_finished.emit(path or "")
@@ -260,9 +273,9 @@ class EngineBridge(QObject):
         self.message.emit(f"Stopping reported: {describe_error(exc)}")
         self._stopped()
 
-    def set_portrait(self, path: str) -> None:
+    def set_portrait(self, path: str, face: int = 0) -> None:
         if self.running:
-            self.tasks.submit(self.session.set_portrait, path,
+            self.tasks.submit(self.session.set_portrait, path, face,
                               on_error=lambda e: self.error.emit(f"Portrait: {describe_error(e)}"))
 
     def configure(self, settings: AppSettings) -> None:

@@ -1,18 +1,14 @@
 """First run: fetch or import the model weights through `core.weights`, with progress and a real cancel.
 
-Why the app streams the files itself: the registry's `download` has neither a progress hook nor a way to
-stop. Here each file is streamed into a private staging folder in chunks (progress per chunk, cancel checked
-between chunks) and only a complete set is handed to `WeightsRegistry.import_dir`, which verifies checksums
-and moves every file into place atomically. Cancel or failure deletes the staging folder: nothing
-half-installed is ever left in the weights folder.
+The transfer itself is `WeightsRegistry.download` (the same code as `python -m core weights download`): files
+are streamed into a private staging folder with a progress callback and a cancel flag checked between chunks,
+then installed through the checksum check; cancel or failure deletes the staging folder, so nothing
+half-installed is ever left. This module is only the dialog around it.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,11 +25,6 @@ from PySide6.QtWidgets import (
 )
 
 WANTED = ("liveportrait", "face")  # the renderer (required) and the better face detector (small, optional)
-CHUNK = 1 << 20
-
-
-class Cancelled(Exception):
-    """The user pressed Cancel; nothing was installed."""
 
 
 def weights_registry():
@@ -43,61 +34,28 @@ def weights_registry():
 
 
 def wanted_files(registry, models=WANTED) -> list:
-    """`WeightFile`s of `models` that are not installed yet."""
-    from core.weights import MODELS
-
-    return [f for m in models for f in MODELS[m].files if not (registry.root / f.local).is_file()]
+    """`WeightFile`s of `models` that are missing or visibly damaged (a download fetches them)."""
+    return registry.needed(models)
 
 
 def missing_weights(registry) -> list[str]:
-    """Files of the required models that are missing (empty: the app can run with real weights)."""
+    """Files of the required models that are missing or damaged (empty: the app can run with real weights)."""
     from core.weights import REQUIRED
 
-    return [f.local for f in wanted_files(registry, REQUIRED)]
+    return [f.local for f in registry.needed(REQUIRED)]
 
 
-def hub_url(f) -> str:
-    from huggingface_hub import hf_hub_url
+def describe_failure(exc: BaseException) -> str:
+    """A plain sentence for the dialog: our own errors already name the problem and the fix."""
+    from core.weights import DownloadCancelled, MissingWeightsError, WeightsChecksumError, WeightsDownloadError
 
-    return hf_hub_url(f.repo, f.filename)
-
-
-def download_to_staging(files, staging: Path, progress: Callable[[int, int, str], None],
-                        cancel: threading.Event, url_for: Callable = hub_url) -> None:
-    """Stream `files` into `staging/<local>`; raises Cancelled or the transfer error."""
-    total = sum(f.size or 0 for f in files)
-    done = 0
-    for f in files:
-        target = staging / f.local
-        target.parent.mkdir(parents=True, exist_ok=True)
-        request = urllib.request.Request(url_for(f), headers={"User-Agent": "headcast"})
-        with urllib.request.urlopen(request, timeout=30) as response, open(target, "wb") as out:
-            size = int(response.headers.get("Content-Length") or 0)
-            if not f.size:
-                total += size
-            while True:
-                if cancel.is_set():
-                    raise Cancelled()
-                chunk = response.read(CHUNK)
-                if not chunk:
-                    break
-                out.write(chunk)
-                done += len(chunk)
-                progress(done, max(total, done), f.local)
-
-
-def install_weights(registry, files, progress, cancel: threading.Event, url_for: Callable = hub_url) -> list[str]:
-    """Download into staging next to the weights folder (same disk: the final moves are renames), then
-    install through the registry. The staging folder is always removed."""
-    registry.root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=registry.root))
-    try:
-        download_to_staging(files, staging, progress, cancel, url_for)
-        if cancel.is_set():
-            raise Cancelled()
-        return registry.import_dir(staging)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    if isinstance(exc, DownloadCancelled):
+        return "Cancelled; nothing was installed."
+    if isinstance(exc, (WeightsDownloadError, WeightsChecksumError, MissingWeightsError, FileNotFoundError)):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"Could not write the weights: {exc.strerror or exc}. Check the free disk space and try again."
+    return f"Failed: {exc}"
 
 
 class WeightsDialog(QDialog):
@@ -107,19 +65,22 @@ class WeightsDialog(QDialog):
     finished_ok = Signal()
     failed = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None, registry=None, url_for: Callable = hub_url):
+    def __init__(self, parent: QWidget | None = None, registry=None, url_for: Callable | None = None):
         super().__init__(parent)
         self.setWindowTitle("Headcast needs its model weights")
         self.registry = registry or weights_registry()
-        self.url_for = url_for
+        from core.weights import hub_url
+
+        self.url_for = url_for or hub_url
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
-        missing = missing_weights(self.registry)
+        problems = self.registry.problems()
+        listing = ("Missing or damaged:\n  " + "\n  ".join(problems[:8]) + ("\n  …" if len(problems) > 8 else "")
+                   if problems else "All required model files are installed and look complete.")
         self.info = QLabel(
-            "The LivePortrait models are not installed yet (about 500 MB, once). They will be stored in\n"
-            f"{self.registry.root}\n\nMissing:\n  " + "\n  ".join(missing[:8])
-            + ("\n  …" if len(missing) > 8 else "")
-            + "\n\nDownload them from Hugging Face, or import a folder that already has them.")
+            "Headcast's LivePortrait models (about 500 MB, downloaded once) are stored in\n"
+            f"{self.registry.root}\n\n{listing}\n\n"
+            "Download them from Hugging Face, or import a folder that already has them.")
         self.info.setWordWrap(True)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -158,10 +119,8 @@ class WeightsDialog(QDialog):
         def body():
             try:
                 job()
-            except Cancelled:
-                self.failed.emit("Cancelled; nothing was installed.")
             except Exception as exc:  # reported in the dialog, never raised into Qt
-                self.failed.emit(f"{type(exc).__name__}: {exc}")
+                self.failed.emit(describe_failure(exc))
             else:
                 self.finished_ok.emit()
 
@@ -171,7 +130,7 @@ class WeightsDialog(QDialog):
     def start_download(self) -> None:
         files = wanted_files(self.registry)
         self.status.setText(f"Downloading {len(files)} file(s)…")
-        self._run(lambda: install_weights(self.registry, files, self._report, self._cancel, self.url_for))
+        self._run(lambda: self.registry.download(list(WANTED), self._report, self._cancel, self.url_for))
 
     def _report(self, done: int, total: int, name: str) -> None:
         self.progress.emit(done, total, name)
@@ -205,9 +164,9 @@ class WeightsDialog(QDialog):
         self.status.setText(f"{name}  {done / mb:.1f} / {total / mb:.1f} MB")
 
     def _on_done(self) -> None:
-        missing = missing_weights(self.registry)
+        missing = self.registry.problems()
         if missing:
-            self._on_failed("Still missing: " + ", ".join(missing))
+            self._on_failed("Still missing or damaged: " + "; ".join(missing))
             return
         self.bar.setValue(1000)
         self.status.setText("All weights installed.")

@@ -35,6 +35,8 @@ class Portrait:
     thumb: str  # thumbnail PNG inside the library folder
     width: int
     height: int
+    faces: int = 1  # faces found in the photo (core.face.FACE_ORDER numbers them)
+    face: int = 0  # the one animated, 0 = the largest; the window's face picker changes it
 
     @property
     def name(self) -> str:
@@ -69,10 +71,12 @@ def _write_png_atomic(path: Path, rgb: np.ndarray) -> None:
         tmp.write_bytes(buf.tobytes())
 
 
-def analyse_portrait(path: Path, cropper, folder: Path) -> Portrait:
+def analyse_portrait(path: Path, cropper, folder: Path, face: int | None = None) -> Portrait:
     """Decode `path`, find the face with `cropper` (a `core.face.FaceCropper`), store crop and thumbnail
-    under `folder`. Blocking (face detection): call it from a worker thread. Raises `PortraitError`."""
-    from core.face import NoFaceError, load_image
+    under `folder`. `face`: which of several faces (core.face.FACE_ORDER; None: the largest). Blocking (face
+    detection): call it from a worker thread. Raises `PortraitError` with the loader's own sentence (it already
+    names the file and the fix, so nothing is added to it)."""
+    from core.face import FaceChoiceError, ImageLoadError, NoFaceError, load_image
 
     path = Path(path)
     try:
@@ -82,27 +86,25 @@ def analyse_portrait(path: Path, cropper, folder: Path) -> Portrait:
     digest = hashlib.sha1(data).hexdigest()[:16]
     try:
         image = load_image(path)
-    except Exception as exc:  # core.face.ImageLoadError, or a decoder failure
-        raise PortraitError(
-            f"{path.name}: not a readable image ({exc}). Use a PNG, JPEG or WebP photo."
-        ) from exc
+    except ImageLoadError as exc:
+        raise PortraitError(str(exc)) from exc
+    except Exception as exc:  # a decoder failure outside the loader's own checks
+        raise PortraitError(f"{path.name} is not a readable image. Use a PNG, JPEG or WebP photo.") from exc
     try:
-        face = cropper.crop(image, source_name=path.name)
-    except NoFaceError as exc:
-        raise PortraitError(
-            f"{path.name}: no face found. Use a photo with one clearly visible, front-facing face."
-            f" ({exc})"
-        ) from exc
+        found = cropper.crop(image, source_name=path.name, face=face)
+    except (NoFaceError, FaceChoiceError) as exc:
+        raise PortraitError(str(exc)) from exc
     folder.mkdir(parents=True, exist_ok=True)
-    crop_path = folder / f"{digest}-crop.png"
+    crop_path = folder / (f"{digest}-crop.png" if not found.index else f"{digest}-face{found.index + 1}-crop.png")
     thumb_path = folder / f"{digest}-thumb.png"
-    _write_png_atomic(crop_path, np.ascontiguousarray(face.crop))
+    _write_png_atomic(crop_path, np.ascontiguousarray(found.crop))
     h, w = image.shape[:2]
     scale = THUMB_SIZE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     thumb = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     _write_png_atomic(thumb_path, thumb)
-    return Portrait(str(path.resolve()), digest, str(crop_path), str(thumb_path), int(w), int(h))
+    return Portrait(str(path.resolve()), digest, str(crop_path), str(thumb_path), int(w), int(h),
+                    faces=int(found.n_faces), face=int(found.index))
 
 
 class PortraitLibrary:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -31,14 +32,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.face import FACE_ORDER
 from resources import resource_dir
 
 from . import audio_io
-from .engine_bridge import EngineBridge, InputChoice
+from .engine_bridge import NO_MICROPHONE, EngineBridge, InputChoice
 from .library import PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
-from .settings import AUTO_DELAY, MOTION_SOURCES, AppSettings, data_dir, save_settings
+from .settings import AUTO_DELAY, BACKENDS, MOTION_SOURCES, RENDERER_CHOICES, AppSettings, data_dir, save_settings
 from .tasks import TaskRunner
-from .widgets import LevelMeter, PortraitList, PreviewWidget, dropped_paths
+from .widgets import LevelMeter, MessagePanel, PortraitList, PreviewWidget, dropped_paths
 
 log = logging.getLogger(__name__)
 RESOURCES = resource_dir()  # package data: found in a checkout, a wheel and a bundle alike
@@ -51,6 +53,7 @@ SHORTCUTS = (
     ("Add portraits", "Ctrl+O"),
     ("Keyboard shortcuts", "F1"),
 )
+NO_INPUT = "none"  # the input list's placeholder kind when the computer has no microphone at all
 RESOLUTIONS = ((512, 512), (640, 480), (720, 720), (1280, 720), (256, 256))
 
 
@@ -67,7 +70,9 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.synthetic = synthetic
         self.messages: list[str] = []
-        self.tasks = TaskRunner(parent=self)
+        self._message_keys: set[str] = set()
+        self.tasks = TaskRunner(parent=self, unhandled=lambda exc: self.show_message(
+            f"A background task failed: {type(exc).__name__}: {exc}", warning=True))
         self.library = PortraitLibrary(library_dir or data_dir() / "portraits")
         self.bridge = bridge or EngineBridge(self.tasks, synthetic=synthetic, parent=self)
         self.monitor: audio_io.InputMonitor | None = None
@@ -112,6 +117,11 @@ class MainWindow(QMainWindow):
         lib_layout.addLayout(row)
         lib_layout.addWidget(QLabel("Detected face"))
         lib_layout.addWidget(self.crop_label, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.face_combo = QComboBox()  # the face picker: shown only for photos with several faces
+        self.face_combo.setAccessibleName("Which face to animate")
+        self.face_combo.setToolTip(f"This photo has several faces, numbered {FACE_ORDER}")
+        self.face_combo.hide()
+        lib_layout.addWidget(self.face_combo)
 
         # centre: banner, preview, start
         self.synthetic_label = QLabel(
@@ -120,13 +130,11 @@ class MainWindow(QMainWindow):
         self.synthetic_label.setObjectName("syntheticBanner")
         self.synthetic_label.setWordWrap(True)
         self.synthetic_label.setVisible(bool(self.synthetic))
-        self.message_label = QLabel()
-        self.message_label.setObjectName("messageBanner")
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message_label.hide()
-        self.message_label.setToolTip("Click to dismiss")
-        self.message_label.mousePressEvent = lambda _e: self.message_label.hide()
+        self.message_panel = MessagePanel()
+        self.message_panel.setStyleSheet(
+            "QFrame#messageRow { background: #1c2d41; border: 1px solid #1f6feb; border-radius: 6px; }"
+            "QFrame#messageRow[warning=\"true\"] { background: #3b2300; border-color: #d29922; }"
+            "QFrame#messageRow[warning=\"true\"] QLabel { color: #f0d9a8; }")
         self.preview = PreviewWidget()
         self.preview.set_placeholder("Drop a portrait, pick a microphone, press Start (F5)")
         self.start_button = QPushButton(icon("start"), "Start")
@@ -137,7 +145,7 @@ class MainWindow(QMainWindow):
         centre = QWidget()
         c = QVBoxLayout(centre)
         c.addWidget(self.synthetic_label)
-        c.addWidget(self.message_label)
+        c.addWidget(self.message_panel)
         c.addWidget(self.preview, 1)
         row = QHBoxLayout()
         row.addWidget(self.start_button, 1)
@@ -182,6 +190,10 @@ class MainWindow(QMainWindow):
         self.device_combo = QComboBox()
         for d in ("auto", "cpu", "cuda", "mps"):
             self.device_combo.addItem(d)
+        self.backend_combo = QComboBox()
+        for b in BACKENDS:
+            self.backend_combo.addItem(b)
+        self.backend_combo.setToolTip("Renderer backend; auto measures the candidates once and keeps the fastest")
         self.motion_combo = QComboBox()
         for m in MOTION_SOURCES:
             self.motion_combo.addItem(m)
@@ -194,9 +206,22 @@ class MainWindow(QMainWindow):
         self.cfg_spin = QDoubleSpinBox(minimum=0, maximum=20, singleStep=0.25)
         self.expr_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1)
         self.head_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1)
+        self.renderer_combo = QComboBox()
+        for r in RENDERER_CHOICES:
+            self.renderer_combo.addItem(r)
+        self.renderer_combo.setToolTip(
+            "full: LivePortrait every frame (needs a GPU for 25 fps). lite: a per-portrait atlas rendered once, then "
+            "real time on any laptop; mouth, blinks and small head motion only (no large head turns or other "
+            "expressions). auto: lite when the full renderer measures below 25 fps on this machine.")
+        self.renderer_label = QLabel("")
+        self.renderer_label.setWordWrap(True)
+        self.atlas_bar = QProgressBar()
+        self.atlas_bar.setFormat("Lite atlas: %v/%m frames")
+        self.atlas_bar.setVisible(False)
         set_box = QGroupBox("Settings")
         f = QFormLayout(set_box)
         f.addRow("Compute device", self.device_combo)
+        f.addRow("Renderer backend", self.backend_combo)
         f.addRow("Motion", self.motion_combo)
         f.addRow("Frame rate", self.fps_spin)
         f.addRow("Camera size", self.resolution_combo)
@@ -211,6 +236,9 @@ class MainWindow(QMainWindow):
                                     "skipped, so the avatar stays recent on a slow machine")
         f.addRow("Latency budget", self.budget_spin)
         self.budget_spin.valueChanged.connect(self._settings_changed)
+        f.addRow("Renderer", self.renderer_combo)
+        f.addRow(self.renderer_label)
+        f.addRow(self.atlas_bar)
 
         right = QWidget()
         r = QVBoxLayout(right)
@@ -254,8 +282,6 @@ class MainWindow(QMainWindow):
             menu.addAction(a)
         menu = self.menuBar().addMenu("&Help")
         menu.addAction(self.help_action)
-        self.messages_action = QAction("Messages…", self)
-        menu.addAction(self.messages_action)
 
         qss = RESOURCES / "styles" / "headcast.qss"
         if qss.is_file():
@@ -264,6 +290,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.portrait_list.files_dropped.connect(self.add_paths)
         self.portrait_list.currentRowChanged.connect(self._portrait_selected)
+        self.face_combo.activated.connect(self.choose_face)
         self.add_button.clicked.connect(self._add_dialog)
         self.add_action.triggered.connect(self._add_dialog)
         self.remove_button.clicked.connect(self._remove_current)
@@ -274,7 +301,6 @@ class MainWindow(QMainWindow):
         self.next_action.triggered.connect(lambda: self.step_portrait(1))
         self.prev_action.triggered.connect(lambda: self.step_portrait(-1))
         self.help_action.triggered.connect(self.show_shortcuts)
-        self.messages_action.triggered.connect(self.show_all_messages)
         self.quit_action.triggered.connect(self.close)
         self.import_weights_action.triggered.connect(self.show_weights_dialog)
         self.refresh_inputs_button.clicked.connect(self.refresh_devices)
@@ -283,7 +309,7 @@ class MainWindow(QMainWindow):
         self.audio_out_check.toggled.connect(self._audio_out_changed)
         self.audio_out_combo.activated.connect(lambda _i: self._audio_out_changed())
         self.delay_spin.valueChanged.connect(self._delay_changed)
-        for w in (self.device_combo, self.motion_combo, self.resolution_combo):
+        for w in (self.device_combo, self.backend_combo, self.motion_combo, self.resolution_combo, self.renderer_combo):
             w.currentIndexChanged.connect(self._settings_changed)
         for w in (self.fps_spin, self.window_spin, self.steps_spin, self.cfg_spin, self.expr_spin,
                   self.head_spin):
@@ -291,8 +317,10 @@ class MainWindow(QMainWindow):
         self.bridge.state_changed.connect(self._state_changed)
         self.bridge.frame_ready.connect(self._show_frame)
         self.bridge.error.connect(self._engine_error)
-        self.bridge.message.connect(lambda text: self.show_message(text, warning=True))
+        self.bridge.message.connect(self._bridge_message)
         self.bridge.camera_changed.connect(self._camera_state)
+        self.bridge.renderer_changed.connect(self._renderer_state)
+        self.bridge.atlas_progress.connect(self._atlas_progress)
         self.loop_check.toggled.connect(self._loop_toggled)
 
     def _restore(self) -> None:
@@ -305,8 +333,10 @@ class MainWindow(QMainWindow):
     def _restore_widgets(self) -> None:
         s = self.settings
         self.device_combo.setCurrentText(s.device)
+        self.backend_combo.setCurrentText(s.backend)
         self.loop_check.setChecked(s.loop_audio_file)
         self.motion_combo.setCurrentText(s.motion_source)
+        self.renderer_combo.setCurrentText(s.renderer)
         self.fps_spin.setValue(s.fps)
         size = f"{s.output_width}x{s.output_height}"
         i = self.resolution_combo.findData(size)
@@ -336,29 +366,27 @@ class MainWindow(QMainWindow):
 
     # ---- messages -----------------------------------------------------------------------------------
     @Slot(str)
-    def show_message(self, text: str, warning: bool = False) -> None:
-        """Non-modal: a banner above the preview plus the status bar; kept in `messages` (for tests/logs)."""
-        self.messages.append(text)
+    def show_message(self, text: str, warning: bool = False, key: str | None = None) -> None:
+        """Non-modal: added to the message list above the preview (every message stays visible until dismissed)
+        and flashed in the status bar; kept in `messages` for the log. `key`: a message of this kind is shown
+        once per session (e.g. the camera warning, which every Start would otherwise repeat)."""
         (log.warning if warning else log.info)(text)
-        earlier = len(self.messages) - 1
-        more = f"\n({earlier} earlier: Help > Messages. Click to dismiss.)" if earlier else ""
-        self.message_label.setText(text + more)
-        self.message_label.setProperty("warning", warning)
-        self.message_label.style().unpolish(self.message_label)
-        self.message_label.style().polish(self.message_label)
-        self.message_label.show()
+        if key is not None:
+            if key in self._message_keys:
+                return
+            self._message_keys.add(key)
+        self.messages.append(text)
+        self.message_panel.add(text, warning)
         self.statusBar().showMessage(text.splitlines()[0], 10000)
+
+    def _bridge_message(self, text: str) -> None:
+        key = "camera-unavailable" if text.startswith("Virtual camera unavailable") else None
+        self.show_message(text, warning=True, key=key)
 
     def show_shortcuts(self) -> None:
         text = "\n".join(f"{k:<12} {what}" for what, k in SHORTCUTS)
         box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", text, parent=self)
         box.setTextFormat(Qt.TextFormat.PlainText)
-        box.open()
-
-    def show_all_messages(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.Information, "Messages",
-                          f"{len(self.messages)} message(s) this session.", parent=self)
-        box.setDetailedText("\n\n".join(self.messages) or "(none)")
         box.open()
 
     # ---- portraits ----------------------------------------------------------------------------------
@@ -402,12 +430,38 @@ class MainWindow(QMainWindow):
         i = self.library.add(portrait)
         self.portrait_list.set_portraits(self.library.portraits)
         self.portrait_list.setCurrentRow(i)
+        self._portrait_selected(i)
         self.statusBar().showMessage(f"Added {portrait.name}", 5000)
+        if portrait.faces > 1:  # never a silent choice
+            self.show_message(f"{portrait.name} has {portrait.faces} faces; animating face {portrait.face + 1} "
+                              f"(faces are numbered {FACE_ORDER}). Pick another under “Detected face”.")
+
+    def choose_face(self, index: int) -> None:
+        """Crop face `index` (FACE_ORDER) of the current portrait in the background, then use it."""
+        p = self.current_portrait()
+        if p is None or index == p.face or not 0 <= index < p.faces:
+            return
+        self.face_combo.setEnabled(False)
+
+        def done(portrait) -> None:
+            self.face_combo.setEnabled(True)
+            i = self.library.add(portrait)
+            self._portrait_selected(i)
+            if self.bridge.running:
+                self.bridge.set_portrait(portrait.path, portrait.face)
+
+        def failed(exc: BaseException) -> None:
+            self.face_combo.setEnabled(True)
+            self.show_message(f"Could not use face {index + 1}: {exc}", warning=True)
+            self._portrait_selected(self.portrait_list.currentRow())
+
+        self.tasks.submit(analyse_portrait, Path(p.path), self.bridge.get_cropper(), self.library.folder, index,
+                          on_done=done, on_error=failed)
 
     def _portrait_rejected(self, exc: BaseException) -> None:
         self._adding -= 1
         if isinstance(exc, PortraitError):
-            self.show_message(f"Rejected {exc}", warning=True)
+            self.show_message(f"Not added: {exc}", warning=True)
         else:
             self.show_message(f"Could not add a portrait: {type(exc).__name__}: {exc}", warning=True)
 
@@ -434,9 +488,15 @@ class MainWindow(QMainWindow):
         self.crop_label.setPixmap(QPixmap(p.crop).scaled(
             self.crop_label.size(), Qt.AspectRatioMode.KeepAspectRatio,
             Qt.TransformationMode.SmoothTransformation))
+        self.face_combo.clear()
+        for k in range(p.faces):
+            self.face_combo.addItem(f"Face {k + 1} of {p.faces}" + (" (largest)" if k == 0 else ""))
+        self.face_combo.setCurrentIndex(p.face)
+        self.face_combo.setVisible(p.faces > 1)
+        changed = self.settings.last_portrait != p.path
         self.settings.last_portrait = p.path
-        if self.bridge.running:
-            self.bridge.set_portrait(p.path)
+        if self.bridge.running and changed:
+            self.bridge.set_portrait(p.path, p.face)
 
     def step_portrait(self, step: int) -> None:
         n = len(self.library)
@@ -448,9 +508,15 @@ class MainWindow(QMainWindow):
         wanted = self.settings.microphone
         self.input_combo.blockSignals(True)
         self.input_combo.clear()
-        self.input_combo.addItem("System default microphone", InputChoice("mic", None))
-        for d in audio_io.input_devices():
+        devices = audio_io.input_devices()
+        has_default = audio_io.has_default_input()
+        if has_default:  # offered only when PortAudio has one: otherwise Start fails with "device -1"
+            self.input_combo.addItem("System default microphone", InputChoice("mic", None))
+        for d in devices:
             self.input_combo.addItem(d.label, InputChoice("mic", d.name))
+        if not devices and not has_default:
+            self.input_combo.addItem("No microphone found (plug one in, then rescan)", InputChoice(NO_INPUT))
+            self.show_message(NO_MICROPHONE, warning=True, key="no-microphone")
         self.input_combo.addItem("Audio file…", InputChoice("file", None))
         self.input_combo.addItem("Test signal (generator)", InputChoice("generator", None))
         i = self._find_input(InputChoice("mic", wanted))
@@ -513,8 +579,7 @@ class MainWindow(QMainWindow):
             return
         if choice.value is None and not audio_io.has_default_input():
             self.level_meter.setToolTip("No default microphone")
-            self.show_message("No default microphone on this system: plug one in and press the rescan "
-                              "button, pick a device in the list, or use an audio file.", warning=True)
+            self.show_message(NO_MICROPHONE, warning=True, key="no-microphone")
             return
         try:
             device = audio_io.find_device(choice.value, "input")
@@ -605,7 +670,9 @@ class MainWindow(QMainWindow):
             return
         s = self.settings
         s.device = self.device_combo.currentText()
+        s.backend = self.backend_combo.currentText()
         s.motion_source = self.motion_combo.currentText()
+        s.renderer = self.renderer_combo.currentText()
         s.fps = self.fps_spin.value()
         s.output_width, s.output_height = map(int, self.resolution_combo.currentData().split("x"))
         s.motion_window = self.window_spin.value()
@@ -643,9 +710,12 @@ class MainWindow(QMainWindow):
         if choice.kind == "file" and not choice.value:
             self.show_message("Choose an audio file first.", warning=True)
             return
+        if choice.kind == NO_INPUT:
+            self.show_message(NO_MICROPHONE, warning=True)
+            return
         self.preview.set_placeholder("Starting…")
         self.bridge.start(dataclasses.replace(self.settings), p.path, choice,
-                          camera=self.camera_check.isChecked(), muted=self.mute_action.isChecked())
+                          camera=self.camera_check.isChecked(), muted=self.mute_action.isChecked(), face=p.face)
 
     @Slot(bool)
     def set_muted(self, muted: bool) -> None:
@@ -682,7 +752,7 @@ class MainWindow(QMainWindow):
             self.camera_label.setToolTip(text)  # the full hint with the commands
             if not ok and self.camera_check.isChecked():
                 self.show_message(f"Virtual camera unavailable; the preview still works. {text}",
-                                  warning=True)
+                                  warning=True, key="camera-unavailable")
 
         self.tasks.submit(probe_camera, on_done=done)
 
@@ -705,6 +775,24 @@ class MainWindow(QMainWindow):
         if state == "stopped":
             self.status_label.setText("stopped")
             self.preview.set_placeholder("Stopped. Press Start (F5).")
+
+    @Slot(str)
+    def _renderer_state(self, reason: str) -> None:
+        """Which renderer runs and why (e.g. 'lite mode: the full renderer measured 0.13 fps ...')."""
+        self.renderer_label.setText(reason)
+        self.atlas_bar.setVisible(False)
+
+    @Slot(int, int)
+    def _atlas_progress(self, done: int, total: int) -> None:
+        """A lite-mode atlas is being built with the full renderer (once per portrait): show how far."""
+        self.atlas_bar.setRange(0, total)
+        self.atlas_bar.setValue(done)
+        self.atlas_bar.setVisible(done < total)
+        if done < total:
+            self.renderer_label.setText(f"Lite mode: rendering this portrait's atlas ({done}/{total} frames), "
+                                        "once; it is reused from then on.")
+        else:
+            self.renderer_label.setText(f"Lite mode: this portrait's atlas is ready ({total} frames).")
 
     @Slot()
     def _show_frame(self) -> None:

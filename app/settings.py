@@ -15,12 +15,15 @@ from pathlib import Path
 
 import platformdirs
 
-from core.atomic import atomic_path
+from core.atomic import atomic_path, set_aside
+from core.backends import BACKENDS
+from core.lite import RENDERERS
 from core.motion.source import MotionSettings
 
 APP_NAME = "headcast"
 SETTINGS_FILE = "settings.json"
 MOTION_SOURCES = ("retarget", "joyvasa", "dit")
+RENDERER_CHOICES = RENDERERS  # full | lite | auto (lite mode, issue 11)
 AUTO_DELAY = -1.0  # audio_delay_ms value meaning "follow the measured pipeline latency"
 
 
@@ -37,10 +40,12 @@ def data_dir() -> Path:
 @dataclass
 class AppSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    backend: str = "eager"  # renderer network backend, one of core.backends.BACKENDS
     fps: int = 25
     output_width: int = 512
     output_height: int = 512
     motion_source: str = "retarget"  # one of MOTION_SOURCES
+    renderer: str = "full"  # full | lite | auto: lite mode for machines where full cannot keep up
     motion_window: int = 25  # frames per generated window
     sampling_steps: int = 10
     cfg_scale: float = 2.0
@@ -88,6 +93,12 @@ class AppSettings:
         clamp("latency_budget_ms", 0.0, 10000.0)
         if s.audio_delay_ms != AUTO_DELAY:
             clamp("audio_delay_ms", 0.0, 5000.0)
+        if s.renderer not in RENDERER_CHOICES:
+            notes.append(f"renderer={s.renderer!r} is unknown; using 'full'")
+            s.renderer = "full"
+        if s.backend not in BACKENDS:
+            notes.append(f"backend={s.backend!r} is unknown; using 'eager'")
+            s.backend = "eager"
         if s.motion_source not in MOTION_SOURCES:
             notes.append(f"motion_source={s.motion_source!r} is unknown; using 'retarget'")
             s.motion_source = "retarget"
@@ -147,11 +158,7 @@ def load_settings(path: Path | None = None) -> tuple[AppSettings, list[str]]:
         if not isinstance(raw, dict):
             raise ValueError("the top level is not a JSON object")
     except ValueError as exc:
-        try:
-            os.replace(path, path.with_name(path.name + ".bad"))
-            kept = f" The broken file was kept as {path.name}.bad."
-        except OSError:
-            kept = ""
+        kept = f" The broken file was kept as {path.name}.bad." if set_aside(path) else ""
         return AppSettings(), [f"Settings file {path} is corrupt ({exc}); using defaults.{kept}"]
     settings, warnings = settings_from_dict(raw)
     return settings, [f"Settings {path}: {w}" for w in warnings]

@@ -64,7 +64,7 @@ async def run_smoke_test(window, seconds: float) -> int:
         return 0
     except Exception as exc:
         print(f"smoke: FAILED: {exc}", file=sys.stderr, flush=True)
-        for message in window.messages:
+        for message in getattr(window, "messages", []):  # what the window showed, for the log
             print(f"smoke: window message: {message}", file=sys.stderr, flush=True)
         return 1
     finally:

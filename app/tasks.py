@@ -6,20 +6,28 @@ Results come back as a queued Qt signal, so callbacks run on the GUI thread whet
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+log = logging.getLogger(__name__)
+
 
 class TaskRunner(QObject):
+    """`unhandled(exc)`: where the error of a task submitted without `on_error` goes (the window shows it);
+    it is logged with its traceback in any case, never dropped."""
+
     _done = Signal(object)
 
-    def __init__(self, workers: int = 2, parent: QObject | None = None):
+    def __init__(self, workers: int = 2, parent: QObject | None = None,
+                 unhandled: Callable[[BaseException], None] | None = None):
         super().__init__(parent)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="headcast-task")
         self._done.connect(self._deliver)
         self.pending = 0
+        self.unhandled = unhandled
 
     def submit(self, fn: Callable, *args, on_done: Callable | None = None,
                on_error: Callable[[BaseException], None] | None = None) -> Future:
@@ -41,6 +49,10 @@ class TaskRunner(QObject):
         if exc is not None:
             if on_error is not None:
                 on_error(exc)
+            else:
+                log.error("background task failed", exc_info=exc)
+                if self.unhandled is not None:
+                    self.unhandled(exc)
         elif on_done is not None:
             on_done(fut.result())
 

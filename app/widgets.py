@@ -7,7 +7,18 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QIcon, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QSizePolicy, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .library import Portrait
 
@@ -161,3 +172,80 @@ class PortraitList(QListWidget):
             self.files_dropped.emit(paths)
         else:
             event.ignore()
+
+
+class MessagePanel(QWidget):
+    """Every error and notice of the session in one visible list, newest first; each row has its own ×, and
+    "Dismiss all" clears the list. Hidden while empty.
+
+    Why a list: with a single banner, a second message hid the first (a corrupt-settings notice vanished behind
+    "N earlier: Help > Messages"). A message already on the list is not added twice (it moves to the top).
+    """
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("messagePanel")
+        self.setAccessibleName("Messages")
+        self._rows: list[tuple[str, QWidget]] = []
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(2)
+        header = QHBoxLayout()
+        self.title = QLabel("")
+        self.clear_button = QToolButton(text="Dismiss all")
+        self.clear_button.clicked.connect(self.clear)
+        header.addWidget(self.title, 1)
+        header.addWidget(self.clear_button)
+        self._layout.addLayout(header)
+        self.hide()
+
+    def texts(self) -> list[str]:
+        """The messages on the list, newest first."""
+        return [text for text, _ in self._rows]
+
+    def add(self, text: str, warning: bool = False) -> None:
+        if self.texts() and self.texts()[0] == text:
+            return
+        self.dismiss(text)
+        row = QFrame(self)
+        row.setObjectName("messageRow")
+        row.setProperty("warning", warning)
+        lay = QHBoxLayout(row)
+        lay.setContentsMargins(6, 2, 2, 2)
+        label = QLabel(text)
+        label.setWordWrap(True)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton(text="×")
+        close.setToolTip("Dismiss")
+        close.setAccessibleName("Dismiss message")
+        close.clicked.connect(lambda: self.dismiss(text))
+        lay.addWidget(label, 1)
+        lay.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self._rows.insert(0, (text, row))
+        self._layout.insertWidget(1, row)
+        row.show()  # at once, not on the layout's queued show (a test or a screenshot may look right away)
+        self._update()
+
+    def dismiss(self, text: str) -> None:
+        for i, (t, row) in enumerate(self._rows):
+            if t == text:
+                del self._rows[i]
+                row.deleteLater()
+                row.hide()
+                break
+        self._update()
+
+    def clear(self) -> None:
+        for _, row in self._rows:
+            row.deleteLater()
+            row.hide()
+        self._rows = []
+        self._update()
+
+    def _update(self) -> None:
+        n = len(self._rows)
+        self.title.setText(f"{n} message{'s' if n != 1 else ''}")
+        self.setVisible(n > 0)
+        self.changed.emit()

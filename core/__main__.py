@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.main(args) or 0)
     except KeyboardInterrupt:  # Ctrl-C: commands clean up on the way out; the shell convention is 128 + SIGINT
-        print("\ninterrupted; nothing unfinished was kept.", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return 130
 
 

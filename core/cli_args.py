@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from core.backends import BACKENDS, PRECISIONS
 from core.motion.factory import KINDS
 
 
@@ -19,6 +20,12 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, motion_default: str 
     parser.add_argument("--motion", choices=KINDS, default=motion_default,
                         help=f"motion source (default: {motion_default})")
     parser.add_argument("--motion-checkpoint", help="a DiT motion model trained with `python -m training`")
+    parser.add_argument("--backend", choices=BACKENDS, default="eager",
+                        help="renderer network backend: eager, compile (torch.compile), cudagraph (CUDA graphs per "
+                             "batch size), onnx (ONNX Runtime: TensorRT > CUDA > CPU provider), auto (the fastest "
+                             "that passes a self-check here, measured once and remembered)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="renderer compute precision (auto: fp16 on CUDA, fp32 elsewhere; bf16 = autocast)")
 
 
 def weights_choice(args: argparse.Namespace) -> str:
@@ -30,4 +37,4 @@ def pipeline_kwargs(args: argparse.Namespace) -> dict:
     """`build_pipeline` keywords from the options `add_pipeline_arguments` added. A new pipeline option goes in
     both functions; `core.session.SessionConfig` passes keys it does not know through `options`."""
     return {"weights": weights_choice(args), "motion": args.motion, "device": args.device,
-            "motion_checkpoint": args.motion_checkpoint}
+            "motion_checkpoint": args.motion_checkpoint, "backend": args.backend, "precision": args.precision}

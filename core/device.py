@@ -19,6 +19,12 @@ class DeviceSpec:
     dtype: torch.dtype  # compute dtype of the renderer networks
 
     @property
+    def storage_dtype(self) -> torch.dtype:
+        """The dtype the networks' weights and tensors are held in: bf16 runs as autocast over fp32 weights
+        (measured: several 3-D ops, e.g. avg_pool3d, have no bf16 CPU kernel in torch 2.13)."""
+        return torch.float32 if self.dtype == torch.bfloat16 else self.dtype
+
+    @property
     def is_cuda(self) -> bool:
         return self.device.type == "cuda"
 

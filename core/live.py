@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch at most")
     parser.add_argument("--quiet", action="store_true", help="no status line every second")
     add_pipeline_arguments(parser, motion_default="retarget")
+    from core.lite.cli import add_renderer_arguments
+
+    add_renderer_arguments(parser, default="full")
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
@@ -111,6 +114,7 @@ def _run(args: argparse.Namespace) -> int:
     from core.audio.io import AudioLoadError
     from core.engine import AudioSourceError, EngineSettings
     from core.face import FaceModelError, ImageLoadError, NoFaceError, load_image
+    from core.lite.atlas import AtlasError
     from core.liveportrait import CheckpointError
     from core.motion.factory import MotionSourceUnavailable
     from core.session import InputChoice, LiveSession, MicrophoneNotConnected, SessionConfig
@@ -119,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     choice = InputChoice.parse(args.input)
     config = SessionConfig.from_pipeline_kwargs(
         pipeline_kwargs(args), engine=EngineSettings(max_batch=args.batch, latency_budget_ms=args.latency_budget),
-        loop_files=args.loop)
+        loop_files=args.loop, renderer=args.renderer, atlas=args.atlas)
     finished = threading.Event()
     errors: list[BaseException] = []
 
@@ -131,6 +135,7 @@ def _run(args: argparse.Namespace) -> int:
                           on_message=lambda text: print(text, file=sys.stderr),
                           on_camera=lambda text: print(f"camera: {text}", file=sys.stderr))
     clock = SinkClock()
+    session.on_atlas_progress = _atlas_bar()
     interrupted = False
     try:
         image = load_image(args.portrait)
@@ -138,6 +143,7 @@ def _run(args: argparse.Namespace) -> int:
         camera = session.start(config, image, choice, camera=args.camera, sinks=(clock,))
         t_start = time.monotonic()
         engine = session.engine
+        print(f"renderer: {session.renderer_choice.reason}", file=sys.stderr)
         print(f"live: {engine.motion.name} motion on {engine.renderer.spec.describe()}, input {args.input}, "
               f"camera {camera}, budget {engine.stats().latency_budget_ms:.0f} ms; Ctrl-C stops",
               file=sys.stderr)
@@ -152,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
         interrupted = True
     except (AudioLoadError, AudioSourceError, MicrophoneNotConnected, ImageLoadError, NoFaceError, FaceModelError,
             MissingWeightsError, WeightsChecksumError, CheckpointError, MotionSourceUnavailable,
-            FileNotFoundError) as exc:
+            FileNotFoundError, AtlasError) as exc:
         session.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -165,6 +171,8 @@ def _run(args: argparse.Namespace) -> int:
     report = {
         "portrait": str(args.portrait), "input": args.input, "motion": motion_name, "weights": config.weights,
         "device": stats.device, "camera": args.camera,
+        "renderer": session.renderer_choice.kind if session.renderer_choice else config.renderer,
+        "renderer_reason": session.renderer_choice.reason if session.renderer_choice else None,
         **summarize(clock.rows, t_start, t_end),
         "render_fps": round(stats.frames_rendered / max(t_end - t_start, 1e-9), 2),
         "render_fps_recent": round(stats.render_fps, 2), "capacity_fps": round(stats.capacity_fps, 2),
@@ -189,6 +197,24 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: the run stopped: {errors[0]}", file=sys.stderr)
         return 1
     return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _atlas_bar():
+    """A tqdm bar for a lite-mode atlas build, made on the first progress report (none when nothing builds)."""
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        from tqdm import tqdm
+
+        if bar is None:
+            bar = tqdm(total=total, unit="frame", desc="lite atlas (full renderer, once per portrait)",
+                       file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return progress
 
 
 def _status(stats) -> None:

@@ -124,7 +124,9 @@ def main(args: argparse.Namespace) -> int:
             from core.lite.cli import select_renderer
 
             renderer, _ = select_renderer(args, renderer, image, args.portrait, batch=args.batch, face=face)
-        print(f"motion source: {motion.name}; device: {renderer.spec.describe()}", file=sys.stderr)
+        backend = getattr(getattr(renderer, "backend", None), "name", "-")
+        print(f"motion source: {motion.name}; device: {renderer.spec.describe()}; backend: {backend}",
+              file=sys.stderr)
         if not args.out:  # motion only: no rendering at all
             if hasattr(motion.inner, "use_models"):
                 motion.inner.use_models(renderer.models)

@@ -23,10 +23,12 @@ SYNTHETIC_NOTICE = "SYNTHETIC WEIGHTS: random stand-in networks, the output is n
 
 def build_pipeline(weights: str = "auto", motion: str = "auto", device: str = "auto",
                    motion_checkpoint: str | Path | None = None, settings: MotionSettings | None = None,
-                   weights_root: str | Path | None = None, offline: bool = False) -> tuple[Renderer, MotionSource]:
+                   weights_root: str | Path | None = None, offline: bool = False, backend: str = "eager",
+                   precision: str | None = None) -> tuple[Renderer, MotionSource]:
     """`weights`: 'auto' (installed weights), 'synthetic-tiny' or 'synthetic-full' (stand-ins of the test /
-    official sizes). Raises MissingWeightsError / CheckpointError with the fixing command when weights are bad."""
-    spec = pick_device(device, official_size=weights != "synthetic-tiny")
+    official sizes). Raises MissingWeightsError / CheckpointError with the fixing command when weights are bad.
+    `backend` / `precision`: the renderer's network backend (core.backends) and compute precision."""
+    spec = pick_device(device, precision=precision, official_size=weights != "synthetic-tiny")
     registry = WeightsRegistry(weights_root)
     synthetic = None
     if weights.startswith("synthetic"):
@@ -38,7 +40,7 @@ def build_pipeline(weights: str = "auto", motion: str = "auto", device: str = "a
     else:
         models = load_liveportrait(registry.path("liveportrait"), device=spec.device)
         cropper = FaceCropper(registry.root if registry.installed("face") else None)
-    renderer = Renderer(models, spec, cropper)
+    renderer = Renderer(models, spec, cropper, backend=backend)
     source = make_motion_source(motion, synthetic=synthetic, checkpoint=motion_checkpoint, settings=settings,
                                 weights_root=registry.root, device=str(spec.device), offline=offline)
     return renderer, source

@@ -32,7 +32,7 @@ class PreparedPortrait:
     key: str
     image: np.ndarray  # (H, W, 3) uint8 RGB, the output canvas (possibly downscaled)
     face: FaceCrop
-    feature_3d: torch.Tensor  # (1, C, D, h, w) in the compute dtype
+    feature_3d: torch.Tensor  # (1, C, D, h, w) in the storage dtype (fp16 on CUDA, else fp32)
     kp: torch.Tensor  # canonical keypoints (1, 21, 3) fp32
     exp: torch.Tensor  # (1, 21, 3)
     scale: torch.Tensor  # (1, 1)
@@ -72,11 +72,12 @@ def feather_mask(size: int, inner: float = 0.78, outer: float = 0.97) -> np.ndar
 class Renderer:
     """Portrait + motion rows -> finished frames. `backend` (core.backends: eager | compile | cudagraph | onnx |
     auto) runs the warping and SPADE networks; `compile=True` is `backend="compile"`. fp16/bf16 come from
-    `spec.dtype`. The motion extractor, keypoint math and MLPs always run in fp32."""
+    `spec.dtype` (bf16: autocast over fp32 weights, see DeviceSpec.storage_dtype). The motion extractor,
+    keypoint math and MLPs always run in fp32."""
 
     def __init__(self, models: LivePortraitModels, spec: DeviceSpec, cropper: FaceCropper | None = None,
                  stitching: bool = True, compile: bool = False, cache_size: int = 8, backend: str = "eager") -> None:
-        self.models = models.to(spec.device, spec.dtype).eval()
+        self.models = models.to(spec.device, spec.storage_dtype).eval()
         self.models.motion_extractor.float()  # runs once per portrait: source pose and keypoints stay fp32
         self.models.stitching.float()
         self.models.lip.float()
@@ -109,7 +110,7 @@ class Renderer:
             s = MAX_OUTPUT_SIDE / max(h, w)
             image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
         face = self.cropper.crop(image, source_name, face=face)
-        dev, dtype = self.spec.device, self.spec.dtype
+        dev, dtype = self.spec.device, self.spec.storage_dtype
         x = torch.from_numpy(face.crop).to(dev).permute(2, 0, 1)[None].float().div_(255)
         feature_3d = self.models.appearance_feature_extractor(x.to(dtype))
         info = KeypointInfo.from_motion(self.models.motion_extractor(x))
@@ -171,7 +172,7 @@ class Renderer:
         """Motion rows -> generated face crops (B, 3, S, S) in [0, 1], compute dtype, on the device."""
         b = motion.shape[0]
         x_d = self.driving_keypoints(portrait, motion)
-        dtype = self.spec.dtype
+        dtype = self.spec.storage_dtype
         warped = self._warp(portrait.feature_3d.expand(b, -1, -1, -1, -1), x_d.to(dtype),
                             portrait.x_s.expand(b, -1, -1).to(dtype))["out"]
         return self._generate(warped)

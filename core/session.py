@@ -63,17 +63,23 @@ class SessionConfig:
     motion_checkpoint: str | None = None
     engine: EngineSettings = field(default_factory=EngineSettings)
     loop_files: bool = False  # a file input starts again at its end instead of finishing
-    options: dict = field(default_factory=dict)  # further build_pipeline keywords (e.g. a renderer kind, a backend)
+    options: dict = field(default_factory=dict)  # further build_pipeline keywords (a new pipeline option)
+    renderer: str = "full"  # full | lite | auto (core.lite.select: auto measures the full renderer here)
+    atlas: str | None = None  # lite-mode atlas grid "LIPxEYE" (None: core.lite.atlas.AtlasSpec's default)
+    backend: str = "eager"  # renderer network backend (core.backends.BACKENDS)
+    precision: str | None = None  # fp32 | fp16 | bf16; None/auto: fp16 on CUDA, fp32 elsewhere
 
     @classmethod
     def from_pipeline_kwargs(cls, kwargs: dict, **fields) -> SessionConfig:
         """From `core.cli_args.pipeline_kwargs(args)`: known keys become fields, the rest `options`."""
         kw = dict(kwargs)
-        known = {k: kw.pop(k) for k in ("weights", "motion", "device", "motion_checkpoint") if k in kw}
+        known = {k: kw.pop(k) for k in ("weights", "motion", "device", "motion_checkpoint", "renderer", "atlas",
+                                        "backend", "precision") if k in kw}
         return cls(**known, options=kw, **fields)
 
     def pipeline_key(self) -> tuple:
-        return (self.weights, self.motion, self.device, self.motion_checkpoint, tuple(sorted(self.options.items())))
+        return (self.weights, self.motion, self.device, self.motion_checkpoint, self.backend, self.precision,
+                tuple(sorted(self.options.items())))
 
 
 class MicrophoneNotConnected(RuntimeError):
@@ -82,9 +88,15 @@ class MicrophoneNotConnected(RuntimeError):
 
 def find_input_device(name: str | None) -> int | None:
     """sounddevice index of the input device called exactly `name` (None: the default device)."""
-    if name is None:
-        return None
     import sounddevice as sd
+
+    if name is None:
+        try:
+            sd.query_devices(kind="input")
+        except Exception:  # no default input: PortAudio would later say "Error querying device -1"
+            raise MicrophoneNotConnected("No microphone found on this computer. Plug one in, or use an audio file "
+                                         "or the test signal as the input.") from None
+        return None
 
     for i, d in enumerate(sd.query_devices()):
         if d["name"] == name and d["max_input_channels"] > 0:
@@ -97,7 +109,8 @@ def _build_pipeline(config: SessionConfig) -> tuple:
     from core.pipeline import build_pipeline
 
     return build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
-                          motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion, **config.options)
+                          motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion,
+                          backend=config.backend, precision=config.precision, **config.options)
 
 
 class LevelMeter:
@@ -145,6 +158,8 @@ class LiveSession:
         self.camera_sink = None
         self.level = LevelMeter()
         self.choice: InputChoice | None = None
+        self.renderer_choice = None  # core.lite.select.RendererChoice of the last start: which renderer and why
+        self.on_atlas_progress: Callable[[int, int], None] | None = None  # lite atlas build (done, total)
         self._cache_key = None
         self._cache = None
         self._lock = threading.Lock()
@@ -167,7 +182,8 @@ class LiveSession:
         return self.engine is not None and self.engine.running
 
     def start(self, config: SessionConfig, portrait: str | Path | np.ndarray, choice: InputChoice,
-              camera: bool = False, muted: bool = False, sinks: tuple = (), audio_taps: tuple = ()) -> str:
+              camera: bool = False, muted: bool = False, sinks: tuple = (), audio_taps: tuple = (),
+              face: int | None = None) -> str:
         """Build (or reuse) the pipeline, open the camera if wanted, and start; returns the camera state text.
         Blocking (model loading takes seconds on a cold start): the app calls it from a worker thread."""
         from core.engine import Engine
@@ -175,11 +191,12 @@ class LiveSession:
         if self.engine is not None:
             self.stop()
         renderer, motion = self.pipeline(config)
+        renderer = self._renderer_for(config, renderer, portrait)
         engine = Engine(renderer, motion, config.engine, clock=self.clock)
         engine.on_error = self._engine_error
         engine.on_finished = self._finished
         engine.set_muted(muted)
-        engine.set_portrait(portrait)
+        engine.set_portrait(portrait, face=face)  # face: which of several (core.face.FACE_ORDER)
         for sink in sinks:
             engine.add_sink(sink)
         camera_text = self._open_camera(engine, config.engine) if camera else "off"
@@ -196,6 +213,24 @@ class LiveSession:
             self.close()
             raise
         return camera_text
+
+    def _renderer_for(self, config: SessionConfig, full, portrait):
+        """The full renderer, or (lite / auto choosing lite) a LiteRenderer with this portrait's atlas ready;
+        a missing atlas is built here, reporting to `on_atlas_progress` (minutes at official size on a CPU)."""
+        from core.lite.atlas import AtlasError, AtlasSpec
+        from core.lite.select import RendererChoice, resolve_renderer
+
+        if config.renderer == "full":
+            self.renderer_choice = RendererChoice("full", "full renderer chosen explicitly")
+            return full
+        try:
+            grid = AtlasSpec.parse(config.atlas) if config.atlas else AtlasSpec()
+        except ValueError as exc:
+            raise AtlasError(str(exc)) from exc
+        renderer, self.renderer_choice = resolve_renderer(config.renderer, full, portrait, grid,
+                                                          self.on_atlas_progress)
+        log.info("renderer: %s", self.renderer_choice.reason)
+        return renderer
 
     def audio_source(self, choice: InputChoice, config: SessionConfig | None = None):
         from core.engine import FileSource, GeneratorSource, MicrophoneSource
@@ -243,10 +278,24 @@ class LiveSession:
         if engine is not None:
             engine.configure(replace(config.engine))
 
-    def set_portrait(self, portrait: str | Path | np.ndarray) -> None:
+    def set_portrait(self, portrait: str | Path | np.ndarray, face: int | None = None) -> None:
+        """Switch portraits on a running engine. In lite mode a portrait without an atlas keeps the old face
+        on screen while its atlas builds in the background (progress to `on_atlas_progress`), then switches."""
         engine = self.engine
-        if engine is not None:
-            engine.set_portrait(portrait)
+        if engine is None:
+            return
+        prepare_in_background = getattr(engine.renderer, "prepare_in_background", None)
+        if prepare_in_background is None or engine.renderer.has_atlas(portrait, face=face):
+            engine.set_portrait(portrait, face=face)
+            return
+
+        def built(future) -> None:
+            if future.exception() is not None:
+                self._message(f"Lite mode could not prepare the new portrait: {future.exception()}")
+            elif self.engine is engine:
+                engine.set_portrait(portrait, face=face)
+
+        prepare_in_background(portrait, self.on_atlas_progress, face=face).add_done_callback(built)
 
     def set_muted(self, muted: bool) -> None:
         engine = self.engine

@@ -37,7 +37,6 @@ ICON_PX = 256
 CUDA_LIB = re.compile(r"(^|/)(lib)?(cudart|cublas|cublasLt|cudnn|cufft|curand|cusolver|cusparse|nccl|nvrtc|"
                       r"nvJitLink|cupti|onnxruntime_providers_cuda|onnxruntime_providers_tensorrt)[^/]*"
                       r"\.(so[.0-9]*|dll|dylib)$")
-TEST_DIR = re.compile(r"(^|/)(tests?|testing/_internal)(/|$)")
 
 
 class BuildError(RuntimeError):
@@ -149,7 +148,7 @@ def check_bundle(folder: Path, gpu: bool) -> list[str]:
     """What must not be in a bundle; each problem is one line naming the files."""
     problems: list[str] = []
     files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
-    tests = sorted({m.group(0) for f in files if (m := re.search(r".*?(^|/)(tests?|testing/_internal)/", f))})
+    tests = sorted({m.group(0) for f in files if (m := re.search(r".*?(^|/)tests?/", f))})
     if tests:
         problems.append(f"test folders in the bundle: {', '.join(tests[:5])}")
     if not gpu:

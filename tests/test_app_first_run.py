@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import io
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +60,17 @@ def server(tmp_path):
 
 
 def publish(root: Path, files, size: int) -> dict[str, bytes]:
+    """Random payloads; .pth files wrapped in a zip container as torch.save writes them (a download is
+    checked to be a complete archive before it counts as installed)."""
     rng = np.random.default_rng(0)
     content = {}
     for f in files:
         data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        if f.local.endswith(".pth"):
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+                z.writestr("archive/data/0", data)
+            data = buf.getvalue()
         (root / f.local).parent.mkdir(parents=True, exist_ok=True)
         (root / f.local).write_bytes(data)
         content[f.local] = data
@@ -86,7 +95,7 @@ def test_download_installs_everything_with_progress(qtbot, registry, server):
     assert missing_weights(registry) == []
     for local, data in content.items():
         assert (registry.root / local).read_bytes() == data
-    assert seen[-1][0] == seen[-1][1] == 200_000 * len(files) and dialog.bar.value() == 1000
+    assert seen[-1][0] == seen[-1][1] == sum(map(len, content.values())) and dialog.bar.value() == 1000
     assert [p.name for p in registry.root.iterdir() if p.name.startswith(".staging")] == []
 
 
@@ -109,9 +118,38 @@ def test_unreachable_server_reports_and_installs_nothing(qtbot, registry):
     dialog = WeightsDialog(registry=registry, url_for=lambda f: "http://127.0.0.1:9/nothing")
     qtbot.addWidget(dialog)
     dialog.start_download()
-    qtbot.waitUntil(lambda: dialog.download_button.isEnabled() and dialog.status.text().startswith("URLError"),
-                    timeout=30000)
+    qtbot.waitUntil(lambda: dialog.download_button.isEnabled() and bool(dialog.status.text()), timeout=30000)
+    text = dialog.status.text()
+    assert text.startswith("Cannot download liveportrait/") and "127.0.0.1 refused the connection" in text
+    assert "weights import DIR" in text and "URLError" not in text and "urlopen" not in text
     assert installed_files(registry) == []
+
+
+def test_offline_download_is_one_plain_sentence(qtbot, registry):
+    """No network at all (the name cannot be resolved): a sentence with the fix, not a raw URLError."""
+    dialog = WeightsDialog(registry=registry, url_for=lambda f: "https://no-such-host.invalid/x")
+    qtbot.addWidget(dialog)
+    dialog.start_download()
+    qtbot.waitUntil(lambda: dialog.download_button.isEnabled() and bool(dialog.status.text()), timeout=30000)
+    text = dialog.status.text()
+    assert "cannot find no-such-host.invalid: this computer seems to be offline" in text
+    assert "import" in text and "Errno" not in text and "URLError" not in text
+    assert installed_files(registry) == []
+
+
+def test_dialog_lists_damaged_files_and_never_an_empty_missing_list(qtbot, registry, tmp_path):
+    publish(tmp_path / "usb", MODELS["liveportrait"].files, 1000)
+    registry.import_dir(tmp_path / "usb")
+    dialog = WeightsDialog(registry=registry)
+    qtbot.addWidget(dialog)
+    assert "Missing" not in dialog.info.text() and "installed and look complete" in dialog.info.text()
+    damaged = registry.root / MODELS["liveportrait"].files[2].local
+    damaged.write_bytes(damaged.read_bytes()[:500])  # a truncated download
+    dialog = WeightsDialog(registry=registry)
+    qtbot.addWidget(dialog)
+    text = dialog.info.text()
+    assert "Missing or damaged:" in text and f"{damaged.name}: damaged (not a complete PyTorch" in text
+    assert missing_weights(registry) == [MODELS["liveportrait"].files[2].local]
 
 
 def test_import_folder(qtbot, registry, tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app import audio_io
 from app.engine_bridge import InputChoice, camera_install_hint
@@ -90,7 +90,7 @@ def test_corrupt_settings_file_opens_with_defaults_and_warning(qtbot, dirs):
     settings, warnings = load_settings()
     w = make_window(qtbot, settings, warnings)
     assert w.fps_spin.value() == AppSettings().fps
-    assert any("corrupt" in m for m in w.messages) and w.message_label.isVisible()
+    assert any("corrupt" in m for m in w.message_panel.texts()) and w.message_panel.isVisible()
     w.close()
 
 
@@ -100,7 +100,8 @@ def test_microphone_picker_lists_input_devices_only(window):
     mics = [window.input_combo.itemData(i) for i in range(window.input_combo.count())]
     names = {c.value for c in mics if c.kind == "mic" and c.value is not None}
     assert names == inputs and not names & outputs_only
-    assert {c.kind for c in mics} == {"mic", "file", "generator"}
+    kinds = {c.kind for c in mics}
+    assert kinds == {"mic", "file", "generator"} or (not inputs and kinds == {"none", "file", "generator"})
 
 
 def test_shortcuts_in_menus_and_help(window):
@@ -201,9 +202,117 @@ def test_faceless_and_unreadable_files_rejected(qtbot, window, tmp_path, astrona
     drop(window.portrait_list, [tmp_path / "gradient.png", tmp_path / "broken.jpg", tmp_path / "notes.txt"])
     qtbot.waitUntil(lambda: window._adding == 0 and len(window.messages) >= 3, timeout=20000)
     text = "\n".join(window.messages)
-    assert "gradient.png: no face found" in text
+    assert "No face found in gradient.png" in text
     assert "broken.jpg" in text and "notes.txt" in text
     assert len(window.library) == 0
+    for m in window.messages:  # each rejection gives its advice once
+        assert m.count("Use a") <= 1 and m.count("photo") <= 2, m
+
+
+def test_messages_are_one_visible_dismissable_list(qtbot, dirs):
+    (dirs / "config").mkdir()
+    (dirs / "config" / "settings.json").write_text("{not json")
+    (dirs / "data" / "portraits").mkdir(parents=True)
+    (dirs / "data" / "portraits" / "library.json").write_text("[broken")
+    settings, warnings = load_settings()
+    w = make_window(qtbot, settings, warnings)
+    qtbot.waitUntil(lambda: w.camera_available is not None, timeout=20000)  # the probe may add its notice
+    w.show_message("third notice")
+    panel = w.message_panel
+    texts = panel.texts()
+    assert texts[0] == "third notice" and any("Settings file" in t and "corrupt" in t for t in texts)
+    assert any("Portrait library" in t for t in texts) and panel.isVisible()
+    assert "earlier" not in " ".join(texts)  # nothing hidden behind a counter
+    rows = [r for r in panel.findChildren(QWidget, "messageRow") if not r.isHidden()]
+    assert len(rows) == len(texts) >= 3
+    from PySide6.QtWidgets import QLabel, QToolButton
+
+    newest = next(r for r in rows if r.findChild(QLabel).text() == "third notice")
+    close = next(b for b in newest.findChildren(QToolButton) if b.text() == "×")
+    qtbot.mouseClick(close, Qt.MouseButton.LeftButton)
+    assert "third notice" not in panel.texts() and len(panel.texts()) == len(texts) - 1
+    w.show_message("same")
+    w.show_message("same")
+    assert panel.texts().count("same") == 1
+    qtbot.mouseClick(panel.clear_button, Qt.MouseButton.LeftButton)
+    assert panel.texts() == [] and not panel.isVisible()
+    w.close()
+
+
+def test_camera_warning_is_shown_once_not_on_every_start(window):
+    window.show_message("Virtual camera unavailable; the preview still works. install it", warning=True,
+                        key="camera-unavailable")
+    for _ in range(3):  # what the session reports on each Start
+        window._bridge_message("Virtual camera unavailable; the preview keeps working. No backend.")
+    assert sum("Virtual camera unavailable" in m for m in window.messages) == 1
+
+
+def test_no_input_device_is_said_plainly(qtbot, dirs, monkeypatch, astronaut_png):
+    from app.engine_bridge import NO_MICROPHONE, EngineBridge
+    from core.session import MicrophoneNotConnected
+
+    monkeypatch.setattr(audio_io, "input_devices", lambda: [])
+    monkeypatch.setattr(audio_io, "has_default_input", lambda: False)
+    w = make_window(qtbot, AppSettings(camera_enabled=False))
+    labels = [w.input_combo.itemText(i) for i in range(w.input_combo.count())]
+    assert "System default microphone" not in labels
+    assert w.current_input().kind == "none" and w.input_combo.currentText().startswith("No microphone found")
+    assert w.messages.count(NO_MICROPHONE) == 1
+    drop(w.portrait_list, [astronaut_png])
+    qtbot.waitUntil(lambda: len(w.library) == 1, timeout=30000)
+    w.start()
+    assert w.bridge.state == "stopped" and w.messages[-1] == NO_MICROPHONE
+    assert "device -1" not in " ".join(w.messages)
+    with pytest.raises(MicrophoneNotConnected, match="No microphone found on this computer"):
+        EngineBridge._resolve_mic(None)
+    w.close()
+
+
+def test_face_picker_for_a_photo_with_two_faces(qtbot, window, tmp_path, astronaut):
+    import cv2
+
+    pair = np.full((512, 1024, 3), 200, np.uint8)
+    pair[:, :512] = astronaut
+    pair[100:400, 650:950] = cv2.resize(astronaut, (300, 300), interpolation=cv2.INTER_AREA)
+    path = tmp_path / "pair.png"
+    cv2.imwrite(str(path), cv2.cvtColor(pair, cv2.COLOR_RGB2BGR))
+    drop(window.portrait_list, [path])
+    qtbot.waitUntil(lambda: len(window.library) == 1, timeout=30000)
+    p = window.library[0]
+    assert p.faces >= 2 and p.face == 0 and not window.face_combo.isHidden()
+    assert window.face_combo.count() == p.faces and window.face_combo.itemText(0).endswith("(largest)")
+    assert any("pair.png has" in m and "faces" in m for m in window.messages)  # never a silent choice
+    first_crop = cv2.imread(p.crop)
+    window.choose_face(1)
+    qtbot.waitUntil(lambda: window.library[0].face == 1, timeout=30000)
+    second = window.library[0]
+    assert window.face_combo.currentIndex() == 1 and second.crop != p.crop
+    assert not np.array_equal(cv2.imread(second.crop), first_crop)
+    assert window.library.index_of(path) == 0 and len(window.library) == 1
+
+
+def test_phone_photo_with_exif_rotation_is_added(qtbot, window, tmp_path, astronaut):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side; shown turned 90 degrees clockwise
+    path = tmp_path / "IMG_0002.jpg"
+    Image.fromarray(np.ascontiguousarray(np.rot90(astronaut))).save(path, quality=95, exif=exif)
+    drop(window.portrait_list, [path])
+    qtbot.waitUntil(lambda: len(window.library) == 1 or window._adding == 0, timeout=30000)
+    qtbot.waitUntil(lambda: window._adding == 0, timeout=30000)
+    assert len(window.library) == 1, window.messages
+
+
+def test_task_without_on_error_is_not_swallowed(qtbot, caplog):
+    from app.tasks import TaskRunner
+
+    seen = []
+    tasks = TaskRunner(unhandled=seen.append)
+    tasks.submit(lambda: 1 / 0)
+    qtbot.waitUntil(lambda: bool(seen), timeout=10000)
+    assert isinstance(seen[0], ZeroDivisionError) and "background task failed" in caplog.text
+    tasks.shutdown()
 
 
 def test_folder_drop_and_next_previous(qtbot, window, tmp_path, astronaut):
@@ -371,7 +480,7 @@ def test_camera_taken_mid_run_keeps_the_preview(qtbot, loaded):
         qtbot.waitUntil(lambda: any("busy" in m for m in w.messages), timeout=120000)
     finally:
         camera.BACKENDS.pop("busy", None)
-    assert w.message_label.isVisible() and "camera stopped" in w.messages[-1]
+    assert w.message_panel.isVisible() and "camera stopped" in w.messages[-1]
     assert w.camera_label.text().startswith("stopped") and w.bridge.state == "running"
     shown = w.preview.frames_shown
     qtbot.waitUntil(lambda: w.preview.frames_shown >= shown + 3, timeout=30000)  # the preview goes on
@@ -400,7 +509,7 @@ def test_engine_error_shown_and_recovered(qtbot, loaded, monkeypatch):
     w.start_action.trigger()
     qtbot.waitUntil(lambda: any("ran out of memory" in m for m in w.messages), timeout=60000)
     qtbot.waitUntil(lambda: w.bridge.state == "stopped", timeout=30000)
-    assert "press Start again" in w.messages[-1] and w.message_label.isVisible()
+    assert "press Start again" in w.messages[-1] and w.message_panel.isVisible()
     assert w.start_button.text() == "Start" and w.start_button.isEnabled()
     monkeypatch.undo()  # the memory is free again
     shown = w.preview.frames_shown

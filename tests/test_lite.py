@@ -1,9 +1,10 @@
 """Lite mode (issue 11): the atlas, the lite renderer against the full one, projection, caching, selection.
 
 The tiny stand-in networks barely react to the random lip / eye MLPs (a keypoint delta of ~3e-4), so the
-fixture swaps in linear retargeting MLPs that move the lip and eyelid keypoints by 0.6 x the ratio change: the
-mouth levels then differ by ~8 grey levels on average (up to ~190), which makes equality and smoothness checks
-meaningful. Everything else (warping, SPADE, stitching, paste-back) is the real tiny renderer.
+fixture swaps in linear retargeting MLPs (core.bench.lite.responsive_models, shared with the benchmark) that
+move the lip and eyelid keypoints by 0.6 x the ratio change: the mouth levels then differ by ~8 grey levels on
+average (up to ~190), which makes equality and smoothness checks meaningful. Everything else (warping, SPADE,
+stitching, paste-back) is the real tiny renderer.
 """
 
 from __future__ import annotations
@@ -11,39 +12,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from core import layout
+from core.bench.lite import responsive_models
 from core.device import pick_device
 from core.lite.atlas import AtlasCancelled, AtlasError, AtlasSpec, AtlasStore, build_atlas
-from core.lite.projection import _rotation
 from core.lite.renderer import LiteRenderer
-from core.liveportrait import LivePortraitConfig, build_liveportrait, rotation_matrix
-from core.motion.retarget_source import EYE_KEYPOINTS, LIP_KEYPOINTS, RetargetMotionSource
+from core.liveportrait import LivePortraitConfig
+from core.motion.retarget_source import RetargetMotionSource
 from core.render import Renderer
 
 GRID = AtlasSpec(lip_levels=4, eye_levels=2)
 
 
-class LinearRetarget(nn.Module):
-    """(x_s flat, ..., source ratio, target ratio) -> gain * (target - source) on the y of some keypoints."""
-
-    def __init__(self, keypoints: tuple[int, ...], gain: float) -> None:
-        super().__init__()
-        d = torch.zeros(21, 3)
-        d[list(keypoints), 1] = gain
-        self.register_buffer("direction", d.reshape(1, 63))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x[:, -1:] - x[:, -2:-1]) * self.direction
-
-
 @pytest.fixture(scope="module")
 def full():
-    models = build_liveportrait(LivePortraitConfig.tiny(), seed=0)
-    models.lip = LinearRetarget(LIP_KEYPOINTS, 0.6)
-    models.eye = LinearRetarget(EYE_KEYPOINTS, -0.6)
-    return Renderer(models, pick_device("cpu"))
+    return Renderer(responsive_models(LivePortraitConfig.tiny()), pick_device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -123,12 +107,6 @@ def test_projection_of_other_motion_sources(portrait):
     opening[:, layout.EXP] = proj.rest + np.linspace(0, 1.2 * top, 6)[:, None] * proj.a  # more and more open
     lip_pos, _ = proj.positions(opening)
     assert np.all(np.diff(lip_pos) >= 0) and lip_pos[-1] == GRID.lip_levels - 1  # beyond the atlas: clamped
-
-
-def test_rotation_convention_matches_the_renderer():
-    angles = np.array([[10.0, -20.0, 5.0], [0.0, 0.0, 0.0], [-30.0, 15.0, 40.0]])
-    t = torch.from_numpy(angles)
-    assert np.allclose(_rotation(angles), rotation_matrix(t[:, 0], t[:, 1], t[:, 2]).numpy(), atol=1e-12)
 
 
 def test_head_translation_shifts_the_face_and_nothing_else(lite, portrait, astronaut):
@@ -300,7 +278,35 @@ def test_lite_bench_prints_its_table(capsys):
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line[:1].isdigit()}
     assert set(rows) == {"512x512", "1280x720"}
     for row in rows.values():
-        full_ms, lite_ms, ratio = float(row[1]), float(row[2]), float(row[4])
+        full_ms, lite_ms, ratio = float(row[1]), float(row[2]), float(row[5])
         assert abs(full_ms / lite_ms - ratio) <= 0.01 * ratio + 1  # the ratio is of the figures printed
-        assert float(row[7]) > 0  # atlas size on disk
+        assert float(row[8]) > 0  # atlas size on disk
     assert "crossfade" in out and "flow-guided" in out
+
+
+@pytest.mark.slow
+def test_live_cli_with_the_lite_renderer_keeps_up(tmp_path, astronaut, speech_wav):
+    """`python -m core live --renderer lite`: the atlas is built first (progress on stderr), then the stream
+    renders at the frame rate within the latency budget; the stats JSON says which renderer ran and why."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import cv2
+
+    png, out = tmp_path / "astronaut.png", tmp_path / "s.json"
+    cv2.imwrite(str(png), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1",
+           "HEADCAST_CACHE_DIR": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-m", "core", "live", "--portrait", str(png), "--input", str(speech_wav),
+                        "--seconds", "5", "--synthetic-weights", "tiny", "--device", "cpu", "--renderer", "lite",
+                        "--atlas", "3x2", "--stats-json", str(out), "--quiet"], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "lite atlas" in r.stderr and "renderer: lite renderer chosen explicitly" in r.stderr
+    s = json.loads(out.read_text())
+    assert s["renderer"] == "lite" and s["frames_emitted"] > 0
+    assert s["render_fps_recent"] >= 20 and s["keeping_up"], s  # one lite frame costs milliseconds
+    assert s["latency_ms_p95"] <= s["latency_budget_ms"], s

@@ -89,6 +89,7 @@ def test_corrupt_weights(tmp_path, portrait_png, speech_wav):
     r = run_cli("--portrait", str(portrait_png), "--audio", str(speech_wav), "--out", str(tmp_path / "o.mp4"),
                 env_root=root)
     assert r.returncode == 2 and "Cannot read" in r.stderr and "appearance_feature_extractor.pth" in r.stderr
+    assert "damaged or incomplete" in r.stderr and "miniz" not in r.stderr and "PytorchStreamReader" not in r.stderr
     assert "weights download" in r.stderr
     assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*partial*"))
 

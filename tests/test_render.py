@@ -106,14 +106,15 @@ def test_render_bench_prints_its_table(capsys):
     from core.__main__ import main
 
     assert main(["bench", "render", "--size", "tiny", "--device", "cpu", "--frames", "1", "--batches", "1,2",
-                 "--no-compile"]) == 0
+                 "--no-compile", "--backends", "eager", "--precisions", "fp32"]) == 0
     out = capsys.readouterr().out
     assert "STAND-IN weights" in out
-    rows = [line.split() for line in out.splitlines() if line.startswith("eager")]
-    assert [r[1] for r in rows] == ["1", "2"] and all(len(r) == 10 for r in rows)
-    assert float(rows[0][-1]) == 1.0  # eager fp32 batch 1 is the baseline
-    stages = [float(v) for v in rows[0][2:7]]
-    assert abs(sum(stages) - float(rows[0][7])) < 0.05 * float(rows[0][7]) + 0.1  # stages add up to the total
+    rows = [line.split() for line in out.splitlines() if line.startswith("eager fp32")]
+    assert [r[2] for r in rows] == ["1", "2"] and all(len(r) == 13 for r in rows)
+    assert float(rows[0][-3]) == 1.0  # eager fp32 batch 1 is the baseline
+    assert float(rows[0][-2]) == 0.0 and rows[0][-1] == "inf"  # the baseline's error vs itself
+    stages = [float(v) for v in rows[0][3:8]]
+    assert abs(sum(stages) - float(rows[0][8])) < 0.05 * float(rows[0][8]) + 0.1  # stages add up to the total
 
 
 def test_prepare_from_a_path_names_the_file_without_a_face(renderer, tmp_path, astronaut):

@@ -1,4 +1,4 @@
-"""`python -m training <preprocess|train|finetune|eval|synth> ...` (torchrun works for train and finetune)."""
+"""`python -m training <command> ...` (torchrun works for train and finetune). Every option shows its default."""
 
 from __future__ import annotations
 
@@ -7,23 +7,44 @@ import importlib
 import sys
 
 COMMANDS = {
-    "preprocess": ("training.preprocess", "videos -> motion/audio shards + manifest"),
+    "synth": ("training.synth", "build a synthetic dataset (espeak-ng speech, motion a known function of it)"),
+    "preprocess": ("training.preprocess", "talking-head videos -> dataset (parallel --workers, --shard i/n)"),
+    "pack": ("training.tools", "pack a dataset's clips into memory-mapped arrays (after sharded preprocessing)"),
     "train": ("training.train", "train the motion DiT (resumes from OUT/checkpoints)"),
     "finetune": ("training.finetune", "fine-tune a base model on a small dataset"),
-    "eval": ("training.evaluate", "L2, lip-sync proxy and diversity on held-out shards"),
-    "synth": ("training.synth", "build the synthetic espeak-ng dataset"),
+    "eval": ("training.evaluate", "L2, lip-sync proxy and diversity on held-out clips"),
+    "install": ("training.tools", "install a trained model where the app and `python -m core render` find it"),
+    "bench-data": ("training.bench_data", "per-step sampling cost and memory at two dataset sizes"),
 }
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends '(default: X)' to every optional argument that has one (required ones have none to show)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.required or action.default is None or isinstance(action, argparse._StoreTrueAction):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="python -m training", description="Train Headcast's speech-to-motion "
+                                     "model. Worked example: docs/TRAINING.md.")
     sub = parser.add_subparsers(dest="command", required=True)
+    chosen = argv[0] if argv else None
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=DefaultsFormatter)
         p.set_defaults(module=module)
-        importlib.import_module(module).add_arguments(p)
+        if name != chosen:  # only the chosen command's module (and torch) is imported: argument errors at once
+            continue
+        mod = importlib.import_module(module)
+        adder = getattr(mod, f"add_{name.replace('-', '_')}_arguments", None) or mod.add_arguments
+        adder(p)
     args = parser.parse_args(argv)
-    return importlib.import_module(args.module).main(args)
+    mod = importlib.import_module(args.module)
+    run = getattr(mod, f"{args.command.replace('-', '_')}_main", None) or mod.main
+    return run(args)
 
 
 if __name__ == "__main__":

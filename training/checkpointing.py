@@ -1,7 +1,8 @@
 """Training checkpoints that resume exactly: weights, optimiser, scheduler, EMA, data position and RNG states.
 
-Files are `ckpt-<step>.pt` written atomically (temp name + os.replace); only the newest `keep` are kept. The data
-position is the step number (batches are a pure function of (seed, step), see `training.data`).
+Files are `ckpt-<step>.pt` written atomically (core.atomic); only the newest `keep` are kept. The data position is
+the step number (batches are a pure function of (seed, step), see `training.data`). `load_base` reads the start of
+a fine-tuning run or an evaluation: a training checkpoint's EMA weights or an exported motion model.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def step_of(path: Path) -> int:
+    return int(PATTERN.search(Path(path).name).group(1))
+
+
 def latest(folder: Path) -> Path | None:
     ckpts = list_checkpoints(folder)
     return ckpts[-1] if ckpts else None
@@ -61,6 +66,23 @@ def load(path: Path) -> dict:
     except Exception as exc:
         raise RuntimeError(f"Cannot read training checkpoint {path} ({exc.__class__.__name__}: {exc}). "
                            "It may be truncated; delete it to resume from the previous one.") from exc
+
+
+def load_base(path: str | Path) -> tuple[dict, dict, tuple[np.ndarray, np.ndarray] | None]:
+    """-> (state_dict, DiTConfig fields, (mean, std)). A `.pt` is a training checkpoint (its EMA weights), else an
+    exported `.safetensors` motion model (`core.motion.checkpoint`)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Model {path} not found. Pass a training checkpoint (OUT/checkpoints/ckpt-*.pt) or "
+                                "an exported .safetensors motion model (OUT/model.safetensors).")
+    if path.is_file() and path.suffix == ".pt":
+        state = load(path)
+        return dict(state["ema"]["shadow"]), dict(state["model_config"]), (state["mean"], state["std"])
+    from core.motion.checkpoint import load_motion_model
+
+    loaded = load_motion_model(path)
+    return (loaded.model.state_dict(), loaded.config.to_dict(),
+            (np.asarray(loaded.stats.mean), np.asarray(loaded.stats.std)))
 
 
 class EMA:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from core.layout import EXP, POSE
-from training.data import Clip, load_clips
+from training.data import Clip
 from training.mouth import mouth_opening
 
 
@@ -52,7 +53,7 @@ def generate(model, diffusion, clip: Clip, mean, std, context: int, cfg: EvalCon
     """Whole-clip motion (T, 70) in layout units; the first `context` rows are the ground truth."""
     device = next(model.parameters()).device
     motion = torch.from_numpy((clip.motion - mean) / std).float().to(device)
-    audio = torch.from_numpy(clip.audio).float().to(device)
+    audio = torch.from_numpy(np.array(clip.audio, np.float32)).to(device)  # a copy: packed clips are read-only
     out = [motion[:context]]
     g = torch.Generator(device=device).manual_seed(seed)
     s = context
@@ -105,7 +106,7 @@ def evaluate(model, diffusion, clips: list[Clip], mean, std, context: int, cfg: 
 
 def load_for_eval(path: str | Path):
     """A training checkpoint (EMA weights) or an exported .safetensors motion model -> (model, mean, std, context)."""
-    from training.finetune import load_base
+    from training.checkpointing import load_base
     from training.train import build_model
 
     path = Path(path)
@@ -121,29 +122,42 @@ def load_for_eval(path: str | Path):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = EvalConfig()
     p.add_argument("--model", required=True, help="training checkpoint (ckpt-*.pt) or exported motion model")
-    p.add_argument("--data", required=True, help="dataset folder; its 'val' clips are used")
-    p.add_argument("--split", default="val")
-    p.add_argument("--window", type=int, default=d.window)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--cfg-scale", type=float, default=d.cfg_scale)
-    p.add_argument("--seeds", type=int, default=d.seeds)
-    p.add_argument("--max-lag", type=int, default=d.max_lag)
-    p.add_argument("--max-clips", type=int, default=d.max_clips)
-    p.add_argument("--json", default="", help="also write the metrics here")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--data", required=True, help="dataset folder (preprocess or synth output)")
+    p.add_argument("--split", default="val", choices=["val", "train"], help="which clips to evaluate on")
+    p.add_argument("--window", type=int, default=d.window, help="frames generated per window (as the app's window)")
+    p.add_argument("--steps", type=int, default=d.steps, help="DDIM sampling steps per window")
+    p.add_argument("--cfg-scale", type=float, default=d.cfg_scale, help="classifier-free guidance scale (1: off)")
+    p.add_argument("--seeds", type=int, default=d.seeds, help="samples per clip; diversity is their spread")
+    p.add_argument("--max-lag", type=int, default=d.max_lag, help="frames of lag searched by the lip-sync proxy")
+    p.add_argument("--max-clips", type=int, default=d.max_clips, help="evaluate at most this many clips (0: all)")
+    p.add_argument("--json", default="", help="also write the metrics to this file ('': don't)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
 
 
 def main(args: argparse.Namespace) -> int:
+    from core.atomic import atomic_path
+    from core.motion.checkpoint import MotionCheckpointError
+    from training.data import DataError, load_clips
     from training.train import build_diffusion
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    model, mean, std, context = load_for_eval(args.model)
+    try:
+        model, mean, std, context = load_for_eval(args.model)
+        clips = load_clips(args.data, args.split)
+    except DataError as exc:
+        hint = (" Evaluate on the training clips with --split train (optimistic), or rebuild the dataset with "
+                "validation clips (preprocess --val-fraction, synth --val-clips).") if args.split == "val" else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, MotionCheckpointError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     cfg = EvalConfig(args.window, args.steps, args.cfg_scale, args.seeds, args.max_lag, args.max_clips)
-    metrics = evaluate(model, build_diffusion(model.config.diffusion_steps), load_clips(args.data, args.split),
-                       mean, std, context, cfg)
+    metrics = evaluate(model, build_diffusion(model.config.diffusion_steps), clips, mean, std, context, cfg)
     text = json.dumps(metrics, indent=1)
     print(text)
     if args.json:
-        Path(args.json).write_text(text)
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(text)
     return 0

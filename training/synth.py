@@ -6,26 +6,32 @@ delayed by `lag` frames, along `training.mouth.MOUTH_OPEN`; blinks are random ev
 pose, translation and scale sway as smooth random noise independent of the audio. A model can only predict the
 mouth from the audio features, so the held-out lip-sync proxy measures what it learnt from audio.
 
-Features: `bands` (default, cheap): log energies of 16 log-spaced bands of each frame's own 640 samples, a
-fixed affine to about unit range; or `wav2vec2-small`: `core.audio.AudioFeatureExtractor` with a small
-random-init config (the product's real feature path, slower on CPU).
+Features: `wav2vec2` (default): the app's own path, `core.audio.AudioFeatureExtractor` streamed exactly as
+preprocessing does (long overlapping chunks, `audio_hop` frames per encode), with the installed
+wav2vec2-base-960h, or with `synthetic_weights` the stand-in speech model (`AudioFeatureExtractor.stand_in`,
+deterministic, no download), which the dataset records so that the trained model renders with the same stand-in.
+`bands` (research only: the app cannot compute them, so such a model does not run there): log energies of 16
+log-spaced bands of each frame's own 640 samples, a fixed affine to about unit range.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.ndimage import gaussian_filter1d
 
 from core.layout import MOTION_DIM, POSE, SCALE, T
-from core.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
-from training.data import frame_rms, save_shard, write_manifest
+from core.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from training.data import CLIPS_DIR, frame_rms, pack, save_shard, write_dataset_info, write_manifest_part
 from training.mouth import EYE_CLOSE, MOUTH_OPEN
 
 TEXTS = (
@@ -50,7 +56,10 @@ class SynthConfig:
     clips: int = 48
     val_clips: int = 8
     lag: int = 2  # frames the mouth trails the speech envelope
-    features: str = "bands"  # bands | wav2vec2-small
+    features: str = "wav2vec2"  # wav2vec2 (the app's features) | bands (cheap, research only)
+    synthetic_weights: bool = False  # wav2vec2 features from the stand-in speech model instead of the installed one
+    weights: str | None = None  # weights folder (None: the app's)
+    audio_hop: int = 25  # frames per speech-model encode, as preprocess
     mouth_amplitude: float = 0.05
     blink_amplitude: float = 0.04
     seed: int = 0
@@ -76,6 +85,17 @@ def make_speech(rng: np.random.Generator, workdir: Path) -> np.ndarray:
         parts.append(espeak(text, voice, int(rng.integers(120, 200)), int(rng.integers(30, 70)), workdir))
         parts.append(np.zeros(int(rng.uniform(0.2, 0.9) * SAMPLE_RATE), np.float32))
     return np.concatenate(parts)
+
+
+def speech_model(cfg: SynthConfig):
+    """The installed wav2vec2-base-960h, or the stand-in speech model with `synthetic_weights`."""
+    from core.audio.features import STAND_IN_MODEL, AudioFeatureExtractor
+
+    if cfg.synthetic_weights:
+        return AudioFeatureExtractor.from_pretrained(STAND_IN_MODEL)
+    from core.weights import WeightsRegistry
+
+    return AudioFeatureExtractor.from_pretrained(WeightsRegistry(cfg.weights).path("wav2vec2") / "wav2vec2-base-960h")
 
 
 def band_features(samples: np.ndarray, n_bands: int = 16) -> np.ndarray:
@@ -123,13 +143,9 @@ def build(out: str | Path, cfg: SynthConfig, progress: bool = True) -> Path:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    extractor = None
-    if cfg.features == "wav2vec2-small":
-        from core.audio.features import AudioFeatureExtractor
-
-        extractor = AudioFeatureExtractor.from_config(AudioFeatureExtractor.small_config(), seed=cfg.seed)
-    elif cfg.features != "bands":
-        raise ValueError(f"unknown features '{cfg.features}': use bands or wav2vec2-small")
+    extractor = speech_model(cfg) if cfg.features == "wav2vec2" else None
+    if cfg.features not in ("wav2vec2", "bands"):
+        raise ValueError(f"unknown features '{cfg.features}': use wav2vec2 or bands")
     rng = np.random.default_rng(cfg.seed)
     items = []
     dim = 0
@@ -138,30 +154,60 @@ def build(out: str | Path, cfg: SynthConfig, progress: bool = True) -> Path:
         for i in tqdm(range(total), desc="synth", disable=not progress):
             speech = make_speech(rng, Path(tmp))
             envelope = frame_rms(speech)
-            feats = band_features(speech) if extractor is None else extractor.offline(speech).numpy()
+            if extractor is None:
+                feats = band_features(speech)
+            else:  # as preprocess does: the app's streaming extractor with long hops
+                stream = extractor.stream(hop_frames=cfg.audio_hop)
+                feats = torch.cat((stream.push(speech), stream.flush())).numpy()
             motion = make_motion(envelope, rng, cfg)
             name = f"synth_{i:04d}"
-            save_shard(out / f"{name}.npz", motion, feats, envelope)
+            save_shard(out / CLIPS_DIR / f"{name}.npz", motion, feats, envelope)
             dim = feats.shape[1]
-            items.append({"name": name, "file": f"{name}.npz", "frames": len(motion),
+            items.append({"name": name, "file": f"{CLIPS_DIR}/{name}.npz", "frames": len(motion),
                           "split": "val" if i >= cfg.clips else "train"})
-    write_manifest(out, {"feature_dim": dim, "fps": 25, "features": cfg.features, "items": items, "skipped": [],
-                         "synthetic": {"lag": cfg.lag, "seed": cfg.seed}})
+    info = {"feature_dim": dim, "fps": FPS, "features": cfg.features, "synthetic": {"lag": cfg.lag, "seed": cfg.seed}}
+    if extractor is not None:
+        info.update(features="wav2vec2-stream", audio_config=dataclasses.asdict(extractor.config))
+    write_dataset_info(out, info)
+    write_manifest_part(out, items)
+    pack(out)
     return out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = SynthConfig()
     p.add_argument("--out", required=True, help="dataset folder to write")
-    p.add_argument("--clips", type=int, default=SynthConfig.clips)
-    p.add_argument("--val-clips", type=int, default=SynthConfig.val_clips)
-    p.add_argument("--lag", type=int, default=SynthConfig.lag)
-    p.add_argument("--features", default="bands", choices=["bands", "wav2vec2-small"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clips", type=int, default=d.clips, help="training clips (each 1-3 spoken sentences)")
+    p.add_argument("--val-clips", type=int, default=d.val_clips, help="held-out validation clips")
+    p.add_argument("--lag", type=int, default=d.lag, help="frames the synthetic mouth trails the speech envelope")
+    p.add_argument("--features", default=d.features, choices=["wav2vec2", "bands"],
+                   help="wav2vec2: the app's speech features (a model trained on them runs in the app); bands: "
+                        "cheap band energies, research only (the app cannot use such a model)")
+    p.add_argument("--synthetic-weights", action="store_true",
+                   help="use the stand-in speech model (no download) instead of the installed wav2vec2; the trained "
+                        "model then renders with `python -m core render --synthetic-weights tiny --motion dit`")
+    p.add_argument("--weights", default=None, help="weights folder (default: the app's, see `python -m core weights`)")
+    p.add_argument("--audio-hop", type=int, default=d.audio_hop, help="frames per speech-model encode (as preprocess)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the speech choices, blinks and head sway")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
 
 
 def main(args: argparse.Namespace) -> int:
+    from core.audio.features import FeatureModelError
+    from core.weights import MissingWeightsError
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     cfg = SynthConfig(clips=args.clips, val_clips=args.val_clips, lag=args.lag, features=args.features,
+                      synthetic_weights=args.synthetic_weights, weights=args.weights, audio_hop=args.audio_hop,
                       seed=args.seed)
-    out = build(args.out, cfg)
+    try:
+        out = build(args.out, cfg)
+    except (MissingWeightsError, FeatureModelError) as exc:
+        print(f"error: {exc} Or pass --synthetic-weights to use the stand-in speech model.", file=sys.stderr)
+        return 2
+    except (RuntimeError, ValueError) as exc:  # espeak-ng missing, a dataset of other features in --out
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {cfg.clips} train + {cfg.val_clips} val clips to {out}")
     return 0

@@ -7,8 +7,13 @@ taken across the junction with the last context frame, so seams are penalised to
 decay, gradient clipping, EMA. Everything random is either drawn from generators seeded by (seed, step, rank) or
 from the global RNGs saved in the checkpoint, so a resumed run reproduces the uninterrupted one exactly.
 
-Scale out: run the same command under `torchrun`; gloo on CPU, nccl on GPU. Each rank takes its rows of the
-same global batch (`training.data.WindowSampler`).
+Scale out: run the same command under `torchrun`; gloo on CPU, nccl on GPU. `--global-batch` windows per step
+whatever the number of processes: each rank takes its rows of the same global batch (`training.data.WindowSampler`)
+and, when they do not fit at once, runs them as `--micro-batch` sized pieces with gradient accumulation. Batches
+come from memory-mapped packed arrays through a DataLoader (`--workers` processes, `--prefetch` steps ahead).
+
+Multi-node: only rank 0 writes checkpoints, into its --out; on resume rank 0 names the step and every rank loads
+that file from its own --out, or all stop with a message. So --out must be shared storage (or copied to every node).
 """
 
 from __future__ import annotations
@@ -29,8 +34,22 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from core.atomic import atomic_path
 from training import checkpointing
-from training.data import DataError, WindowSampler, load_clips, motion_stats
+from training.data import (
+    DataError,
+    PackedSplit,
+    WindowSampler,
+    batch_loader,
+    ensure_packed,
+    motion_stats,
+    read_dataset_info,
+    write_json,
+)
+
+
+class TrainError(RuntimeError):
+    """The run cannot start or resume as asked; the message says why and what to do."""
 
 
 @dataclass
@@ -38,7 +57,10 @@ class TrainConfig:
     data: str = ""
     out: str = "runs/motion"
     steps: int = 2000
-    batch_size: int = 16
+    global_batch: int = 16  # windows per optimiser step, summed over all processes
+    micro_batch: int = 0  # windows per forward pass per process (0: global_batch / processes, no accumulation)
+    workers: int = 2  # data-loader processes per training process (0: load in the training process)
+    prefetch: int = 4  # batches each loader worker prepares ahead
     lr: float = 3e-4
     min_lr_ratio: float = 0.05
     warmup: int = 100
@@ -115,20 +137,6 @@ def motion_loss(pred, target, context, cfg: TrainConfig) -> dict[str, torch.Tens
     return {"loss": x0 + cfg.w_vel * vel + cfg.w_acc * acc, "x0": x0, "vel": vel, "acc": acc}
 
 
-def step_generator(seed: int, step: int, rank: int, device: torch.device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(int(np.random.SeedSequence([seed, step, rank, 7]).generate_state(1)[0]))
-    return g
-
-
-def diffusion_inputs(diffusion, batch, gen: torch.Generator, cfg: TrainConfig, device):
-    b = batch.target.shape[0]
-    t = torch.randint(1, diffusion.steps + 1, (b,), generator=gen, device=device)  # 1..steps
-    noise = torch.randn(batch.target.shape, generator=gen, device=device)
-    drop = torch.rand(b, generator=gen, device=device) < cfg.cfg_drop
-    return t, diffusion.q_sample(batch.target, t, noise), drop
-
-
 def autocast_ctx(device: torch.device, amp: str):
     if device.type != "cuda" or amp == "off":
         return nullcontext(), None
@@ -139,10 +147,63 @@ def autocast_ctx(device: torch.device, amp: str):
     return torch.autocast("cuda", dtype=dtype), scaler
 
 
-def to_device(batch, device):
-    batch.context, batch.target, batch.audio = (x.to(device, non_blocking=True)
-                                                for x in (batch.context, batch.target, batch.audio))
-    return batch
+def micro_batch_size(cfg: TrainConfig, world: int) -> tuple[int, int]:
+    """(windows per forward pass, forward passes per step) for this world size."""
+    if cfg.global_batch % world:
+        raise TrainError(f"--global-batch {cfg.global_batch} must be divisible by the number of processes ({world}).")
+    per_rank = cfg.global_batch // world
+    micro = cfg.micro_batch or per_rank
+    if per_rank % micro:
+        raise TrainError(f"--micro-batch {micro} must divide the {per_rank} windows each of the {world} processes "
+                         f"gets of --global-batch {cfg.global_batch}.")
+    return micro, per_rank // micro
+
+
+def resume_state(out: Path, rank: int, world: int) -> tuple[int, dict | None]:
+    """(step, checkpoint) that every rank resumes from: rank 0's newest, checked to load on every rank."""
+    newest = checkpointing.latest(out / "checkpoints")
+    step = checkpointing.step_of(newest) if newest is not None else 0
+    if world > 1:
+        box = [step]
+        dist.broadcast_object_list(box, src=0)
+        step = int(box[0])
+    state, problem = None, ""
+    if step:
+        path = out / "checkpoints" / f"ckpt-{step:08d}.pt"
+        if not path.is_file():
+            problem = f"rank {rank} has no {path}"
+        else:
+            try:
+                state = checkpointing.load(path)
+            except RuntimeError as exc:
+                problem = f"rank {rank}: {exc}"
+    problems = [problem]
+    if world > 1:
+        problems = [None] * world
+        dist.all_gather_object(problems, problem)
+    problems = [p for p in problems if p]
+    if problems and world > 1:
+        raise TrainError(
+            f"Cannot resume: rank 0 resumes from step {step}, but {'; '.join(problems)}. Only rank 0 writes "
+            "checkpoints (into its --out) and every rank reads them from its own --out, so --out must be one "
+            "folder on storage every node shares (NFS, Lustre, a mounted bucket). Put the run folder on shared "
+            "storage (or copy OUT/checkpoints to every node) and start again.")
+    if problems:
+        raise TrainError(problems[0])
+    return step, state
+
+
+def check_same_model(state: dict, model, path: str) -> None:
+    """A checkpoint resumes only the model it was made with (else load_state_dict fails on sizes)."""
+    saved, now = state.get("model_config", {}), model_config_dict(model)
+    diff = {k: (saved.get(k), now.get(k)) for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)}
+    if diff:
+        keys = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in diff.items())
+        resume = {k: v for k, v in saved.items() if k not in ("audio_dim", "context", "diffusion_steps")}
+        raise TrainError(
+            f"{path} holds a different model than this run builds ({keys}). Resume with the same --model "
+            f"(the checkpoint's is '{json.dumps(resume, separators=(',', ':'))}') and data, or start a new run "
+            "with another --out (`finetune --base` starts from that checkpoint's weights).")
 
 
 # ---------------------------------------------------------------- the loop
@@ -169,32 +230,39 @@ def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None
     prev_threads = torch.get_num_threads()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
+    micro, accum = micro_batch_size(cfg, world)
 
-    # --- data
-    train_clips = load_clips(cfg.data, "train")
-    try:
-        val_clips = load_clips(cfg.data, "val")
-    except Exception:
-        val_clips = []
-    mean, std = motion_stats(train_clips)
-    audio_dim = int(train_clips[0].audio.shape[1])
-    sampler = WindowSampler(train_clips, mean, std, cfg.batch_size, cfg.context, cfg.lengths, cfg.seed, rank, world,
-                            shuffle_audio=cfg.shuffle_audio)
-    try:
-        val_sampler = WindowSampler(val_clips, mean, std, cfg.batch_size, cfg.context, cfg.lengths, cfg.seed + 1)
-    except DataError:  # no (long enough) validation clips: train without validation
-        val_sampler = None
+    # --- data: memory-mapped packed arrays (a single process packs a new or changed dataset itself)
+    info = ensure_packed(cfg.data, allow_pack=world == 1)
+    train_split = PackedSplit(cfg.data, "train")
+    mean, std = motion_stats(info)
+    audio_dim = train_split.feature_dim
+    sampler = WindowSampler(train_split, mean, std, cfg.global_batch, cfg.context, cfg.lengths, cfg.seed, rank,
+                            world, shuffle_audio=cfg.shuffle_audio, diffusion_steps=cfg.diffusion_steps,
+                            cfg_drop=cfg.cfg_drop)
+    val_sampler = None
+    if info["splits"].get("val", {}).get("clips", 0) == 0:
+        if master:
+            print(f"no validation clips in {cfg.data}: training without validation (val_loss stays empty)")
+    else:
+        try:
+            val_sampler = WindowSampler(PackedSplit(cfg.data, "val"), mean, std, cfg.global_batch, cfg.context,
+                                        cfg.lengths, cfg.seed + 1, diffusion_steps=cfg.diffusion_steps)
+        except DataError as exc:  # validation clips too short for any window
+            if master:
+                print(f"training without validation: {exc}")
 
     # --- model, diffusion, optimiser
     torch.manual_seed(cfg.seed)
     base_state = None
     if cfg.init_from:
-        from training.finetune import load_base
-
-        base_state, model_cfg, base_stats = load_base(cfg.init_from)
+        base_state, model_cfg, base_stats = checkpointing.load_base(cfg.init_from)
         cfg.model = {k: v for k, v in {**model_cfg, **cfg.model}.items()
                      if k not in ("audio_dim", "context", "diffusion_steps")}
         cfg.diffusion_steps = int(model_cfg.get("diffusion_steps", cfg.diffusion_steps))
+        sampler.diffusion_steps = cfg.diffusion_steps
+        if val_sampler is not None:
+            val_sampler.diffusion_steps = cfg.diffusion_steps
         if base_stats is not None:  # the base's weights live in its own normalised space
             mean, std = (np.asarray(x, np.float32) for x in base_stats)
             sampler.mean, sampler.std = mean, std
@@ -221,11 +289,11 @@ def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     amp_ctx, scaler = autocast_ctx(device, cfg.amp)
 
-    # --- resume
-    start = 0
-    resume_from = checkpointing.latest(out / "checkpoints")
-    if resume_from is not None:
-        state = checkpointing.load(resume_from)
+    # --- resume: every rank from the step rank 0 names, or none
+    start, state = resume_state(out, rank, world)
+    if state is not None:
+        where = out / "checkpoints" / f"ckpt-{start:08d}.pt"
+        check_same_model(state, model, str(where))
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -233,19 +301,19 @@ def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         checkpointing.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
-        start = state["step"]
-        if master:
-            print(f"resumed from {resume_from} at step {start}")
+        print(f"rank {rank}: resumed from {where} at step {start}" if world > 1 else
+              f"resumed from {where} at step {start}", flush=True)
 
     # --- logging
     log_file = writer = tb = None
     if master:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        write_json(out / "config.json", asdict(cfg))
         if start and (out / "log.csv").exists():  # a killed run logged steps past its checkpoint: drop them
-            rows = list(csv.reader(open(out / "log.csv", newline="")))
+            with open(out / "log.csv", newline="") as f:
+                rows = list(csv.reader(f))
             kept = [r for r in rows[1:] if r and int(r[0]) <= start]
-            with open(out / "log.csv", "w", newline="") as f:
+            with atomic_path(out / "log.csv") as tmp, open(tmp, "w", newline="") as f:
                 csv.writer(f).writerows(rows[:1] + kept)
         new = not (out / "log.csv").exists()
         log_file = open(out / "log.csv", "a", newline="")
@@ -256,26 +324,31 @@ def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None
             from torch.utils.tensorboard import SummaryWriter
 
             tb = SummaryWriter(str(out / "tb"))
-        except Exception:  # tensorboard not installed: CSV only
-            tb = None
+        except ImportError:
+            print("tensorboard is not installed: logging to log.csv only")
 
     losses, vals = [], []
     t0 = time.time()
     step = start
     model.train()
+    batches = iter(batch_loader(sampler, start, cfg.steps, cfg.workers, cfg.prefetch, device.type == "cuda"))
     while step < cfg.steps:
-        batch = to_device(sampler.batch(step), device)
-        gen = step_generator(cfg.seed, step, rank, device)
-        t, x_t, drop = diffusion_inputs(diffusion, batch, gen, cfg, device)
-        with amp_ctx:
-            pred = predict_x0(net, x_t, t, batch.context, batch.audio, drop)
-        parts = motion_loss(pred.float(), batch.target, batch.context, cfg)
+        batch = next(batches).to(device)
         opt.zero_grad(set_to_none=True)
+        logged = torch.zeros(4, device=device)
+        for k in range(accum):  # gradient accumulation: the rank's rows in `micro`-sized pieces
+            mb = batch.rows(slice(k * micro, (k + 1) * micro))
+            x_t = diffusion.q_sample(mb.target, mb.t, mb.noise)
+            sync = net.no_sync() if world > 1 and k < accum - 1 else nullcontext()
+            with sync:
+                with amp_ctx:
+                    pred = predict_x0(net, x_t, mb.t, mb.context, mb.audio, mb.drop)
+                parts = motion_loss(pred.float(), mb.target, mb.context, cfg)
+                loss = parts["loss"] / accum
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+            logged += torch.stack([parts[n].detach() for n in ("loss", "x0", "vel", "acc")]) / accum
         if scaler is not None:
-            scaler.scale(parts["loss"]).backward()
             scaler.unscale_(opt)
-        else:
-            parts["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         if scaler is not None:
             scaler.step(opt)
@@ -286,7 +359,6 @@ def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None
         ema.update(model)
         step += 1
 
-        logged = torch.stack([parts[k].detach() for k in ("loss", "x0", "vel", "acc")])
         if world > 1:
             dist.all_reduce(logged)
             logged /= world
@@ -294,7 +366,7 @@ def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None
         losses.append(loss_value)
         val_loss = ""
         if val_sampler is not None and (step % cfg.val_every == 0 or step == cfg.steps):
-            val_loss = validate(model, ema, diffusion, val_sampler, cfg, device)
+            val_loss = validate(model, ema, diffusion, val_sampler, cfg, device, micro)
             vals.append((step, val_loss))
         if master and (step % cfg.log_every == 0 or val_loss != "" or step == cfg.steps):
             values = [float(v) for v in logged]
@@ -317,6 +389,7 @@ def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None
             save_checkpoint(out, step, model, opt, sched, ema, scaler, cfg, mean, std, audio_dim, world)
         if out_of_time or step == stop_after:
             break
+    del batches  # stops the loader's worker processes
 
     ema_model = model
     if master:
@@ -332,28 +405,30 @@ def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None
 
 
 @torch.no_grad()
-def validate(model, ema, diffusion, sampler, cfg: TrainConfig, device) -> float:
+def validate(model, ema, diffusion, sampler, cfg: TrainConfig, device, micro: int) -> float:
     """Mean loss of the EMA weights on fixed validation batches (fixed t, noise, no audio dropout)."""
     backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
     ema.copy_to(model)
     model.eval()
     rng_saved = checkpointing.rng_state()
-    total = 0.0
+    total, count = 0.0, 0
     for i in range(cfg.val_batches):
-        batch = to_device(sampler.batch(i), device)
-        gen = step_generator(cfg.seed + 1, i, 0, device)
-        t, x_t, _ = diffusion_inputs(diffusion, batch, gen, cfg, device)
-        drop = torch.zeros(len(t), dtype=torch.bool, device=device)
-        pred = predict_x0(model, x_t, t, batch.context, batch.audio, drop)
-        total += float(motion_loss(pred.float(), batch.target, batch.context, cfg)["loss"])
+        batch = sampler.batch(i).to(device)
+        for a in range(0, len(batch.t), micro):
+            mb = batch.rows(slice(a, a + micro))
+            x_t = diffusion.q_sample(mb.target, mb.t, mb.noise)
+            drop = torch.zeros(len(mb.t), dtype=torch.bool, device=device)
+            pred = predict_x0(model, x_t, mb.t, mb.context, mb.audio, drop)
+            total += float(motion_loss(pred.float(), mb.target, mb.context, cfg)["loss"]) * len(mb.t)
+            count += len(mb.t)
     checkpointing.set_rng_state(rng_saved)
     model.load_state_dict(backup)
     model.train()
-    return total / cfg.val_batches
+    return total / count
 
 
 def save_checkpoint(out, step, model, opt, sched, ema, scaler, cfg, mean, std, audio_dim, world) -> None:
-    """Rank 0 writes; the RNG states of every rank are gathered so each resumes its own."""
+    """Rank 0 writes into its --out; the RNG states of every rank are gathered so each resumes its own."""
     rng = checkpointing.rng_state()
     states = [rng]
     if world > 1:
@@ -375,19 +450,18 @@ def model_config_dict(model) -> dict:
 
 
 def export_model(model, ema, cfg: TrainConfig, mean, std, audio_dim, master: bool):
-    """EMA weights in core.motion.checkpoint's format (what the app loads)."""
+    """EMA weights in core.motion.checkpoint's format (what the app loads), with the dataset's audio settings."""
     import copy
 
     ema_model = copy.deepcopy(model).cpu().float().eval()
     ema.copy_to(ema_model)
     if master and cfg.export != "none":
         from core.motion.checkpoint import MotionStats, save_motion_model
-        from training.data import read_manifest
 
-        manifest = read_manifest(Path(cfg.data))
+        info = read_dataset_info(Path(cfg.data))
         path = Path(cfg.export or Path(cfg.out) / "model.safetensors")
         save_motion_model(path, ema_model, MotionStats(np.asarray(mean, np.float32), np.asarray(std, np.float32)),
-                          audio={**manifest.get("audio_config", {}), "features": manifest.get("features", ""),
+                          audio={**info.get("audio_config", {}), "features": info.get("features", ""),
                                  "dim": audio_dim})
         print(f"exported the EMA model to {path}")
     return ema_model
@@ -395,42 +469,91 @@ def export_model(model, ema, cfg: TrainConfig, mean, std, audio_dim, master: boo
 
 # ---------------------------------------------------------------- CLI
 
+HELP = {
+    "steps": "optimiser steps in total (a resumed run continues to this many)",
+    "global_batch": "windows per optimiser step over all processes; stays fixed when the process count changes",
+    "micro_batch": "windows per forward pass and process (0: global batch / processes); smaller values "
+                   "accumulate gradients over several passes, for GPUs with less memory",
+    "workers": "data-loader processes per training process (0: load batches in the training process)",
+    "prefetch": "batches each data-loader worker prepares ahead",
+    "warmup": "steps of linear learning-rate warm-up",
+    "val_every": "steps between validation losses (EMA weights, fixed batches)",
+    "val_batches": "validation batches (of --global-batch windows) per validation",
+    "ckpt_every": "steps between checkpoints (also written at the end, at --max-minutes and --stop-after)",
+    "keep": "newest checkpoints to keep",
+    "log_every": "steps between log.csv rows / printed lines",
+    "seed": "seed of every random draw (batches, diffusion noise, initialisation)",
+    "diffusion_steps": "diffusion steps of the noise schedule the model is trained for",
+    "context": "frames of previous motion each window is conditioned on",
+    "threads": "torch CPU threads per process (0: torch's default; 1 is much faster on a busy CPU)",
+    "lr": "peak learning rate (AdamW)",
+    "min_lr_ratio": "final learning rate as a fraction of --lr (cosine decay)",
+    "weight_decay": "AdamW weight decay of the weight matrices",
+    "grad_clip": "gradient-norm clipping threshold",
+    "ema_decay": "decay of the exponential moving average of the weights (what is exported)",
+    "cfg_drop": "fraction of windows trained without audio (enables classifier-free guidance)",
+    "w_vel": "weight of the velocity loss",
+    "w_acc": "weight of the acceleration loss",
+    "max_minutes": "stop (with a checkpoint and an export) after this wall time; 0: no limit",
+}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--data", required=True, help="dataset folder (preprocess or synth output)")
-    p.add_argument("--out", default=d.out, help="run folder: checkpoints/, log.csv, model/")
-    for name in ("steps", "batch_size", "warmup", "val_every", "val_batches", "ckpt_every", "keep", "log_every",
-                 "seed", "diffusion_steps", "context", "threads"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
+    p.add_argument("--out", default=d.out, help="run folder: checkpoints/, log.csv, config.json, model.safetensors; "
+                   "with several nodes it must be on storage they all share")
+    for name in ("steps", "global_batch", "micro_batch", "workers", "prefetch", "warmup", "val_every", "val_batches",
+                 "ckpt_every", "keep", "log_every", "seed", "diffusion_steps", "context", "threads"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name), help=HELP[name])
     for name in ("lr", "min_lr_ratio", "weight_decay", "grad_clip", "ema_decay", "cfg_drop", "w_vel", "w_acc",
                  "max_minutes"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
-    p.add_argument("--lengths", default=",".join(map(str, d.lengths)), help="window lengths N, comma separated")
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--amp", default=d.amp, choices=["auto", "bf16", "fp16", "off"])
-    p.add_argument("--shuffle-audio", action="store_true", help="control run: pair motion with unrelated audio")
-    p.add_argument("--model", default="{}", help='DiTConfig overrides as JSON, e.g. \'{"layers": 2, "width": 64}\'')
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name), help=HELP[name])
+    p.add_argument("--lengths", default=",".join(map(str, d.lengths)),
+                   help="window lengths N (frames) to train on, comma separated; one is drawn per step")
+    p.add_argument("--device", default=d.device, help="auto (cuda:LOCAL_RANK if available, else cpu), cpu, cuda:N")
+    p.add_argument("--amp", default=d.amp, choices=["auto", "bf16", "fp16", "off"],
+                   help="mixed precision on CUDA (auto: bf16 if supported, else fp16)")
+    p.add_argument("--shuffle-audio", action="store_true",
+                   help="control run: pair motion with unrelated audio (lip sync should then not be learnt)")
+    p.add_argument("--model", default="{}", help='DiTConfig overrides as JSON, e.g. \'{"layers": 2, "width": 64}\' '
+                   "(a resumed run must use the same)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="end after this step's checkpoint, as a crash would (the next run resumes there)")
-    p.add_argument("--export", default="", help="app-loadable model file (default OUT/model.safetensors; none)")
+    p.add_argument("--export", default=d.export,
+                   help="app-loadable model file written at the end ('': OUT/model.safetensors; none: skip)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     values["lengths"] = tuple(int(x) for x in str(args.lengths).split(","))
-    values["model"] = json.loads(args.model) if isinstance(args.model, str) else args.model
+    try:
+        values["model"] = json.loads(args.model) if isinstance(args.model, str) else args.model
+    except json.JSONDecodeError as exc:
+        raise TrainError(f"--model is not JSON ({exc}): write it like '{{\"layers\": 2, \"width\": 64}}'") from exc
     if "freeze" in values:
         values["freeze"] = tuple(values["freeze"])
     return TrainConfig(**values)
 
 
-def main(args: argparse.Namespace) -> int:
-    result = train(config_from_args(args), stop_after=args.stop_after)
-    print(f"done at step {result['step']}", flush=True)
+def run(args: argparse.Namespace, make_config=config_from_args, label: str = "done") -> int:
+    """Shared by train and finetune: clear errors instead of tracebacks, and a clean exit under torchrun."""
+    try:
+        result = train(make_config(args), stop_after=args.stop_after)
+        print(f"{label} at step {result['step']}", flush=True)
+        code = 0
+    except (TrainError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        code = 2
     if dist.is_initialized():
         dist.destroy_process_group()
         # Everything is saved and flushed. Skip interpreter teardown: gloo's worker threads can abort it
         # ("terminate called without an active exception", seen once in CI) after a clean run.
+        sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
-    return 0
+        os._exit(code)
+    return code
+
+
+def main(args: argparse.Namespace) -> int:
+    return run(args)

@@ -82,11 +82,17 @@ class _Motion(nn.Module):
         return tuple(out[k] for k in MOTION_KEYS)
 
 
-def _spec(models: LivePortraitModels, name: str, device: torch.device, dtype: torch.dtype):
-    """(module to export, example inputs, input names, output names) for one network."""
+def _spec(models: LivePortraitModels, name: str, device: torch.device, dtype: torch.dtype, batch: int = 1):
+    """(module to export, example inputs, input names, output names) for one network. The inputs come from a
+    local generator (fixed seed), so callers such as the GPU check can use them as test inputs too."""
     cfg = models.config
     net = getattr(models, name)
-    image = torch.rand(1, 3, 256, 256, device=device, dtype=dtype)
+    gen = torch.Generator().manual_seed(0)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=gen).to(device, dtype)
+
+    image = rand(batch, 3, 256, 256)
     if name == "appearance_feature_extractor":
         return net, (image,), ["image"], ["feature_3d"]
     if name == "motion_extractor":
@@ -94,19 +100,24 @@ def _spec(models: LivePortraitModels, name: str, device: torch.device, dtype: to
     if name == "warping_module":
         a = cfg.appearance
         side = 256 // 2**a.num_down_blocks
-        feature = torch.rand(1, a.reshape_channel, a.reshape_depth, side, side, device=device, dtype=dtype)
-        kp = torch.rand(2, cfg.warping.num_kp, 3, device=device, dtype=dtype) - 0.5
+        feature = rand(1, a.reshape_channel, a.reshape_depth, side, side)
+        kp = rand(max(2, batch), cfg.warping.num_kp, 3) - 0.5
         return _Warp(net).eval(), (feature, kp + 0.01, kp), ["feature_3d", "kp_driving", "kp_source"], \
             ["out", "occlusion_map", "deformation"]
     if name == "spade_generator":
         s = cfg.spade
         ch = min(s.max_features, s.block_expansion * 2**s.num_down_blocks)
         side = 256 // 2**cfg.appearance.num_down_blocks
-        return net, (torch.rand(1, ch, side, side, device=device, dtype=dtype),), ["feature"], ["image"]
+        return net, (rand(batch, ch, side, side),), ["feature"], ["image"]
     if name in ("stitching", "lip", "eye"):
-        mlp = getattr(cfg, name)
-        return net, (torch.rand(1, mlp.input_size, device=device, dtype=dtype),), ["x"], ["y"]
+        return net, (rand(batch, getattr(cfg, name).input_size),), ["x"], ["y"]
     raise ValueError(f"unknown LivePortrait network '{name}' (one of {', '.join(NETWORKS)})")
+
+
+def example_inputs(models: LivePortraitModels, name: str, device: torch.device | str = "cpu",
+                   dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
+    """Deterministic example inputs of the right shapes for one network (the export's tracing inputs)."""
+    return _spec(models, name, torch.device(device), dtype)[1]
 
 
 def weights_hash(module: nn.Module) -> str:

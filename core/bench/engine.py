@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "takes seconds; 50 tiny; 100 on a GPU)")
     parser.add_argument("--batch", type=int, default=8, help="engine batch size for the file source")
     parser.add_argument("--motion", default="retarget", help="motion source kind (default retarget)")
+    parser.add_argument("--backend", default="eager",
+                        help="renderer backend: eager | compile | cudagraph | onnx | auto")
+    parser.add_argument("--precision", default=None, help="fp32 | fp16 | bf16 (default: fp16 on CUDA, else fp32)")
 
 
 def _sync(device: torch.device) -> None:
@@ -131,7 +134,8 @@ def main(args: argparse.Namespace) -> int:
     from core.pipeline import build_pipeline
 
     t0 = time.perf_counter()
-    renderer, motion = build_pipeline(f"synthetic-{args.size}", args.motion, args.device)
+    renderer, motion = build_pipeline(f"synthetic-{args.size}", args.motion, args.device, backend=args.backend,
+                                      precision=args.precision)
     build_s = time.perf_counter() - t0
     spec = renderer.spec
     frames = args.frames or (100 if spec.device.type != "cpu" else (4 if args.size == "official" else 50))
@@ -139,7 +143,8 @@ def main(args: argparse.Namespace) -> int:
     image = data.astronaut()
     print(f"engine benchmark: {args.size} sizes with SYNTHETIC WEIGHTS (random stand-ins; speed does not depend "
           f"on weight values); device {spec.describe()}; torch {torch.__version__}; {torch.get_num_threads()} "
-          f"threads; motion {motion.name}; portrait 512x512; {frames} frames of speech-like audio; "
+          f"threads; backend {renderer.backend.name}; motion {motion.name}; portrait 512x512; {frames} frames of "
+          "speech-like audio; "
           f"models built in {build_s:.1f} s")
     ours = run_ours(renderer, motion, image, audio, args.batch)
     ref = run_reference(renderer, motion, image, audio)

@@ -179,7 +179,8 @@ class Engine:
     def set_portrait(self, image: np.ndarray | str | Path, face: int | None = None) -> PreparedPortrait:
         """Prepare a portrait (on the worker thread when running) and switch to it between two batches.
         `face`: which face of a photo with several (core.face.FACE_ORDER; None: the largest)."""
-        portrait = self._on_worker(lambda: self.renderer.prepare(image, face=face))
+        kwargs = {} if face is None else {"face": face}  # renderers without a face choice keep working
+        portrait = self._on_worker(lambda: self.renderer.prepare(image, **kwargs))
         with self._lock:
             first = self._portrait is None
             self._portrait = portrait

@@ -105,9 +105,9 @@ class LiteRenderer:
     def atlas_key(self, base: PreparedPortrait) -> str:
         return atlas_key(self.full, base, self.grid, self.retarget)
 
-    def has_atlas(self, image: np.ndarray | str | Path) -> bool:
+    def has_atlas(self, image: np.ndarray | str | Path, face: int | None = None) -> bool:
         """Whether this portrait's atlas is already built (in memory or on disk)."""
-        key = self.atlas_key(self.full.prepare(image))
+        key = self.atlas_key(self.full.prepare(image, face=face))
         return key in self._cache or self.store.path(key).is_file()
 
     def prepare(self, image: np.ndarray | str | Path, source_name: str | None = None,
@@ -137,13 +137,13 @@ class LiteRenderer:
             return portrait
 
     def prepare_in_background(self, image: np.ndarray | str | Path, on_progress: Progress | None = None,
-                              cancel: Callable[[], bool] | None = None) -> Future:
+                              cancel: Callable[[], bool] | None = None, face: int | None = None) -> Future:
         """Prepare (and build the atlas if needed) on a daemon thread; the Future holds the LitePortrait."""
         future: Future = Future()
 
         def run() -> None:
             try:
-                future.set_result(self.prepare(image, on_progress=on_progress, cancel=cancel))
+                future.set_result(self.prepare(image, on_progress=on_progress, cancel=cancel, face=face))
             except BaseException as exc:  # handed to whoever waits on the future
                 future.set_exception(exc)
 

@@ -17,10 +17,11 @@ from .loader import (
     load_liveportrait,
     load_retargeting,
     save_liveportrait,
+    verify_checkpoint,
 )
 
 __all__ = [
     "CheckpointError", "KeypointInfo", "LivePortraitConfig", "LivePortraitModels", "build_liveportrait",
     "headpose_bins_to_degrees", "load_liveportrait", "load_retargeting", "retarget_eye", "retarget_lip",
-    "rotation_matrix", "save_liveportrait", "stitch", "transform_keypoints",
+    "rotation_matrix", "save_liveportrait", "stitch", "transform_keypoints", "verify_checkpoint",
 ]

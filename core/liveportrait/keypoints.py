@@ -1,16 +1,17 @@
 """Keypoint math around the networks: head-pose bins, rotations, the keypoint transform, stitching, retargeting.
 
 Conventions follow the official code so that checkpoints mean the same thing: keypoints are row vectors
-(B, 21, 3) that are right-multiplied by `rotation_matrix(...)`, which is the transpose of Rz @ Ry @ Rx.
+(B, 21, 3) that are right-multiplied by `rotation_matrix(...)` (core/geometry.py), the transpose of Rz @ Ry @ Rx.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from core.geometry import rotation_matrix
 
 
 def headpose_bins_to_degrees(bins: torch.Tensor) -> torch.Tensor:
@@ -19,16 +20,6 @@ def headpose_bins_to_degrees(bins: torch.Tensor) -> torch.Tensor:
         return bins
     idx = torch.arange(bins.shape[1], dtype=bins.dtype, device=bins.device)
     return torch.sum(torch.softmax(bins, dim=1) * idx, dim=1) * 3 - 97.5
-
-
-def rotation_matrix(pitch: torch.Tensor, yaw: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
-    """Angles in degrees, shape (B,) or (B, 1) -> (B, 3, 3) = (Rz(roll) Ry(yaw) Rx(pitch))^T."""
-    p, y, r = (a.reshape(-1) / 180 * math.pi for a in (pitch, yaw, roll))
-    one, zero = torch.ones_like(p), torch.zeros_like(p)
-    rx = torch.stack([one, zero, zero, zero, p.cos(), -p.sin(), zero, p.sin(), p.cos()], 1).view(-1, 3, 3)
-    ry = torch.stack([y.cos(), zero, y.sin(), zero, one, zero, -y.sin(), zero, y.cos()], 1).view(-1, 3, 3)
-    rz = torch.stack([r.cos(), -r.sin(), zero, r.sin(), r.cos(), zero, zero, zero, one], 1).view(-1, 3, 3)
-    return (rz @ ry @ rx).transpose(1, 2)
 
 
 def transform_keypoints(

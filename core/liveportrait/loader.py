@@ -16,9 +16,11 @@ import torch
 from torch import nn
 
 from core.atomic import atomic_path
+from core.errors import CheckpointError  # noqa: F401  (raised here; re-exported by core.liveportrait)
 
 from .appearance_feature_extractor import AppearanceFeatureExtractor
 from .config import LivePortraitConfig
+from .keypoints import retarget_eye, retarget_lip
 from .motion_extractor import MotionExtractor
 from .spade_generator import SPADEDecoder
 from .stitching_retargeting import StitchingRetargetingNetwork
@@ -37,8 +39,6 @@ FIX = "Re-download it with `python -m core weights download liveportrait` or imp
       "`python -m core weights import DIR`."
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, unreadable or does not match the network it should load into."""
 
 
 @dataclass
@@ -52,6 +52,14 @@ class LivePortraitModels:
     lip: StitchingRetargetingNetwork
     eye: StitchingRetargetingNetwork
     root: Path | None = None  # the checkpoint root these were loaded from (ONNX exports are cached beside it)
+
+    def retarget_lip(self, x_s: torch.Tensor, lip_ratio: torch.Tensor) -> torch.Tensor:
+        """The lip MLP as a keypoint delta (see keypoints.retarget_lip): what motion sources are handed, so
+        they drive the network without importing this package."""
+        return retarget_lip(self.lip, x_s, lip_ratio)
+
+    def retarget_eye(self, x_s: torch.Tensor, eye_ratio: torch.Tensor) -> torch.Tensor:
+        return retarget_eye(self.eye, x_s, eye_ratio)
 
     def modules(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in (*BASE_MODELS, *RETARGETING_GROUPS)}
@@ -100,7 +108,7 @@ def build_liveportrait(config: LivePortraitConfig | None = None, seed: int | Non
     return models.eval()
 
 
-def _read(path: Path, groups: bool = False) -> dict:
+def _read(path: Path, groups: bool = False, mmap: bool = False) -> dict:
     """torch.load (weights_only) with every failure turned into a CheckpointError that names the file.
 
     `groups`: the file is a dict of state dicts (the retargeting file); the groups are checked by the caller.
@@ -108,10 +116,14 @@ def _read(path: Path, groups: bool = False) -> dict:
     if not path.is_file():
         raise CheckpointError(f"LivePortrait checkpoint file not found: {path}. {FIX}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises several types for truncated / foreign files
-        raise CheckpointError(f"Cannot read LivePortrait checkpoint {path} ({exc.__class__.__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else 'corrupt file'}). {FIX}") from exc
+        # torch's own text ("PytorchStreamReader ... internal miniz error", "[Errno 22]") means nothing to a
+        # user; what it always means here is a file that is not a complete PyTorch checkpoint.
+        refused = "weights only load failed" in str(exc).lower()
+        why = ("it holds Python objects, not only tensors, and is not loaded (that could run code)" if refused
+               else "the file is damaged or incomplete, e.g. a truncated download")
+        raise CheckpointError(f"Cannot read LivePortrait checkpoint {path}: {why}. {FIX}") from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} is not a LivePortrait state dict (it holds a {type(data).__name__}). {FIX}")
     if not groups:
@@ -122,7 +134,8 @@ def _read(path: Path, groups: bool = False) -> dict:
     return data
 
 
-def _load_strict(module: nn.Module, state: dict, path: Path, where: str = "") -> None:
+def _check_state(module: nn.Module, state: dict, path: Path, where: str = "") -> None:
+    """Raise CheckpointError unless `state` has exactly `module`'s keys with its shapes."""
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -140,6 +153,10 @@ def _load_strict(module: nn.Module, state: dict, path: Path, where: str = "") ->
             f"{path}{where} does not match the LivePortrait network ({module.__class__.__name__}): "
             + "; ".join(problems) + f". Wrong model size or a damaged file. {FIX}"
         )
+
+
+def _load_strict(module: nn.Module, state: dict, path: Path, where: str = "") -> None:
+    _check_state(module, state, path, where)
     # assign: the networks were built on the meta device, so the loaded tensors become the parameters (no
     # random init, no second copy of ~520 MB).
     module.load_state_dict(state, strict=True, assign=True)
@@ -175,18 +192,45 @@ def load_retargeting(
     """
     path = Path(root) / RETARGETING_FILE
     config = config or LivePortraitConfig.official()
-    groups = _read(path, groups=True)
     mlps = {}
+    for name, state in _retargeting_states(path).items():
+        with torch.device("meta"):
+            mlps[name] = StitchingRetargetingNetwork(getattr(config, name))
+        _load_strict(mlps[name], state, path, where=f" [{RETARGETING_GROUPS[name]}]")
+        mlps[name].eval().requires_grad_(False)
+    return mlps
+
+
+def _retargeting_states(path: Path, mmap: bool = False) -> dict[str, dict]:
+    """{stitching, lip, eye} -> state dict (leading `module.` stripped) from the retargeting file."""
+    groups = _read(path, groups=True, mmap=mmap)
+    states = {}
     for name, group in RETARGETING_GROUPS.items():
         sd = groups.get(group)
         if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
             raise CheckpointError(f"{path} has no '{group}' state dict (found {sorted(map(str, groups))}). {FIX}")
-        state = {k.removeprefix("module."): v for k, v in sd.items()}
-        with torch.device("meta"):
-            mlps[name] = StitchingRetargetingNetwork(getattr(config, name))
-        _load_strict(mlps[name], state, path, where=f" [{group}]")
-        mlps[name].eval().requires_grad_(False)
-    return mlps
+        states[name] = {k.removeprefix("module."): v for k, v in sd.items()}
+    return states
+
+
+def verify_checkpoint(path: str | Path, rel: str, config: LivePortraitConfig | None = None) -> None:
+    """Check one official file without executing code from it (weights_only, memory-mapped: nothing is copied)
+    and without building real networks: every key and shape against `config` (default: official).
+    `rel`: its path in the official layout. Raises CheckpointError naming the file and what is wrong."""
+    path = Path(path)
+    config = config or LivePortraitConfig.official()
+    if rel == RETARGETING_FILE:
+        for name, state in _retargeting_states(path, mmap=True).items():
+            with torch.device("meta"):
+                mlp = StitchingRetargetingNetwork(getattr(config, name))
+            _check_state(mlp, state, path, f" [{RETARGETING_GROUPS[name]}]")
+        return
+    name = next((n for n, r in BASE_MODELS.items() if r == rel), None)
+    if name is None:
+        raise ValueError(f"{rel} is not a LivePortrait checkpoint file")
+    with torch.device("meta"):
+        module = getattr(_construct(config), name)
+    _check_state(module, _read(path, mmap=True), path)
 
 
 def _atomic_save(obj: object, path: Path) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_path
+from core.errors import CheckpointError
 from core.layout import MOTION_DIM
 from core.motion.dit import DiTConfig, MotionDiT
 
@@ -23,8 +24,14 @@ FIX = "Use a motion model written by `python -m training` (train, finetune or ex
       "`retarget` motion source."
 
 
-class MotionCheckpointError(RuntimeError):
-    """A motion-model file is missing, damaged or does not match its own config."""
+def installed_motion_model(weights_root: str | Path) -> Path:
+    """Where `python -m training install` puts a trained model; the `dit` source loads it when none is given."""
+    return Path(weights_root) / "motion" / "model.safetensors"
+
+
+class MotionCheckpointError(CheckpointError):
+    """A motion-model file is missing, damaged or does not match its own config (or the app's speech features);
+    a CheckpointError, so the command line and the app report it."""
 
 
 @dataclass

@@ -23,6 +23,11 @@ def make_motion_source(kind: str = "auto", synthetic: str | None = None, checkpo
     settings = settings or MotionSettings()
     if kind not in KINDS:
         raise ValueError(f"unknown motion source {kind!r}; choose one of {', '.join(KINDS)}")
+    if checkpoint is None and kind in ("auto", "dit") and weights_root is not None:
+        from core.motion.checkpoint import installed_motion_model
+
+        if installed_motion_model(weights_root).is_file():  # `python -m training install` put one there
+            checkpoint = installed_motion_model(weights_root)
     if kind == "auto":
         kind = "dit" if checkpoint is not None else "retarget"
     if kind == "retarget":

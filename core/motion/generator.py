@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from core import layout
-from core.audio.features import AudioFeatureConfig, AudioFeatureExtractor
+from core.audio.features import STAND_IN_MODEL, AudioFeatureConfig, AudioFeatureExtractor
 from core.audio.vad import VoiceActivity
-from core.motion.checkpoint import MotionModel, MotionStats, load_motion_model
+from core.motion.checkpoint import MotionCheckpointError, MotionModel, MotionStats, load_motion_model
 from core.motion.diffusion import CosineSchedule, guided, sample_ddim
 from core.motion.dit import DiTConfig, MotionDiT
 from core.motion.retarget_source import RetargetConfig, RetargetMotionSource
@@ -74,12 +74,21 @@ class DiTMotionSource:
             mm = MotionModel(model.to(device), MotionStats(std=np.full(layout.MOTION_DIM, 0.01, np.float32)))
             return cls(mm, features, settings, device=device)
         mm = load_motion_model(checkpoint, device)
+        if mm.audio.get("features") == "bands":
+            raise MotionCheckpointError(
+                f"{checkpoint} was trained on synth's 'bands' features, which the app does not compute. Rebuild the "
+                "dataset with `python -m training synth` (its default features are the app's) and train again.")
         cfg = AudioFeatureConfig(**{k: v for k, v in mm.audio.items() if k in AudioFeatureConfig.__dataclass_fields__})
-        if speech_model is None:
+        if speech_model is None and cfg.model != STAND_IN_MODEL:
             from core.weights import WeightsRegistry
 
             speech_model = WeightsRegistry().path("wav2vec2") / "wav2vec2-base-960h"
         features = AudioFeatureExtractor.from_pretrained(speech_model, cfg, device=device)
+        if features.dim != mm.config.audio_dim:
+            raise MotionCheckpointError(
+                f"{checkpoint} expects {mm.config.audio_dim}-d audio features, the speech model "
+                f"{speech_model or cfg.model} gives {features.dim}: it was trained with another speech model. Pass "
+                "the one its dataset was made with, or retrain on features of the installed one.")
         return cls(mm, features, settings, device=device)
 
     # ------------------------------------------------------------------ protocol

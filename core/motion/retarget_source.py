@@ -140,8 +140,6 @@ class RetargetMotionSource:
         if self.models is None:
             self._build_fallback_tables()
             return
-        from core.liveportrait import retarget_eye, retarget_lip
-
         cfg = self.config
         src_lip, src_eye = source_ratios(portrait, cfg)
         x_s = portrait.x_s.float()
@@ -153,13 +151,13 @@ class RetargetMotionSource:
         lip_in = torch.stack((torch.full_like(lip_r, src_lip), lip_r), 1)
         lip_ref = torch.tensor([[src_lip, src_lip]], device=device)
         x = x_s.expand(n, -1, -1)
-        lip = retarget_lip(self.models.lip, x, lip_in) - retarget_lip(self.models.lip, x_s, lip_ref)
+        lip = self.models.retarget_lip(x, lip_in) - self.models.retarget_lip(x_s, lip_ref)
         eye_r = torch.linspace(0, 0.5, n, device=device)
         left, right = src_eye
         eye_in = torch.stack((torch.full_like(eye_r, left), torch.full_like(eye_r, right), eye_r), 1)
         # reference: the eyes as they are in the portrait (delta 0 at the open, non-blinking state)
         eye_ref = torch.tensor([[left, right, cfg.source_eye_ratio]], device=device)
-        eye = retarget_eye(self.models.eye, x, eye_in) - retarget_eye(self.models.eye, x_s, eye_ref)
+        eye = self.models.retarget_eye(x, eye_in) - self.models.retarget_eye(x_s, eye_ref)
         self._lip_table = (lip.reshape(n, -1) / scale).cpu().numpy().astype(np.float32)
         self._eye_table = (eye.reshape(n, -1) / scale).cpu().numpy().astype(np.float32)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.liveportrait.loader import CheckpointError
+from core.errors import CheckpointError
 
 CHECKPOINT_REL = "JoyVASA/motion_generator/motion_generator_hubert_chinese.pt"
 TEMPLATE_REL = "JoyVASA/motion_template/motion_template.pkl"

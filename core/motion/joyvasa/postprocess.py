@@ -22,7 +22,7 @@ def postprocess(coef: np.ndarray, template: MotionTemplate, smooth: float | None
     """(T, 73) coefficients -> denormalised motion (raw_* and, with `smooth`, EMA-smoothed smooth_*).
 
     `state` carries the EMA across calls (streaming); returns (arrays, new state)."""
-    from core.liveportrait.keypoints import rotation_matrix
+    from core.geometry import rotation_matrix
 
     coef = np.asarray(coef, np.float32)
     exp = coef[:, :63] * template.std_exp + template.mean_exp

@@ -1,0 +1,51 @@
+"""The one-shot GPU check, in its CPU dry run: every step runs (tiny sizes, app packages blocked from import as on
+the GPU machine), the hard per-step limit really stops a step, and one JSON + markdown report comes out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_exercises_every_step(tmp_path):
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "core.bench.gpucheck", "--dry-run", "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=3000)
+    report = json.loads((out / "gpu-check.json").read_text())
+    steps = {s["name"]: s for s in report["steps"]}
+    assert list(steps) == ["env", "parity", "onnx", "bench-eager", "bench-cudagraph", "bench-compile", "bench-onnx",
+                           "engine", "latency"]
+    for name in ("env", "parity", "onnx", "bench-eager", "bench-cudagraph", "bench-onnx", "engine"):
+        assert steps[name]["status"] == "ok", f"{name}: {steps[name]['status']}\n{steps[name].get('log_tail')}"
+    # compile may finish or hit its short dry-run limit (a C++ build on a shared CPU): both show the limit works
+    assert steps["bench-compile"]["status"] in ("ok", "timeout")
+    assert steps["bench-compile"]["seconds"] <= steps["bench-compile"]["limit_s"] + 15
+    assert steps["latency"]["status"] == "skipped" and "sounddevice" in steps["latency"]["reason"]
+    assert proc.returncode == (0 if steps["bench-compile"]["status"] == "ok" else 1)
+
+    env = steps["env"]["result"]
+    assert env["imports_failed"] == {} and "core.offline" in env["imports_ok"]  # core imports without PyAV etc.
+    parity = steps["parity"]["result"]
+    assert {r["precision"] for r in parity["rows"]} == {"fp32", "bf16"} and parity["ok"]
+    fp32 = [r for r in parity["rows"] if r["precision"] == "fp32"]
+    assert len(fp32) == 3 + 7 + 1 + 1 + 3 and max(r["max_abs"] for r in fp32) < 1e-4  # vs float64 on the CPU
+    assert 0 < max(r["rel_l2"] for r in parity["rows"] if r["precision"] == "bf16") < 3e-2
+    onnx = steps["onnx"]["result"]
+    assert {r["network"] for r in onnx["rows"]} == {"appearance_feature_extractor", "motion_extractor",
+                                                     "warping_module", "spade_generator", "stitching", "lip", "eye"}
+    assert all(r["ok"] and r["provider"] == "CPUExecutionProvider" for r in onnx["rows"])
+    eager_rows = steps["bench-eager"]["rows"]
+    assert eager_rows[0]["backend"] == "eager" and eager_rows[0]["x_base"] == 1.0
+    assert any("CUDA" in r.get("error", "") for r in steps["bench-cudagraph"]["rows"])  # unavailable, reported
+    assert any(r.get("name") == "onnx (CPU, fp32)" and r["max_abs"] < 1e-3 for r in steps["bench-onnx"]["rows"])
+    assert "ratios reference/ours" in steps["engine"]["log_tail"]
+
+    md = (out / "gpu-check.md").read_text()
+    assert md.startswith("# GPU check (DRY RUN") and "| onnx (CPU, fp32) | fp32 | 1 |" in md
