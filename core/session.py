@@ -192,7 +192,7 @@ class LiveSession:
         if self.engine is not None:
             self.stop()
         renderer, motion = self.pipeline(config)
-        renderer = self._renderer_for(config, renderer, portrait)
+        renderer = self._renderer_for(config, renderer, portrait, face)
         engine = Engine(renderer, motion, config.engine, clock=self.clock)
         engine.on_error = self._engine_error
         engine.on_finished = self._finished
@@ -215,7 +215,7 @@ class LiveSession:
             raise
         return camera_text
 
-    def _renderer_for(self, config: SessionConfig, full, portrait):
+    def _renderer_for(self, config: SessionConfig, full, portrait, face: int | None = None):
         """The full renderer, or (lite / auto choosing lite) a LiteRenderer with this portrait's atlas ready;
         a missing atlas is built here, reporting to `on_atlas_progress` (minutes at official size on a CPU)."""
         from core.lite.atlas import AtlasError, AtlasSpec
@@ -229,7 +229,7 @@ class LiveSession:
         except ValueError as exc:
             raise AtlasError(str(exc)) from exc
         renderer, self.renderer_choice = resolve_renderer(config.renderer, full, portrait, grid,
-                                                          self.on_atlas_progress)
+                                                          self.on_atlas_progress, face=face)
         log.info("renderer: %s", self.renderer_choice.reason)
         return renderer
 
