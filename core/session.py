@@ -28,6 +28,7 @@ import numpy as np
 from core.engine.clock import Clock
 from core.engine.engine import EngineSettings, EngineStats
 from core.engine.sinks import SinkFailure, camera_install_hint
+from core.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class LevelMeter:
         n = len(block)
         rms = math.sqrt(float(np.dot(block, block)) / n) if n else 0.0
         self.level = max(-120.0, 20.0 * math.log10(rms)) if rms > 0 else -120.0
-        self.peak = max(self.level, self.peak - 20.0 * n / 16000.0)
+        self.peak = max(self.level, self.peak - 20.0 * n / SAMPLE_RATE)
 
     def reset(self) -> None:
         self.level = self.peak = -120.0

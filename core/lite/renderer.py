@@ -187,11 +187,12 @@ class LiteRenderer:
 
     def render(self, portrait: LitePortrait, motion: torch.Tensor | np.ndarray,
                out: torch.Tensor | np.ndarray | None = None) -> np.ndarray:
-        """Motion rows (B, 70) -> frames (B, H, W, 3) uint8 on the host."""
+        """Motion rows (B, 70 | 71) -> frames (B, H, W, 3) uint8 on the host."""
         if isinstance(motion, torch.Tensor):
             motion = motion.detach().cpu().numpy()
-        if motion.ndim != 2 or motion.shape[1] != layout.MOTION_DIM:
+        if motion.ndim != 2 or motion.shape[1] not in layout.ROW_DIMS:
             raise ValueError(f"motion must be (B, {layout.MOTION_DIM}) rows, got {tuple(motion.shape)}")
+        motion = layout.as_deltas(portrait.projection.exp, motion)  # absolute lips (JoyVASA) -> plain deltas
         b = motion.shape[0]
         frames = self._frames(portrait, b, out)
         proj = portrait.projection
