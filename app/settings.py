@@ -15,7 +15,7 @@ from pathlib import Path
 
 import platformdirs
 
-from core.atomic import atomic_path
+from core.atomic import atomic_path, set_aside
 from core.backends import BACKENDS
 from core.lite import RENDERERS
 from core.motion.source import MotionSettings
@@ -158,11 +158,7 @@ def load_settings(path: Path | None = None) -> tuple[AppSettings, list[str]]:
         if not isinstance(raw, dict):
             raise ValueError("the top level is not a JSON object")
     except ValueError as exc:
-        try:
-            os.replace(path, path.with_name(path.name + ".bad"))
-            kept = f" The broken file was kept as {path.name}.bad."
-        except OSError:
-            kept = ""
+        kept = f" The broken file was kept as {path.name}.bad." if set_aside(path) else ""
         return AppSettings(), [f"Settings file {path} is corrupt ({exc}); using defaults.{kept}"]
     settings, warnings = settings_from_dict(raw)
     return settings, [f"Settings {path}: {w}" for w in warnings]

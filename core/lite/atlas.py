@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from core import layout
-from core.atomic import atomic_path
+from core.atomic import atomic_path, set_aside
 from core.motion.retarget_source import RetargetConfig, RetargetMotionSource
 
 log = logging.getLogger(__name__)
@@ -235,12 +235,10 @@ class AtlasStore:
                 raise ValueError(f"faces array {atlas.faces.shape} {atlas.faces.dtype} does not fit the grid")
             return atlas
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-            bad = path.with_name(path.name + ".bad")
-            try:
-                os.replace(path, bad)
-            except OSError as move_exc:
-                log.warning("could not move the damaged atlas %s aside: %s", path, move_exc)
-            log.warning("atlas file %s is damaged (%s); it was moved to %s and will be rebuilt", path, exc, bad.name)
+            bad = set_aside(path)
+            if bad is None:
+                log.warning("could not move the damaged atlas %s aside", path)
+            log.warning("atlas file %s is damaged (%s); it was moved to %s and will be rebuilt", path, exc, bad)
             return None
 
     def save(self, atlas: Atlas) -> Path:
