@@ -207,6 +207,11 @@ class MainWindow(QMainWindow):
         self.cfg_spin = QDoubleSpinBox(minimum=0, maximum=20, singleStep=0.25)
         self.expr_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1)
         self.head_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1)
+        self.encoding_combo = QComboBox()  # JoyVASA's positional encoding; data None: the checkpoint's own
+        self.encoding_combo.setToolTip("JoyVASA only: prefix for the published weights, fixed for a checkpoint "
+                                       "trained with JoyVASA's code since 2025-12-09")
+        for label, value in (("checkpoint's own", None), ("prefix", "prefix"), ("fixed", "fixed")):
+            self.encoding_combo.addItem(label, value)
         self.renderer_combo = QComboBox()
         for r in RENDERER_CHOICES:
             self.renderer_combo.addItem(r)
@@ -231,6 +236,7 @@ class MainWindow(QMainWindow):
         f.addRow("Guidance (CFG)", self.cfg_spin)
         f.addRow("Expression", self.expr_spin)
         f.addRow("Head motion", self.head_spin)
+        f.addRow("JoyVASA encoding", self.encoding_combo)
         self.budget_spin = QSpinBox(minimum=0, maximum=10000, singleStep=50, suffix=" ms")
         self.budget_spin.setSpecialValueText("auto (GPU 300 ms, CPU 600 ms)")
         self.budget_spin.setToolTip("Latency budget: frames that would show later than this after the voice are "
@@ -310,7 +316,8 @@ class MainWindow(QMainWindow):
         self.audio_out_check.toggled.connect(self._audio_out_changed)
         self.audio_out_combo.activated.connect(lambda _i: self._audio_out_changed())
         self.delay_spin.valueChanged.connect(self._delay_changed)
-        for w in (self.device_combo, self.backend_combo, self.motion_combo, self.resolution_combo, self.renderer_combo):
+        for w in (self.device_combo, self.backend_combo, self.motion_combo, self.resolution_combo, self.renderer_combo,
+                  self.encoding_combo):
             w.currentIndexChanged.connect(self._settings_changed)
         for w in (self.fps_spin, self.window_spin, self.steps_spin, self.cfg_spin, self.expr_spin,
                   self.head_spin):
@@ -350,6 +357,7 @@ class MainWindow(QMainWindow):
         self.cfg_spin.setValue(s.cfg_scale)
         self.expr_spin.setValue(s.expression_gain)
         self.head_spin.setValue(s.head_gain)
+        self.encoding_combo.setCurrentIndex(max(0, self.encoding_combo.findData(s.joyvasa_encoding)))
         self.budget_spin.setValue(int(s.latency_budget_ms))
         self.delay_spin.setValue(s.audio_delay_ms)
         self.camera_check.setChecked(s.camera_enabled)
@@ -690,6 +698,7 @@ class MainWindow(QMainWindow):
         s.cfg_scale = self.cfg_spin.value()
         s.expression_gain = self.expr_spin.value()
         s.head_gain = self.head_spin.value()
+        s.joyvasa_encoding = self.encoding_combo.currentData()
         s.latency_budget_ms = float(self.budget_spin.value())
         if self.bridge.running:
             self.bridge.configure(dataclasses.replace(s))

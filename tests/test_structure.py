@@ -182,3 +182,26 @@ def test_files_are_written_atomically_through_one_helper():
             if "os.replace(" in code or "mkstemp(" in code:
                 offenders.append(f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}")
     assert not offenders, "use core.atomic instead of a hand-made temp + rename:\n" + "\n".join(offenders)
+
+
+def test_one_diffusion_toolkit():
+    """One cosine schedule, one step-striding function, one guidance function, one sinusoid table: all in
+    core/motion/diffusion.py (DiT, JoyVASA, training and evaluation import them)."""
+    kinds = {"schedule": ("cosine",), "striding": ("strid",), "guidance": ("guid", "cfg"), "sinusoid": ("sinusoid",)}
+    found: dict[str, list[str]] = {kind: [] for kind in kinds}
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                if any(ast.unparse(d) == "property" for d in node.decorator_list):
+                    continue  # a setting read back (e.g. a source's cfg_scale), not a mechanism
+                name = node.name.lower()
+                for kind, words in kinds.items():
+                    if isinstance(node, ast.ClassDef) and kind != "schedule":
+                        continue  # e.g. a module holding the shared table as a checkpoint buffer
+                    if any(w in name for w in words) and not name.startswith(("test", "_test")):
+                        found[kind].append(f"{module}.{node.name}")
+    for kind, defs in found.items():
+        outside = [d for d in defs if not d.startswith("core.motion.diffusion.")]
+        assert outside == [], f"{kind} defined outside core/motion/diffusion.py: {outside}"
+        assert defs, f"no {kind} in core/motion/diffusion.py"
