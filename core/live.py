@@ -146,9 +146,9 @@ def _run(args: argparse.Namespace) -> int:
         camera = session.start(config, image, choice, camera=args.camera, sinks=(clock,))
         t_start = time.monotonic()
         engine = session.engine
-        print(f"renderer: {session.renderer_choice.reason}", file=sys.stderr)
         print(f"live: {engine.motion.name} motion on {engine.renderer.spec.describe()}, input {args.input}, "
-              f"camera {camera}, budget {engine.stats().latency_budget_ms:.0f} ms; Ctrl-C stops",
+              f"camera {camera}, budget {engine.stats().latency_budget_ms:.0f} ms; {session.renderer_choice.reason}; "
+              "Ctrl-C stops",
               file=sys.stderr)
         deadline = None if args.seconds is None else t_start + args.seconds
         while not finished.is_set():

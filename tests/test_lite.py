@@ -316,7 +316,7 @@ def test_live_cli_with_the_lite_renderer_keeps_up(tmp_path, astronaut, speech_wa
                         "--atlas", "3x2", "--stats-json", str(out), "--quiet"], env=env, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "lite atlas" in r.stderr and "renderer: lite renderer chosen explicitly" in r.stderr
+    assert "lite atlas" in r.stderr and "; lite renderer chosen explicitly;" in r.stderr
     s = json.loads(out.read_text())
     assert s["renderer"] == "lite" and s["frames_emitted"] > 0
     assert s["render_fps_recent"] >= 20 and s["keeping_up"], s  # one lite frame costs milliseconds
