@@ -58,3 +58,14 @@ def test_config_dir_follows_env(tmp_path, monkeypatch):
     save_settings(AppSettings(fps=12))
     assert (tmp_path / "cfg" / "settings.json").is_file() and config_dir() == tmp_path / "cfg"
     assert load_settings()[0].fps == 12
+
+
+def test_joyvasa_encoding_setting_reaches_the_motion_settings():
+    from app.settings import settings_from_dict
+
+    s, warnings = settings_from_dict({"joyvasa_encoding": "fixed"})
+    assert s.motion_settings().joyvasa_encoding == "fixed" and warnings == []
+    s, warnings = settings_from_dict({})
+    assert s.motion_settings().joyvasa_encoding is None  # the checkpoint's own (published weights: prefix)
+    s, warnings = settings_from_dict({"joyvasa_encoding": "sinus"})
+    assert s.joyvasa_encoding is None and any("joyvasa_encoding='sinus' is unknown" in w for w in warnings)
