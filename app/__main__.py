@@ -74,27 +74,49 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("headcast")
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    closed = asyncio.Event()
-    app.aboutToQuit.connect(closed.set)
+    closed = loop.create_future()  # set when Qt quits (last window closed, or QApplication.quit())
+    app.aboutToQuit.connect(lambda: closed.done() or closed.set_result(None))
     splash = show_splash(app, smoke=args.smoke_test is not None)
-    window = build_window(args)
-    window.show()
-    splash.finish(window)
-    window.first_run_check()
-    if args.photos:
-        window.add_paths(args.photos)
-    smoke = None
-    if args.smoke_test is not None:
-        from .smoke import run_smoke_test
+    smoke: list[asyncio.Task] = []
 
-        smoke = loop.create_task(run_smoke_test(window, args.smoke_test))
-    if args.quit_after is not None:  # smoke tests: run the real event loop briefly, then close normally
-        loop.call_later(args.quit_after, window.close)
-        loop.call_later(args.quit_after, app.quit)
+    def open_window() -> None:
+        """The loop's first callback, so the window's background tasks start on a running asyncio loop. A plain
+        callback, not a task: splash.finish spins Qt, which would step other tasks inside this one."""
+        try:
+            window = build_window(args)
+            window.show()
+            splash.finish(window)
+            window.first_run_check()
+            if args.photos:
+                window.add_paths(args.photos)
+            if args.smoke_test is not None:
+                from .smoke import run_smoke_test
+
+                smoke.append(loop.create_task(run_smoke_test(window, args.smoke_test)))
+            if args.quit_after is not None:  # smoke tests: run the real event loop briefly, then close normally
+                loop.call_later(args.quit_after, window.close)
+                loop.call_later(args.quit_after, app.quit)
+        except BaseException as exc:  # raised by run_until_complete below, as before the loop existed
+            if not closed.done():
+                closed.set_exception(exc)
+
+    loop.call_soon(open_window)
     with loop:
-        loop.run_until_complete(closed.wait())
-    return smoke.result() if smoke is not None and smoke.done() else (1 if smoke is not None else 0)
+        loop.run_until_complete(closed)
+        finish_tasks(loop)
+    if args.smoke_test is None:
+        return 0
+    return smoke[0].result() if smoke and smoke[0].done() and not smoke[0].cancelled() else 1
 
+
+def finish_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """What asyncio.run does before closing its loop: cancel the tasks still pending and let them end, so none
+    is destroyed mid-await (the window cancels its own on close; this catches the rest)."""
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,10 +1,11 @@
 """The bridge between the Qt window and `core.session.LiveSession`.
 
 Why a bridge: the session runs the engine on its own threads and reports frames, stats and errors from there.
-The bridge turns those into queued Qt signals, starts and stops the session in a worker thread (seconds on a
-cold start), and owns the recovery rule: an engine error stops the run, is shown, and leaves the bridge ready to
-start again. Everything that is not Qt (pipeline cache, input choice, camera policy, sink failures, input
-level) lives in the session, so `python -m core live` behaves exactly like the app.
+The bridge turns those into queued Qt signals, starts and stops the session in asyncio tasks whose blocking
+part runs in the task pool (seconds on a cold start), and owns the recovery rule: an engine error stops the
+run, is shown, and leaves the bridge ready to start again. Everything that is not Qt (pipeline cache, input
+choice, camera policy, sink failures, input level) lives in the session, so `python -m core live` behaves
+exactly like the app.
 
 Frames use a two-slot mailbox: the engine thread copies the newest frame into the slot the GUI is not
 showing (one copy, no allocation, because the engine reuses its output buffer), and at most one
@@ -174,8 +175,16 @@ class EngineBridge(QObject):
         self._pending_error = None
         self._choice = choice
         self._set_state("starting")
-        self.tasks.submit(self._start_blocking, settings, portrait, choice, camera, face,
-                          on_done=self._started, on_error=self._start_failed)
+        self.tasks.spawn(self._start(settings, portrait, choice, camera, face))
+
+    async def _start(self, settings: AppSettings, portrait: str, choice: InputChoice, camera: bool,
+                     face: int) -> None:
+        try:
+            camera_text = await self.tasks.run(self._start_blocking, settings, portrait, choice, camera, face)
+        except Exception as exc:
+            self._start_failed(exc)
+        else:
+            self._started(camera_text)
 
     def _start_blocking(self, settings: AppSettings, portrait: str, choice: InputChoice, camera: bool,
                         face: int = 0) -> str:
@@ -262,7 +271,15 @@ class EngineBridge(QObject):
                 self._set_state("stopped")
             return
         self._set_state("stopping")
-        self.tasks.submit(self.session.stop, on_done=lambda _r: self._stopped(), on_error=self._stop_failed)
+        self.tasks.spawn(self._stop())
+
+    async def _stop(self) -> None:
+        try:
+            await self.tasks.run(self.session.stop)
+        except Exception as exc:
+            self._stop_failed(exc)
+        else:
+            self._stopped()
 
     def _stopped(self) -> None:
         self._last_stats = None
@@ -275,8 +292,13 @@ class EngineBridge(QObject):
 
     def set_portrait(self, path: str, face: int = 0) -> None:
         if self.running:
-            self.tasks.submit(self.session.set_portrait, path, face,
-                              on_error=lambda e: self.error.emit(f"Portrait: {describe_error(e)}"))
+            self.tasks.spawn(self._set_portrait(path, face))
+
+    async def _set_portrait(self, path: str, face: int) -> None:
+        try:
+            await self.tasks.run(self.session.set_portrait, path, face)
+        except Exception as exc:
+            self.error.emit(f"Portrait: {describe_error(exc)}")
 
     def configure(self, settings: AppSettings) -> None:
         if self.running:

@@ -1,7 +1,8 @@
 """The main window: portrait library, input picker with level meter, outputs, preview, settings, status.
 
-Everything slow happens elsewhere: face detection and model loading in `TaskRunner` threads, rendering in
-the engine's own thread (through `EngineBridge`). The window only reacts to signals and timers.
+Everything slow happens elsewhere: face detection and model loading in `TaskRunner` jobs (asyncio tasks on
+the Qt loop whose blocking part runs in a thread pool), rendering in the engine's own thread (through
+`EngineBridge`). The window only reacts to signals, timers and finished jobs.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class MainWindow(QMainWindow):
         self.synthetic = synthetic
         self.messages: list[str] = []
         self._message_keys: set[str] = set()
-        self.tasks = TaskRunner(parent=self, unhandled=lambda exc: self.show_message(
+        self.tasks = TaskRunner(unhandled=lambda exc: self.show_message(
             f"A background task failed: {type(exc).__name__}: {exc}", warning=True))
         self.library = PortraitLibrary(library_dir or data_dir() / "portraits")
         self.bridge = bridge or EngineBridge(self.tasks, synthetic=synthetic, parent=self)
@@ -206,6 +207,11 @@ class MainWindow(QMainWindow):
         self.cfg_spin = QDoubleSpinBox(minimum=0, maximum=20, singleStep=0.25)
         self.expr_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1)
         self.head_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1)
+        self.encoding_combo = QComboBox()  # JoyVASA's positional encoding; data None: the checkpoint's own
+        self.encoding_combo.setToolTip("JoyVASA only: prefix for the published weights, fixed for a checkpoint "
+                                       "trained with JoyVASA's code since 2025-12-09")
+        for label, value in (("checkpoint's own", None), ("prefix", "prefix"), ("fixed", "fixed")):
+            self.encoding_combo.addItem(label, value)
         self.renderer_combo = QComboBox()
         for r in RENDERER_CHOICES:
             self.renderer_combo.addItem(r)
@@ -230,6 +236,7 @@ class MainWindow(QMainWindow):
         f.addRow("Guidance (CFG)", self.cfg_spin)
         f.addRow("Expression", self.expr_spin)
         f.addRow("Head motion", self.head_spin)
+        f.addRow("JoyVASA encoding", self.encoding_combo)
         self.budget_spin = QSpinBox(minimum=0, maximum=10000, singleStep=50, suffix=" ms")
         self.budget_spin.setSpecialValueText("auto (GPU 300 ms, CPU 600 ms)")
         self.budget_spin.setToolTip("Latency budget: frames that would show later than this after the voice are "
@@ -309,7 +316,8 @@ class MainWindow(QMainWindow):
         self.audio_out_check.toggled.connect(self._audio_out_changed)
         self.audio_out_combo.activated.connect(lambda _i: self._audio_out_changed())
         self.delay_spin.valueChanged.connect(self._delay_changed)
-        for w in (self.device_combo, self.backend_combo, self.motion_combo, self.resolution_combo, self.renderer_combo):
+        for w in (self.device_combo, self.backend_combo, self.motion_combo, self.resolution_combo, self.renderer_combo,
+                  self.encoding_combo):
             w.currentIndexChanged.connect(self._settings_changed)
         for w in (self.fps_spin, self.window_spin, self.steps_spin, self.cfg_spin, self.expr_spin,
                   self.head_spin):
@@ -349,6 +357,7 @@ class MainWindow(QMainWindow):
         self.cfg_spin.setValue(s.cfg_scale)
         self.expr_spin.setValue(s.expression_gain)
         self.head_spin.setValue(s.head_gain)
+        self.encoding_combo.setCurrentIndex(max(0, self.encoding_combo.findData(s.joyvasa_encoding)))
         self.budget_spin.setValue(int(s.latency_budget_ms))
         self.delay_spin.setValue(s.audio_delay_ms)
         self.camera_check.setChecked(s.camera_enabled)
@@ -419,7 +428,15 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Finding faces in {len(files)} image(s)…")
         for f in files:
             self._adding += 1
-            self.tasks.submit(self._analyse, f, on_done=self._portrait_added, on_error=self._portrait_rejected)
+            self.tasks.spawn(self._add_portrait(f))
+
+    async def _add_portrait(self, path: Path) -> None:
+        try:
+            portrait = await self.tasks.run(self._analyse, path)
+        except Exception as exc:
+            self._portrait_rejected(exc)
+        else:
+            self._portrait_added(portrait)
 
     def _analyse(self, path: Path):
         """Worker thread: the shared cropper is created on first use (under a lock)."""
@@ -442,21 +459,22 @@ class MainWindow(QMainWindow):
         if p is None or index == p.face or not 0 <= index < p.faces:
             return
         self.face_combo.setEnabled(False)
+        self.tasks.spawn(self._crop_face(Path(p.path), index))
 
-        def done(portrait) -> None:
-            self.face_combo.setEnabled(True)
-            i = self.library.add(portrait)
-            self._portrait_selected(i)
-            if self.bridge.running:
-                self.bridge.set_portrait(portrait.path, portrait.face)
-
-        def failed(exc: BaseException) -> None:
+    async def _crop_face(self, path: Path, index: int) -> None:
+        try:
+            portrait = await self.tasks.run(analyse_portrait, path, self.bridge.get_cropper(), self.library.folder,
+                                            index)
+        except Exception as exc:
             self.face_combo.setEnabled(True)
             self.show_message(f"Could not use face {index + 1}: {exc}", warning=True)
             self._portrait_selected(self.portrait_list.currentRow())
-
-        self.tasks.submit(analyse_portrait, Path(p.path), self.bridge.get_cropper(), self.library.folder, index,
-                          on_done=done, on_error=failed)
+            return
+        self.face_combo.setEnabled(True)
+        i = self.library.add(portrait)
+        self._portrait_selected(i)
+        if self.bridge.running:
+            self.bridge.set_portrait(portrait.path, portrait.face)
 
     def _portrait_rejected(self, exc: BaseException) -> None:
         self._adding -= 1
@@ -680,6 +698,7 @@ class MainWindow(QMainWindow):
         s.cfg_scale = self.cfg_spin.value()
         s.expression_gain = self.expr_spin.value()
         s.head_gain = self.head_spin.value()
+        s.joyvasa_encoding = self.encoding_combo.currentData()
         s.latency_budget_ms = float(self.budget_spin.value())
         if self.bridge.running:
             self.bridge.configure(dataclasses.replace(s))
@@ -739,22 +758,21 @@ class MainWindow(QMainWindow):
 
     def check_camera(self) -> None:
         """Probe the virtual camera in the background; the label names the backend or what to install."""
+        self.camera_available = None
+        self.tasks.spawn(self._probe_camera())
+
+    async def _probe_camera(self) -> None:
         from .engine_bridge import probe_camera
 
-        self.camera_available = None
-
-        def done(result) -> None:
-            ok, text = result
-            self.camera_available = ok
-            self._camera_probe_label = f"Ready — {text}" if ok else text.splitlines()[0]
-            if self.camera_check.isChecked() and not self.bridge.running:
-                self._camera_state(self._camera_probe_label)
-            self.camera_label.setToolTip(text)  # the full hint with the commands
-            if not ok and self.camera_check.isChecked():
-                self.show_message(f"Virtual camera unavailable; the preview still works. {text}",
-                                  warning=True, key="camera-unavailable")
-
-        self.tasks.submit(probe_camera, on_done=done)
+        ok, text = await self.tasks.run(probe_camera)
+        self.camera_available = ok
+        self._camera_probe_label = f"Ready — {text}" if ok else text.splitlines()[0]
+        if self.camera_check.isChecked() and not self.bridge.running:
+            self._camera_state(self._camera_probe_label)
+        self.camera_label.setToolTip(text)  # the full hint with the commands
+        if not ok and self.camera_check.isChecked():
+            self.show_message(f"Virtual camera unavailable; the preview still works. {text}",
+                              warning=True, key="camera-unavailable")
 
     @Slot(str)
     def _camera_state(self, text: str) -> None:
@@ -788,8 +806,11 @@ class MainWindow(QMainWindow):
         self.atlas_bar.setRange(0, total)
         self.atlas_bar.setValue(done)
         self.atlas_bar.setVisible(done < total)
-        self.renderer_label.setText(f"Lite mode: rendering this portrait's atlas ({done}/{total} frames), once; "
-                                    "it is reused from then on.")
+        if done < total:
+            self.renderer_label.setText(f"Lite mode: rendering this portrait's atlas ({done}/{total} frames), "
+                                        "once; it is reused from then on.")
+        else:
+            self.renderer_label.setText(f"Lite mode: this portrait's atlas is ready ({total} frames).")
 
     @Slot()
     def _show_frame(self) -> None:

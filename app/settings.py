@@ -15,10 +15,10 @@ from pathlib import Path
 
 import platformdirs
 
-from core.atomic import atomic_path
+from core.atomic import atomic_path, set_aside
 from core.backends import BACKENDS
 from core.lite import RENDERERS
-from core.motion.source import MotionSettings
+from core.motion.source import JOYVASA_ENCODINGS, MotionSettings
 
 APP_NAME = "headcast"
 SETTINGS_FILE = "settings.json"
@@ -51,6 +51,7 @@ class AppSettings:
     cfg_scale: float = 2.0
     expression_gain: float = 1.0
     head_gain: float = 1.0
+    joyvasa_encoding: str | None = None  # "prefix" | "fixed"; None: the checkpoint's own (published: prefix)
     audio_delay_ms: float = AUTO_DELAY  # < 0: follow the measured latency
     audio_output_enabled: bool = False
     audio_output_device: str | None = None  # a virtual audio cable, by sounddevice name
@@ -68,6 +69,7 @@ class AppSettings:
             window=self.motion_window,
             steps=self.sampling_steps,
             cfg_scale=self.cfg_scale,
+            joyvasa_encoding=self.joyvasa_encoding,
         )
 
     def validated(self) -> tuple[AppSettings, list[str]]:
@@ -93,6 +95,9 @@ class AppSettings:
         clamp("latency_budget_ms", 0.0, 10000.0)
         if s.audio_delay_ms != AUTO_DELAY:
             clamp("audio_delay_ms", 0.0, 5000.0)
+        if s.joyvasa_encoding is not None and s.joyvasa_encoding not in JOYVASA_ENCODINGS:
+            notes.append(f"joyvasa_encoding={s.joyvasa_encoding!r} is unknown; using the checkpoint's own")
+            s.joyvasa_encoding = None
         if s.renderer not in RENDERER_CHOICES:
             notes.append(f"renderer={s.renderer!r} is unknown; using 'full'")
             s.renderer = "full"
@@ -158,11 +163,7 @@ def load_settings(path: Path | None = None) -> tuple[AppSettings, list[str]]:
         if not isinstance(raw, dict):
             raise ValueError("the top level is not a JSON object")
     except ValueError as exc:
-        try:
-            os.replace(path, path.with_name(path.name + ".bad"))
-            kept = f" The broken file was kept as {path.name}.bad."
-        except OSError:
-            kept = ""
+        kept = f" The broken file was kept as {path.name}.bad." if set_aside(path) else ""
         return AppSettings(), [f"Settings file {path} is corrupt ({exc}); using defaults.{kept}"]
     settings, warnings = settings_from_dict(raw)
     return settings, [f"Settings {path}: {w}" for w in warnings]

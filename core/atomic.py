@@ -82,8 +82,27 @@ def atomic_path(path: str | Path, suffix: str = ".tmp", mode: int = 0o644) -> It
     tmp_path = temporary_path(path, suffix)
     try:
         yield tmp_path
-        os.chmod(tmp_path, mode)
-        os.replace(tmp_path, path)
+        commit(tmp_path, path, mode)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def commit(tmp: str | Path, path: str | Path, mode: int = 0o644) -> Path:
+    """Finish an atomic write: give the complete temporary file its permissions and rename it over `path`.
+    For writers that own the temporary file for a while (a video muxer: `temporary_path` + `commit`)."""
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def set_aside(path: str | Path, suffix: str = ".bad") -> Path | None:
+    """Rename a damaged file to NAME<suffix> beside it: kept for inspection, never read again under its real
+    name. Returns the new path, or None when it could not be moved (the caller says so)."""
+    path = Path(path)
+    aside = path.with_name(path.name + suffix)
+    try:
+        os.replace(path, aside)
+    except OSError:
+        return None
+    return aside

@@ -11,6 +11,7 @@ import argparse
 
 from core.backends import BACKENDS, PRECISIONS
 from core.motion.factory import KINDS
+from core.motion.source import JOYVASA_ENCODINGS, MotionSettings
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser, motion_default: str = "auto") -> None:
@@ -26,6 +27,15 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, motion_default: str 
                              "that passes a self-check here, measured once and remembered)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="renderer compute precision (auto: fp16 on CUDA, fp32 elsewhere; bf16 = autocast)")
+    parser.add_argument("--joyvasa-encoding", choices=JOYVASA_ENCODINGS, default=None,
+                        help="JoyVASA's positional encoding: prefix (the code the published weights were trained "
+                             "with) or fixed (JoyVASA's code since 2025-12-09, for a checkpoint trained with it); "
+                             "default: the one recorded with the checkpoint, else prefix")
+
+
+def motion_settings(args: argparse.Namespace) -> MotionSettings:
+    """The motion settings the pipeline options carry (JoyVASA's positional encoding)."""
+    return MotionSettings(joyvasa_encoding=getattr(args, "joyvasa_encoding", None))
 
 
 def weights_choice(args: argparse.Namespace) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.cli_args import add_pipeline_arguments, pipeline_kwargs
+from core.cli_args import add_pipeline_arguments, motion_settings, pipeline_kwargs
 
 EXIT_INTERRUPTED = 130
 
@@ -122,7 +122,8 @@ def _run(args: argparse.Namespace) -> int:
 
     choice = InputChoice.parse(args.input)
     config = SessionConfig.from_pipeline_kwargs(
-        pipeline_kwargs(args), engine=EngineSettings(max_batch=args.batch, latency_budget_ms=args.latency_budget),
+        pipeline_kwargs(args), engine=EngineSettings(max_batch=args.batch, latency_budget_ms=args.latency_budget,
+                                                     motion=motion_settings(args)),
         loop_files=args.loop, renderer=args.renderer, atlas=args.atlas)
     finished = threading.Event()
     errors: list[BaseException] = []
@@ -135,7 +136,9 @@ def _run(args: argparse.Namespace) -> int:
                           on_message=lambda text: print(text, file=sys.stderr),
                           on_camera=lambda text: print(f"camera: {text}", file=sys.stderr))
     clock = SinkClock()
-    session.on_atlas_progress = _atlas_bar()
+    from core.lite.cli import AtlasProgressBar
+
+    session.on_atlas_progress = AtlasProgressBar()
     interrupted = False
     try:
         image = load_image(args.portrait)
@@ -143,9 +146,9 @@ def _run(args: argparse.Namespace) -> int:
         camera = session.start(config, image, choice, camera=args.camera, sinks=(clock,))
         t_start = time.monotonic()
         engine = session.engine
-        print(f"renderer: {session.renderer_choice.reason}", file=sys.stderr)
         print(f"live: {engine.motion.name} motion on {engine.renderer.spec.describe()}, input {args.input}, "
-              f"camera {camera}, budget {engine.stats().latency_budget_ms:.0f} ms; Ctrl-C stops",
+              f"camera {camera}, budget {engine.stats().latency_budget_ms:.0f} ms; {session.renderer_choice.reason}; "
+              "Ctrl-C stops",
               file=sys.stderr)
         deadline = None if args.seconds is None else t_start + args.seconds
         while not finished.is_set():
@@ -197,24 +200,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: the run stopped: {errors[0]}", file=sys.stderr)
         return 1
     return EXIT_INTERRUPTED if interrupted else 0
-
-
-def _atlas_bar():
-    """A tqdm bar for a lite-mode atlas build, made on the first progress report (none when nothing builds)."""
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        from tqdm import tqdm
-
-        if bar is None:
-            bar = tqdm(total=total, unit="frame", desc="lite atlas (full renderer, once per portrait)",
-                       file=sys.stderr)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return progress
 
 
 def _status(stats) -> None:

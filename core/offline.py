@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_path
-from core.cli_args import add_pipeline_arguments, pipeline_kwargs
+from core.cli_args import add_pipeline_arguments, motion_settings, pipeline_kwargs
 from core.face import FACE_ORDER
 from core.timebase import FPS, SAMPLE_RATE, frames_for_samples
 
@@ -113,7 +113,7 @@ def main(args: argparse.Namespace) -> int:
         audio = clip.mono()
         from core.pipeline import build_pipeline
 
-        renderer, motion = build_pipeline(**pipeline_kwargs(args), offline=True)
+        renderer, motion = build_pipeline(**pipeline_kwargs(args), settings=motion_settings(args), offline=True)
         motion = MotionRecorder(motion)
         face = None if args.face is None else args.face - 1
         portrait = renderer.prepare(image, args.portrait, face=face)  # raises NoFaceError naming the file

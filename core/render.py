@@ -155,11 +155,11 @@ class Renderer:
     # ------------------------------------------------------------------ frames
     @torch.inference_mode()
     def driving_keypoints(self, portrait: PreparedPortrait, motion: torch.Tensor) -> torch.Tensor:
-        """Motion rows (B, 70) fp32 on the device -> driving keypoints (B, 21, 3), stitched if enabled."""
+        """Motion rows (B, 70 | 71) fp32 on the device -> driving keypoints (B, 21, 3), stitched if enabled."""
         b = motion.shape[0]
         angles = portrait.angles + motion[:, layout.POSE]
         rot = rotation_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
-        exp = portrait.exp + motion[:, layout.EXP].reshape(b, -1, 3)
+        exp = layout.driving_expression(portrait.exp, motion)  # absolute lips where a row says so (layout.py)
         scale = portrait.scale * (1 + motion[:, layout.SCALE : layout.SCALE + 1])
         t = portrait.t + motion[:, layout.T]
         x_d = transform_keypoints(portrait.kp.expand(b, -1, -1), rot, exp, scale, t)
@@ -210,8 +210,9 @@ class Renderer:
         """
         if isinstance(motion, np.ndarray):
             motion = torch.from_numpy(motion)
-        if motion.ndim != 2 or motion.shape[1] != layout.MOTION_DIM:
-            raise ValueError(f"motion must be (B, {layout.MOTION_DIM}) rows, got {tuple(motion.shape)}")
+        if motion.ndim != 2 or motion.shape[1] not in layout.ROW_DIMS:
+            raise ValueError(f"motion must be (B, {layout.MOTION_DIM}) or (B, {layout.MOTION_DIM + 1}) rows, "
+                             f"got {tuple(motion.shape)}")
         motion = motion.to(self.spec.device, torch.float32, non_blocking=True)
         faces = self.render_faces(portrait, motion)
         if self.spec.device.type == "cpu":  # the device is the host: paste straight into the caller's buffer

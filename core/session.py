@@ -28,6 +28,7 @@ import numpy as np
 from core.engine.clock import Clock
 from core.engine.engine import EngineSettings, EngineStats
 from core.engine.sinks import SinkFailure, camera_install_hint
+from core.timebase import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class LevelMeter:
         n = len(block)
         rms = math.sqrt(float(np.dot(block, block)) / n) if n else 0.0
         self.level = max(-120.0, 20.0 * math.log10(rms)) if rms > 0 else -120.0
-        self.peak = max(self.level, self.peak - 20.0 * n / 16000.0)
+        self.peak = max(self.level, self.peak - 20.0 * n / SAMPLE_RATE)
 
     def reset(self) -> None:
         self.level = self.peak = -120.0
@@ -191,7 +192,7 @@ class LiveSession:
         if self.engine is not None:
             self.stop()
         renderer, motion = self.pipeline(config)
-        renderer = self._renderer_for(config, renderer, portrait)
+        renderer = self._renderer_for(config, renderer, portrait, face)
         engine = Engine(renderer, motion, config.engine, clock=self.clock)
         engine.on_error = self._engine_error
         engine.on_finished = self._finished
@@ -214,7 +215,7 @@ class LiveSession:
             raise
         return camera_text
 
-    def _renderer_for(self, config: SessionConfig, full, portrait):
+    def _renderer_for(self, config: SessionConfig, full, portrait, face: int | None = None):
         """The full renderer, or (lite / auto choosing lite) a LiteRenderer with this portrait's atlas ready;
         a missing atlas is built here, reporting to `on_atlas_progress` (minutes at official size on a CPU)."""
         from core.lite.atlas import AtlasError, AtlasSpec
@@ -228,7 +229,7 @@ class LiveSession:
         except ValueError as exc:
             raise AtlasError(str(exc)) from exc
         renderer, self.renderer_choice = resolve_renderer(config.renderer, full, portrait, grid,
-                                                          self.on_atlas_progress)
+                                                          self.on_atlas_progress, face=face)
         log.info("renderer: %s", self.renderer_choice.reason)
         return renderer
 

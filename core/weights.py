@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.atomic import atomic_path
+from core.atomic import atomic_path, commit, set_aside
 
 
 @dataclass(frozen=True)
@@ -304,17 +304,16 @@ class WeightsRegistry:
         """Verify `source`, then put it in place atomically; a bad file is quarantined, never installed."""
         ok = self.verify_file(f, source)
         if ok is False:
-            bad = source.with_name(source.name + ".bad")
-            if move and keep_bad:
-                os.replace(source, bad)
+            bad = set_aside(source) if move and keep_bad else None
             raise WeightsChecksumError(
                 f"{f.local}: sha256 does not match the published file (damaged or truncated)."
-                + (f" Kept aside as {bad}." if move and keep_bad else "") + " Download it again."
+                + (f" Kept aside as {bad}." if bad else "") + " Download it again."
             )
-        with atomic_path(self.root / f.local) as tmp:
-            if move:
-                os.replace(source, tmp)
-            else:
+        if move:  # a staged download on the same disk: the rename is the atomic step
+            (self.root / f.local).parent.mkdir(parents=True, exist_ok=True)
+            commit(source, self.root / f.local)
+        else:
+            with atomic_path(self.root / f.local) as tmp:
                 shutil.copyfile(source, tmp)
 
     def download(self, models: str | list[str] = REQUIRED, progress: Callable[[int, int, str], None] | None = None,

@@ -36,6 +36,17 @@ def _require_kit(kit: Path):
         pytest.skip(f"parity kit not found at {kit} (set HEADCAST_SHARED)")
 
 
+@pytest.fixture(autouse=True)
+def _detach_qt_loop():
+    """App tests drive Qt with pytest-qt, so the window's asyncio tasks run on a qasync loop that
+    `app.tasks.qt_loop()` attached to Qt's loop; after each test (widgets closed first: this fixture is set up
+    before qtbot, so it is torn down after it) its leftover tasks are cancelled and it is closed."""
+    yield
+    tasks = sys.modules.get("app.tasks")
+    if tasks is not None:
+        tasks.release_qt_loop()
+
+
 @pytest.fixture(scope="session")
 def parity_kit():
     """The LivePortrait kit's make_weights module."""

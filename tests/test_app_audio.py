@@ -297,7 +297,8 @@ def test_engine_runs_from_the_virtual_microphone(pulse, speech, qtbot, tmp_path,
     monkeypatch.setenv("HEADCAST_DATA_DIR", str(tmp_path / "data"))
     png = tmp_path / "astronaut.png"
     cv2.imwrite(str(png), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
-    w = MainWindow(AppSettings(camera_enabled=False, device="cpu"), synthetic="tiny")
+    # a budget too large to matter: every frame is rendered, so the count below does not depend on CPU speed
+    w = MainWindow(AppSettings(camera_enabled=False, device="cpu", latency_budget_ms=10_000), synthetic="tiny")
     qtbot.addWidget(w)
     w.show()
     w.add_paths([png])

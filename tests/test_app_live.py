@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from app.main_window import status_text
+from core.timebase import SAMPLE_RATE
 
 
 def test_status_text_shows_measured_figures_and_the_cannot_keep_up_state():
@@ -49,8 +50,8 @@ def test_a_file_input_plays_to_its_end_then_says_so(qtbot, window, tmp_path):
     from app.engine_bridge import InputChoice
 
     wav = tmp_path / "hum.wav"
-    t = np.arange(int(1.5 * 16000)) / 16000
-    wavfile.write(wav, 16000, (0.4 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
+    t = np.arange(int(1.5 * SAMPLE_RATE)) / SAMPLE_RATE
+    wavfile.write(wav, SAMPLE_RATE, (0.4 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
     w = window
     w.select_input(InputChoice("file", str(wav)))
     levels = []

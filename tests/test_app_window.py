@@ -309,7 +309,11 @@ def test_task_without_on_error_is_not_swallowed(qtbot, caplog):
 
     seen = []
     tasks = TaskRunner(unhandled=seen.append)
-    tasks.submit(lambda: 1 / 0)
+
+    async def job():
+        await tasks.run(lambda: 1 / 0)
+
+    tasks.spawn(job())
     qtbot.waitUntil(lambda: bool(seen), timeout=10000)
     assert isinstance(seen[0], ZeroDivisionError) and "background task failed" in caplog.text
     tasks.shutdown()

@@ -178,3 +178,25 @@ def test_bundle_renders_an_mp4(bundle, portrait, tmp_path):
         assert container.streams.audio, "the mp4 has no audio track"
     assert abs(frames - seconds * FPS) <= 2, f"{frames} frames for {seconds} s of audio"
     print(f"\nbundled render: {frames} frames in {time.monotonic() - t0:.1f} s")
+
+
+def test_bundle_menu_entry_installs_for_the_user(bundle, tmp_path):
+    """install-desktop-entry.sh writes a valid menu entry whose Exec is this bundle's absolute path, and removes it."""
+    if sys.platform != "linux":
+        pytest.skip("menu entries via .desktop files are the Linux bundle's")
+    data = tmp_path / "share"
+    env = {**os.environ, "XDG_DATA_HOME": str(data)}
+    script = bundle / "install-desktop-entry.sh"
+    proc = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    entry = (data / "applications" / "headcast.desktop").read_text()
+    assert f'Exec="{bundle / "headcast"}" %F' in entry
+    assert "Icon=headcast" in entry and "Type=Application" in entry
+    assert (data / "icons" / "hicolor" / "scalable" / "apps" / "headcast.svg").is_file()
+    assert (data / "icons" / "hicolor" / "256x256" / "apps" / "headcast.png").stat().st_size > 1000
+    if shutil.which("desktop-file-validate"):
+        check = subprocess.run(["desktop-file-validate", str(data / "applications" / "headcast.desktop")],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    proc = subprocess.run([str(script), "--remove"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and not (data / "applications" / "headcast.desktop").exists()

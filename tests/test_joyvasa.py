@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from core import layout
+from core.motion.diffusion import conditioned, guided
 from core.motion.joyvasa import (
     CHECKPOINT_REL,
     TEMPLATE_REL,
@@ -29,6 +30,7 @@ from core.motion.joyvasa import (
     load_state_dict_strictly,
     postprocess,
     read_checkpoint,
+    relative_rows,
 )
 from core.motion.joyvasa.audio import pad_window
 from core.motion.source import SAMPLES_PER_FRAME, MotionSource
@@ -95,6 +97,8 @@ def test_architecture_from_args_and_n_layers_ignored(jv, joyvasa_root):
     ns = read_checkpoint(joyvasa_root / CHECKPOINT_REL)["args"]
     assert ns.n_layers == 6 and isinstance(ns.data_root, pathlib.PurePosixPath)
     assert jv.model.args == JoyVASAArgs(73, 100, 10, 256, "hubert_zh", 50)
+    # the published file records no encoding: it runs with the one it was trained with, "prefix"
+    assert jv.recorded_encoding is None and jv.default_encoding == "prefix"
     assert len(jv.model.denoising_net.transformer.layers) == 8
     assert jv.model.diffusion_sched.betas.shape == (51,)
     changed = argparse.Namespace(**{**vars(ns), "n_motions": 60, "n_prev_motions": 5})
@@ -159,11 +163,19 @@ def test_denoiser(jv, joyvasa_vectors, pe):
 def test_cfg_step(jv, joyvasa_vectors, pe):
     c, g, m = inputs(joyvasa_vectors, "cfg_step"), GROUPS[pe], jv.model
     t = int(c["t"])
-    with torch.inference_mode(), encoding(m, pe):
-        x0, uncond, cond = m.denoise(c["x_t"], c["audio_feat"], c["prev_motion_feat"], c["prev_audio_feat"], t,
-                                     float(c["cfg_scale"]))
-        c0, c1, sigma = m.diffusion_sched.coefficients(t, t - 1)
-        x_prev = c0 * c["x_t"] + c1 * x0 + sigma * c["z"]
+    raw = []  # the network's whole (uncond ; cond) output, captured as the kit's harness did
+    hook = m.denoising_net.register_forward_hook(lambda _m, _i, out: raw.append(out))
+    try:
+        with torch.inference_mode(), encoding(m, pe):
+            audio = torch.cat((c["prev_audio_feat"], c["audio_feat"]), 1)
+            denoise = guided(conditioned(m, c["prev_motion_feat"], audio), float(c["cfg_scale"]))
+            x0 = denoise(c["x_t"], torch.full((len(c["x_t"]),), t))
+            c0, c1, sigma = m.diffusion_sched.schedule().posterior(t, t - 1)
+            x_prev = c0 * c["x_t"] + c1 * x0 + sigma * c["z"]
+    finally:
+        hook.remove()
+    assert len(raw) == 1 and len(raw[0]) == 2 * len(c["x_t"])  # one forward over a batch of 2B
+    uncond, cond = raw[0].chunk(2)
     for name, got in (("denoiser_uncond", uncond), ("denoiser_cond", cond), ("target", x0), ("x_prev", x_prev)):
         close(got, joyvasa_vectors, f"cfg_step/{g}/{name}")
 
@@ -210,27 +222,58 @@ def test_template_values(jv, joyvasa_vectors):
                                                       for k in ("pitch", "yaw", "roll")]))
 
 
-@pytest.mark.slow
-def test_native_stream_equals_the_official_pipeline(jv, joyvasa_vectors):
-    """Streaming in native mode (100-frame windows, 50 steps, CFG 2.8) gives the wrapper's motion relative to its
-    first frame, shifted by the 2 leading silent frames, for any push block size."""
+@pytest.fixture(scope="module")
+def native_rows(jv, joyvasa_vectors):
+    """The kit's waveform streamed in native mode (100-frame windows, 50 steps, CFG 2.8), odd push blocks."""
     v = joyvasa_vectors
     source = JoyVASAMotionSource(jv, config=JoyVASAConfig.native(), noise=injected(v))
-    assert isinstance(source, MotionSource)
+    assert isinstance(source, MotionSource) and source.positional_encoding == "prefix"
     wave = v["pipeline/in/wave"]
-    rows = [source.pull() for _ in range(0)]
+    rows = []
     for i in range(0, len(wave), 4321):
         source.push_audio(wave[i : i + 4321])
         rows.append(source.pull())
     rows.append(source.flush())
-    rows = np.concatenate(rows)
-    assert len(rows) == -(-len(wave) // SAMPLES_PER_FRAME)
-    absolute = absolute_rows({k.split("/")[-1]: v[k] for k in v.files if k.startswith("pipeline/out_prefix/")})
+    return np.concatenate(rows)
+
+
+def official(vectors) -> dict[str, np.ndarray]:
+    return {k.split("/")[-1]: vectors[k] for k in vectors.files if k.startswith("pipeline/out_prefix/")}
+
+
+@pytest.mark.slow
+def test_native_stream_equals_the_official_pipeline(native_rows, joyvasa_vectors):
+    """Streaming in native mode gives the wrapper's motion relative to its first frame, shifted by the 2 leading
+    silent frames, for any push block size; the lips carry the absolute expression (weight 1)."""
+    v, rows = joyvasa_vectors, native_rows
+    assert len(rows) == -(-len(v["pipeline/in/wave"]) // SAMPLES_PER_FRAME)
+    assert rows.shape[1] == layout.MOTION_DIM + 1 and np.all(rows[:, layout.LIP_ABSOLUTE] == 1)
+    absolute = absolute_rows(official(v))
     expected = absolute[2 : 2 + len(rows)] - absolute[0]
     expected[:, layout.SCALE] = absolute[2 : 2 + len(rows), layout.SCALE] / absolute[0, layout.SCALE] - 1
+    lips = np.array([3 * k + c for k in layout.LIP_KEYPOINTS for c in range(3)])
+    expected[:, lips] = absolute[2 : 2 + len(rows), lips]
     assert_close(rows[:, layout.EXP], expected[:, layout.EXP], "stream exp")
     assert_close(rows[:, layout.POSE], expected[:, layout.POSE], "stream angles", **ANGLE)
-    assert_close(rows[:, 66:], expected[:, 66:], "stream t/scale", max_abs=1e-4, rel_l2=1e-4)
+    assert_close(rows[:, 66:70], expected[:, 66:], "stream t/scale", max_abs=1e-4, rel_l2=1e-4)
+
+
+@pytest.mark.slow
+def test_lip_keypoints_follow_the_official_rule(native_rows, joyvasa_vectors):
+    """JoyVASA's renderer, animation region "all" (its default): delta_new = exp_s + (exp_i - exp_0), then
+    delta_new[lip] = exp_i[lip] for lip keypoints 6, 12, 14, 17, 19, 20. Our rows through the layout contract
+    (what the renderer's keypoint step computes) give that expression for a portrait of any expression."""
+    exp = official(joyvasa_vectors)["raw_exp"]  # (112, 21, 3) the official generated expression per frame
+    n = len(native_rows)
+    source = np.random.default_rng(3).normal(0, 0.05, (1, 21, 3)).astype(np.float32)  # the portrait's exp
+    expected = source + (exp[2 : 2 + n] - exp[0])
+    for lip in (6, 12, 14, 17, 19, 20):
+        expected[:, lip] = exp[2 : 2 + n, lip]
+    got = layout.driving_expression(torch.from_numpy(source), torch.from_numpy(native_rows)).numpy()
+    assert_close(got, expected, "driving expression")
+    # the rule matters: the lips are not the portrait's lips plus a change (which is what 70-column rows say)
+    relative = layout.driving_expression(source, native_rows[:, : layout.MOTION_DIM])
+    assert np.abs(relative[:, list(layout.LIP_KEYPOINTS)] - expected[:, list(layout.LIP_KEYPOINTS)]).max() > 1e-2
 
 
 # ------------------------------------------------------------------------------------------------ bad files
@@ -324,7 +367,7 @@ def test_live_defaults_frame_count_and_latency(tiny, speech_16k):
     for block in (320, 7777):
         source.reset(None)
         rows = stream(source, speech_16k[: 16000 * 3 + 123], block)
-        assert rows.shape == (-(-(16000 * 3 + 123) // SAMPLES_PER_FRAME), layout.MOTION_DIM)
+        assert rows.shape == (-(-(16000 * 3 + 123) // SAMPLES_PER_FRAME), layout.MOTION_DIM + 1)  # absolute lips
         assert np.isfinite(rows).all()
     assert np.abs(rows[:, layout.EXP]).max() > 0
 
@@ -350,7 +393,164 @@ def test_live_gains_and_settings(tiny, speech_16k):
     s = MotionSettings(expression_gain=0.5, head_gain=0.0)
     scaled = stream(JoyVASAMotionSource(tiny, settings=s), audio, 1600)
     assert np.allclose(scaled[:, layout.EXP], 0.5 * base[:, layout.EXP], atol=1e-6)
-    assert np.abs(scaled[:, 63:]).max() == 0
+    assert np.abs(scaled[:, 63:70]).max() == 0
+    assert np.all(scaled[:, layout.LIP_ABSOLUTE] == 0.5)  # the lips blend like the rest of the expression
     fewer = JoyVASAMotionSource(tiny, settings=MotionSettings(window=10, steps=4))
     assert fewer.latency_ms() == 360.0
     assert len(stream(fewer, audio, 1600)) == len(base)
+
+
+# ------------------------------------------------------------------------------------------------ every length
+PADDING = 1280 + 640  # the wrapper's silence around the clip
+SHORT = 10  # frames per window of the stand-in used for the sweeps (same code paths, 10x cheaper than 100)
+OFFSETS = (-641, -640, -1, 0, 1, 120, 639, 640, 641)  # samples around a boundary
+
+
+@pytest.fixture
+def short() -> JoyVASA:
+    """A stand-in with 10-frame windows; one thread, since tiny ops only pay thread overhead (5x faster here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield JoyVASA(JoyVASAModel.synthetic(seed=1, n_motions=SHORT), MotionTemplate.synthetic())
+    torch.set_num_threads(threads)
+
+
+def official_frames(length: int, n: int) -> tuple[int, int]:
+    """JoyVASA's wrapper, restated: (windows, frames) for a padded length L and N-frame windows. Its frame count
+    is the float int(L / 16000 * 25), one short of floor(L / 640) at a few multiples of 640."""
+    clip_len = int(length / 16000 * 25)
+    n_windows = 1 if clip_len <= n else -(-clip_len // n)
+    pad = n_windows * n * SAMPLES_PER_FRAME - length
+    return n_windows, n * n_windows - (-(-pad // SAMPLES_PER_FRAME) if pad > 0 else 0)
+
+
+def test_generate_every_length_around_the_window_boundaries(short, speech_16k):
+    """The wrapper's window and frame counts at every padded length L around 1, 2 and 3 windows; windows before
+    the last one are the same whatever follows (same audio, same noise), so only the last depends on L."""
+    per_window = SHORT * SAMPLES_PER_FRAME
+    wave = speech_16k[: 3 * per_window + 641]
+    reference = None
+    for length in sorted((k * per_window + d for k in (1, 2, 3) for d in OFFSETS), reverse=True):
+        coef, windows = short.model.generate(wave[: length - PADDING], 2.8, steps=2)
+        n_windows, frames = official_frames(length, SHORT)
+        assert frames == length // SAMPLES_PER_FRAME or int(length / 16000 * 25) != length // SAMPLES_PER_FRAME
+        assert coef.shape == (frames, 73) and len(windows) == n_windows, length
+        assert np.isfinite(coef).all()
+        reference = reference or [w["motion"] for w in windows]
+        for i, w in enumerate(windows[:-1]):
+            assert np.array_equal(w["motion"], reference[i]), (length, i)
+
+
+def test_generate_the_reported_lengths(tiny):
+    """62,200 samples (L = 64,120, just past one 100-frame window) failed with "negative dimensions"; at
+    L = 128,640 JoyVASA's float frame count gives 2 windows and 200 frames (floor(L / 640) would be 201)."""
+    for n, frames, n_windows in ((62_200, 100, 1), (128_640 - PADDING, 200, 2)):
+        coef, windows = tiny.model.generate(np.zeros(n, np.float32), steps=1)
+        assert coef.shape == (frames, 73) and len(windows) == n_windows == official_frames(n + PADDING, 100)[0]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_stream_every_length_around_the_window_boundaries(short, speech_16k, native):
+    """The stream owes ceil(n / 640) rows at every length; with native windows (N frames, no audio context) it
+    equals generate() minus the two leading silent frames, so streaming and the offline pipeline agree around
+    every boundary. Live windows (N / 2 frames, audio context) are swept around their own boundaries."""
+    n = SHORT if native else SHORT // 2
+    config = JoyVASAConfig(window=n, steps=2, cfg_scale=2.8, audio_context_frames=0 if native else 3)
+    per_window = n * SAMPLES_PER_FRAME
+    # speech lengths whose stream (1,280 silent samples in front) or padded clip ends around a window boundary
+    lengths = [k * per_window - (PADDING if native else 1280) + d for k in (1, 2, 3) for d in OFFSETS]
+    wave = speech_16k[: max(lengths)]
+    for length in lengths:
+        rows = stream(JoyVASAMotionSource(short, config=config), wave[:length], 333)
+        assert rows.shape == (-(-length // SAMPLES_PER_FRAME), layout.MOTION_DIM + 1), length
+        assert np.isfinite(rows).all()
+        if native:
+            coef, _ = short.model.generate(wave[:length], 2.8, steps=2)
+            post, _ = postprocess(coef, short.template)
+            absolute = absolute_rows(post)
+            expected = relative_rows(absolute, absolute[0], absolute_lips=True)[2 : 2 + len(rows)]
+            assert np.allclose(rows, expected, atol=1e-5), length
+
+
+# ------------------------------------------------------------------------------------------------ encoding
+def test_encoding_recorded_with_the_checkpoint_chosen_and_switched(short, speech_16k):
+    from core.motion.joyvasa.model import recorded_encoding
+    from core.motion.source import MotionSettings
+
+    path = pathlib.Path("ckpt.pt")
+    assert recorded_encoding(argparse.Namespace(), path) is None
+    assert recorded_encoding(argparse.Namespace(positional_encoding="fixed"), path) == "fixed"
+    recorded_sinus = "ckpt.pt: its args record positional_encoding='sinus', not one of prefix, fixed"
+    with pytest.raises(JoyVASACheckpointError, match=recorded_sinus):
+        recorded_encoding(argparse.Namespace(positional_encoding="sinus"), path)
+    config = JoyVASAConfig(window=SHORT, steps=2)
+    assert JoyVASAMotionSource(short, config=config).positional_encoding == "prefix"  # nothing recorded
+    recorded = JoyVASA(short.model, short.template, recorded_encoding="fixed")
+    assert JoyVASAMotionSource(recorded, config=config).positional_encoding == "fixed"
+    chosen = JoyVASAMotionSource(recorded, MotionSettings(joyvasa_encoding="prefix"), config)
+    assert chosen.positional_encoding == "prefix"  # the user's choice wins over the record
+    audio = speech_16k[:16000]
+    prefix = stream(chosen, audio, 1600)
+    chosen.configure(MotionSettings(joyvasa_encoding="fixed"))  # live switch, same weights
+    chosen.reset(None)
+    fixed = stream(chosen, audio, 1600)
+    assert prefix.shape == fixed.shape and not np.allclose(prefix, fixed, atol=1e-3)
+    with pytest.raises(ValueError, match="'sinus' is not one of prefix, fixed"):
+        chosen.configure(MotionSettings(joyvasa_encoding="sinus"))
+
+
+def test_cli_joyvasa_encoding(tmp_path, monkeypatch, speech_16k, astronaut):
+    """`python -m core render --joyvasa-encoding fixed|prefix` reaches the denoiser (stand-in model)."""
+    import cv2
+
+    from core.__main__ import main as core_main
+    from core.audio.io import save_wav
+
+    monkeypatch.setenv("HEADCAST_WEIGHTS_DIR", str(tmp_path / "weights"))  # no JoyVASA files: the stand-in
+    wav, png = tmp_path / "a.wav", tmp_path / "p.png"
+    save_wav(wav, speech_16k[:8000], 16000)
+    cv2.imwrite(str(png), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        dumps = {}
+        for enc in ("prefix", "fixed"):
+            dumps[enc] = tmp_path / f"{enc}.npz"
+            assert core_main(["render", "--portrait", str(png), "--audio", str(wav), "--synthetic-weights", "tiny",
+                              "--motion", "joyvasa", "--joyvasa-encoding", enc, "--dump-motion", str(dumps[enc])]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    a, b = (np.load(dumps[e])["motion"] for e in ("prefix", "fixed"))
+    assert a.shape == b.shape == (13, layout.MOTION_DIM + 1) and not np.allclose(a, b, atol=1e-3)
+    with pytest.raises(SystemExit):
+        core_main(["render", "--portrait", str(png), "--audio", str(wav), "--joyvasa-encoding", "sinus"])
+
+
+def test_stand_ins_leave_the_global_rng_alone(short, speech_16k):
+    """Stand-in models and sources draw from local generators: the caller's global RNG state is untouched, and
+    the same seed gives the same stand-in."""
+    from core.audio.features import AudioFeatureExtractor
+
+    state = torch.random.get_rng_state()
+    a = JoyVASAModel.synthetic(seed=4, n_motions=SHORT)
+    AudioFeatureExtractor.from_config(AudioFeatureExtractor.small_config(hidden=32, layers=1), seed=4)
+    source = JoyVASAMotionSource(JoyVASA(a, MotionTemplate.synthetic()), config=JoyVASAConfig(window=SHORT, steps=1))
+    stream(source, speech_16k[:8000], 4000)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = JoyVASAModel.synthetic(seed=4, n_motions=SHORT)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert source.last_window_ms > 0
+
+
+@pytest.mark.parametrize("command", ["core.offline", "core.live"])
+def test_render_and_live_take_the_encoding(command):
+    """Both commands get `--joyvasa-encoding` from the shared pipeline arguments; it reaches MotionSettings."""
+    import importlib
+
+    from core.cli_args import motion_settings
+
+    parser = argparse.ArgumentParser()
+    importlib.import_module(command).add_arguments(parser)
+    base = ["--portrait", "p.png"] + (["--audio", "a.wav"] if command == "core.offline" else [])
+    assert motion_settings(parser.parse_args(base)).joyvasa_encoding is None  # the checkpoint's own
+    assert motion_settings(parser.parse_args(base + ["--joyvasa-encoding", "fixed"])).joyvasa_encoding == "fixed"

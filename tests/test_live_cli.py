@@ -105,7 +105,8 @@ def test_ctrl_c_in_live_exits_130_with_whole_stats(tmp_path, portrait_png):
     err = ""
     try:
         lines = []
-        while not any(line.startswith("render") for line in lines):  # the first status line: it is running
+        # a status line with frames going out: the run is live
+        while not any("latency p50" in line and "output  0.0" not in line for line in lines):
             line = p.stderr.readline()
             assert line or p.poll() is None, "".join(lines)
             lines.append(line)

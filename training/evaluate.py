@@ -38,13 +38,10 @@ class EvalConfig:
 def sample_window(model, diffusion, context: torch.Tensor, audio: torch.Tensor, n: int, steps: int,
                   cfg_scale: float, generator: torch.Generator) -> torch.Tensor:
     """Strided DDIM with classifier-free guidance: (B,C,70), (B,C+n,D) -> (B,n,70) normalised motion."""
-    from core.motion.diffusion import guided, sample_ddim
+    from core.motion.diffusion import conditioned, guided, sample_ddim
 
-    def model_fn(x_t, t, drop):
-        k = x_t.shape[0] // context.shape[0]  # guided() may double the batch
-        return model(x_t, t, context.repeat(k, 1, 1), audio.repeat(k, 1, 1), drop_audio=drop)
-
-    return sample_ddim(guided(model_fn, cfg_scale), diffusion, (context.shape[0], n, context.shape[2]), steps,
+    denoise = guided(conditioned(model, context, audio), cfg_scale)
+    return sample_ddim(denoise, diffusion, (context.shape[0], n, context.shape[2]), steps,
                        generator=generator, device=context.device)
 
 

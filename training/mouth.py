@@ -1,20 +1,20 @@
 """The fixed mouth-open projection used by the synthetic set and the lip-sync proxy.
 
-LivePortrait's expression deltas are 21 implicit keypoints x (x, y, z). Its lip retargeting and expression
-editing move keypoints 14, 17, 19 and 20 (the lips) mostly along y when the mouth opens, so we define mouth
-opening as the projection of the expression columns on the unit vector with equal weight on the y component
-of those four keypoints. Eye closure is the same construction on y of keypoints 11, 13, 15, 16, 18. These are
-fixed, documented choices, not learned; they only need to be the same in `synth` and `evaluate`.
+LivePortrait's expression deltas are 21 implicit keypoints x (x, y, z). The lip keypoints are the ones
+LivePortrait's and JoyVASA's "lip" region animates, `core.layout.LIP_KEYPOINTS` (6, 12, 14, 17, 19, 20, one
+definition for the whole tree); we define mouth opening as the projection of the expression columns on the unit
+vector with equal weight on the y component of those keypoints. Eye closure is the same construction on y of
+`core.layout.EYE_KEYPOINTS` (11, 13, 15, 16, 18). These are fixed, documented choices, not learned; they only
+need to be the same in `synth` and `evaluate`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from core.layout import EXP, MOTION_DIM
+from core.layout import EXP, EYE_KEYPOINTS, LIP_KEYPOINTS, MOTION_DIM
 
-MOUTH_KEYPOINTS = (14, 17, 19, 20)
-EYE_KEYPOINTS = (11, 13, 15, 16, 18)
+MOUTH_KEYPOINTS = LIP_KEYPOINTS
 
 
 def _direction(keypoints: tuple[int, ...], axis: int = 1) -> np.ndarray:

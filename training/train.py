@@ -35,6 +35,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from core.atomic import atomic_path
+from core.motion.diffusion import predict_x0
 from training import checkpointing
 from training.data import (
     DataError,
@@ -110,11 +111,6 @@ def build_diffusion(steps: int):
     from core.motion.diffusion import CosineSchedule
 
     return CosineSchedule(steps)
-
-
-def predict_x0(model, x_t, t, context, audio, drop_audio):
-    """The one place that knows MotionDiT's call signature."""
-    return model(x_t, t, context, audio, drop_audio=drop_audio)
 
 
 # ---------------------------------------------------------------- helpers

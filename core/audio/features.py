@@ -114,8 +114,10 @@ class AudioFeatureExtractor:
         """Random initialisation from a transformers Wav2Vec2Config (tests, benchmarks, stand-ins)."""
         from transformers import Wav2Vec2Model
 
-        torch.manual_seed(seed)
-        return cls(Wav2Vec2Model(model_config), config, device)
+        with torch.random.fork_rng(devices=[]):  # deterministic per seed, the caller's global RNG untouched
+            torch.manual_seed(seed)
+            model = Wav2Vec2Model(model_config)
+        return cls(model, config, device)
 
     @classmethod
     def stand_in(cls, config: AudioFeatureConfig | None = None,

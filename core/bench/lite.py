@@ -25,6 +25,7 @@ from core.device import pick_device
 from core.face import psnr
 from core.liveportrait import LivePortraitConfig, build_liveportrait
 from core.render import Renderer
+from core.timebase import FPS
 
 
 class LinearRetarget(nn.Module):
@@ -79,7 +80,7 @@ def talking_rows(models, portrait, n: int) -> np.ndarray:
 
     source = RetargetMotionSource(models)
     source.reset(portrait)
-    t = np.arange(n) / 25
+    t = np.arange(n) / FPS
     lip = 0.55 * np.clip(np.sin(2 * np.pi * 1.7 * t) * 0.5 + 0.5, 0, 1) ** 1.5
     phase = (t % 2.0) / 0.12
     eye = np.where(phase < 1, 0.35 * (1 - np.sin(np.pi * np.clip(phase, 0, 1))), 0.35)

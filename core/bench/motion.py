@@ -10,7 +10,7 @@ import torch
 
 from core.audio.features import AudioFeatureConfig, AudioFeatureExtractor, measure_hop_ms
 from core.device import pick_device
-from core.motion.diffusion import CosineSchedule, guided, sample_ddim
+from core.motion.diffusion import CosineSchedule, conditioned, guided, sample_ddim
 from core.motion.dit import DiTConfig, MotionDiT
 
 
@@ -45,9 +45,7 @@ def main(args: argparse.Namespace) -> int:
         ctx = torch.randn(1, config.context, config.motion_dim, device=dev)
         audio = torch.randn(1, config.context + n, config.audio_dim, device=dev)
 
-        def model_fn(x, t, drop, ctx=ctx, audio=audio):
-            b = x.shape[0]
-            return model(x, t, ctx.expand(b, -1, -1), audio.expand(b, -1, -1), drop)
+        model_fn = conditioned(model, ctx, audio)
 
         for k in (int(v) for v in args.steps.split(",")):
             def run(n=n, k=k, model_fn=model_fn):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -207,8 +206,9 @@ class VideoFileSink:
             self._container.close()
             if self.frames == 0:
                 raise RuntimeError("no frames were written")
-            os.chmod(self.tmp, 0o644)
-            os.replace(self.tmp, self.path)
+            from core.atomic import commit
+
+            commit(self.tmp, self.path)
         except BaseException:
             self.abort()
             raise

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.timebase import SAMPLE_RATE
+from core.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 from .clock import REAL_TIME, Clock
 
@@ -78,7 +78,7 @@ class _ThreadSource:
 class FileSource(_ThreadSource):
     """An audio file (or an array of 16 kHz samples), in real time or as fast as the engine takes it."""
 
-    def __init__(self, path_or_samples: str | Path | np.ndarray, realtime: bool = False, block: int = 640,
+    def __init__(self, path_or_samples: str | Path | np.ndarray, realtime: bool = False, block: int = SAMPLES_PER_FRAME,
                  clock: Clock | None = None, loop: bool = False) -> None:
         super().__init__(block, clock)
         self.loop = loop  # real time only: start again at the end instead of finishing

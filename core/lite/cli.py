@@ -22,12 +22,33 @@ def add_renderer_arguments(parser: argparse.ArgumentParser, default: str) -> Non
                              "core.lite.atlas.AtlasSpec, 9x3 = 27 full renders)")
 
 
+class AtlasProgressBar:
+    """`progress(done, total)` for an atlas build as a tqdm bar on stderr, made on the first report (nothing is
+    shown when nothing builds) and closed at the end or by `close()`. Used by `render` and `live`."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="frame", desc="lite atlas (full renderer, once per portrait)",
+                             file=sys.stderr)
+        self._bar.update(done - self._bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def select_renderer(args: argparse.Namespace, full, image: np.ndarray, source_name: str, batch: int = 1,
                     face: int | None = None):
     """The renderer the command runs (the full one, or a LiteRenderer whose atlas is ready), and the choice.
     A missing atlas is built here, in the foreground, with a tqdm bar (Ctrl-C leaves no partial file)."""
-    from tqdm import tqdm
-
     from core.lite.atlas import AtlasError, AtlasSpec
     from core.lite.select import resolve_renderer
 
@@ -35,21 +56,12 @@ def select_renderer(args: argparse.Namespace, full, image: np.ndarray, source_na
         grid = AtlasSpec.parse(args.atlas) if args.atlas else AtlasSpec()
     except ValueError as exc:
         raise AtlasError(f"--atlas: {exc}") from exc
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, unit="frame", desc="lite atlas (full renderer, once per portrait)",
-                       file=sys.stderr)
-        bar.update(done - bar.n)
-
+    progress = AtlasProgressBar()
     try:
         renderer, choice = resolve_renderer(args.renderer, full, image, grid, progress, batch=batch,
                                             source_name=source_name, face=face)
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
     print(f"renderer: {choice.reason}", file=sys.stderr)
     if choice.kind == "lite":
         atlas = renderer.prepare(image, source_name, face=face).atlas

@@ -17,8 +17,10 @@ approximation for small pitch / yaw; large turns need the full renderer.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from core import layout
+from core.geometry import rotation_matrix
 from core.lite.atlas import EYE_RANGE, LIP_RANGE, Atlas
 
 FIXED_POINT_STEPS = 4
@@ -28,18 +30,6 @@ STILL = 1e-6  # head columns below this are "no head motion": the warp is skippe
 def _increasing(values: np.ndarray) -> np.ndarray:
     """Force a response curve to be non-decreasing so it can be inverted with np.interp."""
     return np.maximum.accumulate(values)
-
-
-def _rotation(angles_deg: np.ndarray) -> np.ndarray:
-    """(B, 3) pitch, yaw, roll in degrees -> (B, 3, 3), the transpose of Rz Ry Rx (core.liveportrait.keypoints)."""
-    p, y, r = np.deg2rad(angles_deg).T
-    cp, sp, cy, sy, cr, sr = np.cos(p), np.sin(p), np.cos(y), np.sin(y), np.cos(r), np.sin(r)
-    rz_ry_rx = np.stack([
-        cr * cy, cr * sy * sp - sr * cp, cr * sy * cp + sr * sp,
-        sr * cy, sr * sy * sp + cr * cp, sr * sy * cp - cr * sp,
-        -sy, cy * sp, cy * cp,
-    ], axis=1).reshape(-1, 3, 3)
-    return rz_ry_rx.transpose(0, 2, 1)
 
 
 class MotionProjection:
@@ -118,7 +108,8 @@ class MotionProjection:
         if not moves.any():
             return out, moves
         m = motion[moves].astype(np.float64)
-        rot = _rotation(self.angles + m[:, layout.POSE])
+        angles = torch.from_numpy(self.angles + m[:, layout.POSE])  # float64: the fit is exact for tests
+        rot = rotation_matrix(angles[:, 0], angles[:, 1], angles[:, 2]).numpy()
         x = (self.kp @ rot + self.exp) * (self.scale * (1 + m[:, layout.SCALE]))[:, None, None]
         zd = (x[..., 0] + self.t[0] + m[:, None, layout.T.start]) + 1j * (x[..., 1] + self.t[1]
                                                                            + m[:, None, layout.T.start + 1])

@@ -93,12 +93,13 @@ def choose_renderer(mode: str, renderer, portrait, fps: int = FPS, batch: int = 
         except OSError as exc:  # not remembering is no reason to stop: the next start measures again
             log.warning("could not remember the renderer speed in %s: %s", path, exc)
     how = "remembered" if remembered else "measured"
+    rate = f"{full_fps:.1f} fps" if full_fps >= 1 else f"{1 / max(full_fps, 1e-9):.1f} s a frame"
     device = renderer.spec.describe()
     if full_fps >= fps * HEADROOM:
-        return RendererChoice("full", f"full renderer: {how} {full_fps:.1f} fps on {device}, enough for {fps} fps",
+        return RendererChoice("full", f"full renderer: {how} {rate} on {device}, enough for {fps} fps",
                               full_fps, remembered)
-    return RendererChoice("lite", f"lite mode: the full renderer {how} {full_fps:.2f} fps on {device}, below the "
-                                  f"{fps} fps needed", full_fps, remembered)
+    return RendererChoice("lite", f"lite mode: the full renderer {how} {rate} on {device}, below the {fps} fps "
+                                  "needed", full_fps, remembered)
 
 
 def resolve_renderer(mode: str, full, image, grid=None, on_progress=None, cancel=None, batch: int = 1,

@@ -10,11 +10,12 @@ classifier-free guidance (dropped during training with some probability).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+
+from core.motion.diffusion import sinusoid_table
 
 
 @dataclass
@@ -47,15 +48,6 @@ class DiTConfig:
     def small(cls, audio_dim: int = 64) -> DiTConfig:
         """A narrow model of the same design, for tests and CPU demos."""
         return cls(audio_dim=audio_dim, width=64, layers=2, heads=4, window=25, max_frames=128, dropout=0.0)
-
-
-def sinusoid_table(length: int, dim: int) -> torch.Tensor:
-    pos = torch.arange(length, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    table = torch.zeros(length, dim)
-    table[:, 0::2] = torch.sin(pos * freq)
-    table[:, 1::2] = torch.cos(pos * freq)
-    return table
 
 
 class MotionDiT(nn.Module):

@@ -21,11 +21,11 @@ from core import layout
 from core.audio.features import STAND_IN_MODEL, AudioFeatureConfig, AudioFeatureExtractor
 from core.audio.vad import VoiceActivity
 from core.motion.checkpoint import MotionCheckpointError, MotionModel, MotionStats, load_motion_model
-from core.motion.diffusion import CosineSchedule, guided, sample_ddim
+from core.motion.diffusion import CosineSchedule, conditioned, guided, sample_ddim
 from core.motion.dit import DiTConfig, MotionDiT
 from core.motion.retarget_source import RetargetConfig, RetargetMotionSource
 from core.motion.source import MotionSettings
-from core.timebase import SAMPLES_PER_FRAME
+from core.timebase import FRAME_MS, SAMPLES_PER_FRAME
 
 
 @dataclass
@@ -66,11 +66,13 @@ class DiTMotionSource:
             if synthetic is None:
                 raise FileNotFoundError("No DiT motion model given: train one with `python -m training` and pass "
                                         "--motion-checkpoint, or use --motion retarget.")
-            torch.manual_seed(0)
             wcfg = AudioFeatureExtractor.small_config(hidden=32, layers=1)
             wcfg.conv_dim = (16,) * 7
-            features = AudioFeatureExtractor.from_config(wcfg, AudioFeatureConfig(left_context_s=0.5), device=device)
-            model = MotionDiT(DiTConfig.small(audio_dim=features.dim)).eval()
+            features = AudioFeatureExtractor.from_config(wcfg, AudioFeatureConfig(left_context_s=0.5), seed=0,
+                                                         device=device)
+            with torch.random.fork_rng(devices=[]):  # deterministic stand-in, the caller's global RNG untouched
+                torch.manual_seed(0)
+                model = MotionDiT(DiTConfig.small(audio_dim=features.dim)).eval()
             mm = MotionModel(model.to(device), MotionStats(std=np.full(layout.MOTION_DIM, 0.01, np.float32)))
             return cls(mm, features, settings, device=device)
         mm = load_motion_model(checkpoint, device)
@@ -118,7 +120,7 @@ class DiTMotionSource:
         self.settings = settings
 
     def latency_ms(self) -> float:
-        return (self.settings.window - 1) * 40.0 + self._stream.latency_ms
+        return (self.settings.window - 1) * FRAME_MS + self._stream.latency_ms
 
     def push_audio(self, samples: np.ndarray) -> None:
         feats = self._stream.push(samples)
@@ -158,14 +160,9 @@ class DiTMotionSource:
         audio = self._take_features(n)
         cond_audio = torch.cat((self._ctx_audio, audio[None]), dim=1)
         ctx = self._ctx_motion
-        model = self.mm.model
-
-        def model_fn(x_t, t, drop):
-            b = x_t.shape[0]
-            return model(x_t, t, ctx.expand(b, -1, -1), cond_audio.expand(b, -1, -1), drop)
-
         x_T = torch.randn((1, n, layout.MOTION_DIM), generator=self._gen).to(self.device)
-        x0 = sample_ddim(guided(model_fn, self.settings.cfg_scale), self.schedule, (1, n, layout.MOTION_DIM),
+        denoise = guided(conditioned(self.mm.model, ctx, cond_audio), self.settings.cfg_scale)
+        x0 = sample_ddim(denoise, self.schedule, (1, n, layout.MOTION_DIM),
                          k=self.settings.steps, eta=self.config.eta, generator=self._gen, device=self.device,
                          x_T=x_T)
         c = self.mm.config.context

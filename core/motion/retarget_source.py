@@ -26,12 +26,9 @@ import numpy as np
 import torch
 
 from core import layout
+from core.layout import EYE_KEYPOINTS, LIP_KEYPOINTS  # used only by the fallback without MLPs
 from core.motion.source import MotionSettings
-from core.timebase import FRAME_MS, SAMPLES_PER_FRAME
-
-# LivePortrait keypoints that move with the lips / eyelids; used only by the fallback without MLPs.
-LIP_KEYPOINTS = (6, 12, 14, 17, 19, 20)
-EYE_KEYPOINTS = (11, 13, 15, 16, 18)
+from core.timebase import FPS, FRAME_MS, SAMPLES_PER_FRAME
 
 
 @dataclass
@@ -85,8 +82,6 @@ class RetargetMotionSource:
         self._buffer = np.zeros(0, np.float32)
         self._consumed = 0  # samples before the buffer start
         self._frame = 0
-        self._emitted = 0
-        self._flushed_total: int | None = None
         self._prev_sample = 0.0
         self._floor_db, self._peak_db = -60.0, -20.0
         self._open = 0.0
@@ -94,11 +89,12 @@ class RetargetMotionSource:
         self._rng = np.random.default_rng(self.seed)
         self._next_blink = self._draw_gap(first=True)
         self._blink_start, self._blink_len = -1.0, 0.0
-        self.blinks: list[tuple[float, float]] = []  # (start s, duration s) of every blink so far
         self._phases = self._rng.uniform(0, 2 * math.pi, (3, 3))
         self._freqs = self._rng.uniform(0.07, 0.45, (3, 3))
+        # per frame of the last pull: lip / eye ratios, and the duration (s) of a blink starting there (else 0)
         self.last_aux: dict[str, np.ndarray] = {"lip_ratio": np.zeros(0, np.float32),
-                                                 "eye_ratio": np.zeros(0, np.float32)}
+                                                 "eye_ratio": np.zeros(0, np.float32),
+                                                 "blink_s": np.zeros(0, np.float32)}
         if portrait is not None:
             self._build_tables(portrait)
         else:
@@ -206,9 +202,10 @@ class RetargetMotionSource:
         motion = np.zeros((max(count, 0), layout.MOTION_DIM), np.float32)
         lip = np.zeros(len(motion), np.float32)
         eye = np.full(len(motion), cfg.source_eye_ratio, np.float32)
+        blink = np.zeros(len(motion), np.float32)
         for i in range(len(motion)):
             k = self._frame
-            t = k / 25.0
+            t = k / FPS
             db = self._level_db(k)
             # adaptive floor (bounded below: digital silence must not stretch the scale) and a decaying peak
             self._floor_db = max(cfg.floor_db_min, db if db < self._floor_db else self._floor_db + 0.02)
@@ -227,7 +224,7 @@ class RetargetMotionSource:
             if self._blink_start < 0 and t >= self._next_blink:
                 self._blink_start = t
                 self._blink_len = self._rng.uniform(*cfg.blink_ms) / 1000
-                self.blinks.append((t, self._blink_len))
+                blink[i] = self._blink_len
             if self._blink_start >= 0:
                 phase = (t - self._blink_start) / self._blink_len
                 if phase >= 1:
@@ -242,8 +239,7 @@ class RetargetMotionSource:
             self._frame += 1
         if len(motion):
             motion[:, layout.EXP] = self.expression(lip, eye)
-        self._emitted += len(motion)
-        self.last_aux = {"lip_ratio": lip, "eye_ratio": eye}
+        self.last_aux = {"lip_ratio": lip, "eye_ratio": eye, "blink_s": blink}
         # drop audio no longer needed (keep one sample for the pre-emphasis of the next frame)
         keep_from = self._frame * SAMPLES_PER_FRAME - self._consumed
         if keep_from > 1:

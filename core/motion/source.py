@@ -14,6 +14,8 @@ import numpy as np
 
 from core.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: F401  (re-exported for sources)
 
+JOYVASA_ENCODINGS = ("prefix", "fixed")  # JoyVASA's positional encodings (core/motion/joyvasa/denoiser.py)
+
 
 @dataclass
 class MotionSettings:
@@ -25,6 +27,7 @@ class MotionSettings:
     steps: int = 10  # diffusion sampling steps
     cfg_scale: float = 2.0
     seed: int = 0
+    joyvasa_encoding: str | None = None  # JoyVASA: "prefix" | "fixed"; None: the checkpoint's (published: prefix)
 
 
 @runtime_checkable

@@ -3,8 +3,8 @@
 Parameter names equal the checkpoint's `denoising_net.*` keys, so the published state dict loads strictly.
 Why a module of its own rather than a configuration of `core.motion.dit.MotionDiT`: JoyVASA's network is a
 `torch.nn.TransformerDecoder` (self-attention over motion, cross-attention to audio through a diagonal memory
-mask) with a sinusoid step table and a quirky positional term; matching its key names and numerics inside our
-DiT would bend that model's design for one checkpoint.
+mask) with a sinusoid step table (`core.motion.diffusion.sinusoid_table`) and a quirky positional term;
+matching its key names and numerics inside our DiT would bend that model's design for one checkpoint.
 
 Positional encoding: JoyVASA's code before 2025-12-09 added a single row of the sinusoid table (row = sequence
 length) to every frame, a constant bias with no position information; the released weights were trained with
@@ -15,13 +15,13 @@ live windows, so the bias the weights expect stays the same.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-POSITIONAL_ENCODINGS = ("prefix", "fixed")
+from core.motion.diffusion import sinusoid_table
+from core.motion.source import JOYVASA_ENCODINGS as POSITIONAL_ENCODINGS
 
 
 @dataclass(frozen=True)
@@ -38,22 +38,12 @@ class JoyVASADenoiserConfig:
     positional_encoding: str = "prefix"
 
 
-def sinusoid_table(length: int, dim: int) -> torch.Tensor:
-    """(1, length, dim): sin on even channels, cos on odd, frequencies 10000^(-2i/dim), float32."""
-    pos = torch.arange(0, length, dtype=torch.float32).unsqueeze(1)
-    freq = torch.exp(torch.arange(0, dim, 2).float() * (-math.log(10000.0) / dim))
-    table = torch.zeros(length, dim)
-    table[:, 0::2] = torch.sin(pos * freq)
-    table[:, 1::2] = torch.cos(pos * freq)
-    return table.unsqueeze(0)
-
-
 class SinusoidTable(nn.Module):
     """Holds the `pe` buffer (checkpoint key `<name>.pe`)."""
 
     def __init__(self, length: int, dim: int) -> None:
         super().__init__()
-        self.register_buffer("pe", sinusoid_table(length, dim))
+        self.register_buffer("pe", sinusoid_table(length, dim)[None])
 
 
 class JoyVASADenoiser(nn.Module):

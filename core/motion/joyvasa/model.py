@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,19 +18,36 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.motion.diffusion import (
+    CosineSchedule,
+    Noise,
+    conditioned,
+    generator_noise,
+    guided,
+    sample_ancestral,
+    sinusoid_table,
+)
 from core.motion.joyvasa.audio import build_hubert, encode_window, hubert_config
-from core.motion.joyvasa.denoiser import JoyVASADenoiser, JoyVASADenoiserConfig, sinusoid_table
-from core.motion.joyvasa.files import MotionTemplate, read_checkpoint, refuse, resolve_files
+from core.motion.joyvasa.denoiser import (
+    POSITIONAL_ENCODINGS,
+    JoyVASADenoiser,
+    JoyVASADenoiserConfig,
+)
+from core.motion.joyvasa.files import (
+    JoyVASACheckpointError,
+    MotionTemplate,
+    read_checkpoint,
+    refuse,
+    resolve_files,
+)
 from core.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 LEADING_SILENCE = 2 * SAMPLES_PER_FRAME  # JoyVASA's wrapper puts 2 frames (1,280 samples) of silence in front ...
 TRAILING_SILENCE = SAMPLES_PER_FRAME  # ... and 1 behind
 HUBERT_AUDIO_MODELS = ("hubert_zh", "hubert_zh_ori")
 ARCH_FIELDS = ("motion_feat_dim", "n_motions", "n_prev_motions", "feature_dim", "audio_model", "n_diff_steps")
+DEFAULT_ENCODING = "prefix"  # what the published weights were trained with (see `denoiser.py`)
 WEIGHT_NORM_ALIASES = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1"}
-
-Noise = Callable[[tuple[int, ...]], torch.Tensor]
-
 
 @dataclass(frozen=True)
 class JoyVASAArgs:
@@ -64,24 +80,9 @@ class DiffusionSchedule(nn.Module):
         for name in ("betas", "alphas", "alpha_bars", "sigmas_flex", "sigmas_inflex"):
             self.register_buffer(name, torch.zeros(n_steps + 1))
 
-    def coefficients(self, t: int, s: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x_s = c0 x_t + c1 x0 + sigma z (posterior of the ancestral step t -> s < t)."""
-        ab_t, ab_s = self.alpha_bars[t], self.alpha_bars[s]
-        if s == t - 1:  # the official step: the stored alphas and posterior std
-            alpha, sigma = self.alphas[t], self.sigmas_inflex[t]
-        else:  # a strided step over several schedule steps
-            alpha = ab_t / ab_s
-            sigma = torch.sqrt((1 - ab_s) / (1 - ab_t) * (1 - alpha))
-        c0 = (1 - ab_s) * torch.sqrt(alpha) / (1 - ab_t)
-        c1 = (1 - alpha) * torch.sqrt(ab_s) / (1 - ab_t)
-        return c0, c1, sigma
-
-
-def step_sequence(n_diff_steps: int, steps: int) -> list[int]:
-    """Descending timesteps n..1 (all of them, or `steps` of them evenly strided); each goes to the next, then 0."""
-    steps = max(1, min(steps, n_diff_steps))
-    ts = np.unique(np.round(np.linspace(1, n_diff_steps, steps)).astype(int))[::-1]
-    return [int(t) for t in ts]
+    def schedule(self) -> CosineSchedule:
+        """The stored buffers as the toolkit's schedule (float32, JoyVASA's official step numbers)."""
+        return CosineSchedule.from_buffers(self.betas, self.alphas, self.alpha_bars, self.sigmas_inflex)
 
 
 class JoyVASAModel(nn.Module):
@@ -103,66 +104,83 @@ class JoyVASAModel(nn.Module):
         self.diffusion_sched = DiffusionSchedule(args.n_diff_steps)
 
     @classmethod
-    def synthetic(cls, seed: int = 0, positional_encoding: str = "prefix") -> JoyVASAModel:
-        """A tiny random model of the same structure (development and tests without the published file)."""
-        torch.manual_seed(seed)
+    def synthetic(cls, seed: int = 0, positional_encoding: str = "prefix", n_motions: int = 100) -> JoyVASAModel:
+        """A tiny random model of the same structure (development and tests without the published file);
+        `n_motions`: its window length (shorter windows make window-boundary tests cheap). Deterministic per
+        seed; the caller's global RNG is left as it was."""
+        from transformers import HubertModel
+
         hcfg = hubert_config()
         for k, v in dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                          conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2).items():
             setattr(hcfg, k, v)
-        from transformers import HubertModel
-
-        args = JoyVASAArgs(feature_dim=32)
-        den = JoyVASADenoiserConfig(feature_dim=32, n_layers=2, n_heads=2, positional_encoding=positional_encoding)
-        model = cls(args, positional_encoding, HubertModel(hcfg), den)
-        with torch.no_grad():
-            for name, value in _cosine_schedule(args.n_diff_steps).items():
-                getattr(model.diffusion_sched, name).copy_(value)
-            for p in (model.start_audio_feat, model.start_motion_feat, model.null_audio_feat):
-                p.uniform_(-1, 1)
+        args = JoyVASAArgs(feature_dim=32, n_motions=n_motions)
+        den = JoyVASADenoiserConfig(feature_dim=32, n_motions=n_motions, n_layers=2, n_heads=2,
+                                    positional_encoding=positional_encoding)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = cls(args, positional_encoding, HubertModel(hcfg), den)
+            with torch.no_grad():
+                for name, value in CosineSchedule(args.n_diff_steps).buffers().items():
+                    getattr(model.diffusion_sched, name).copy_(value)
+                for p in (model.start_audio_feat, model.start_motion_feat, model.null_audio_feat):
+                    p.uniform_(-1, 1)
         return model.eval()
+
+    @property
+    def positional_encoding(self) -> str:
+        return self.denoising_net.positional_encoding
+
+    @positional_encoding.setter
+    def positional_encoding(self, name: str) -> None:
+        """Switchable at any time (same weights): "prefix" (pre-2025-12-09 code, published weights) | "fixed"."""
+        if name not in POSITIONAL_ENCODINGS:
+            raise ValueError(f"JoyVASA positional encoding {name!r} is not one of {', '.join(POSITIONAL_ENCODINGS)}")
+        self.denoising_net.positional_encoding = name
 
     # ------------------------------------------------------------------ pieces
     def audio_features(self, wave: torch.Tensor) -> torch.Tensor:
-        """(B, 640 n) raw samples -> (B, n, D)."""
-        return encode_window(self.audio_encoder, self.audio_feature_map, wave)
+        """(B, 640 n) raw samples -> (B, n, D). transformers' HuBERT draws one number per layer from the global
+        CPU RNG even in eval (its layerdrop test), so the call runs on a forked RNG: once per window, 23 us
+        measured on the 2-core development machine (under load)."""
+        with torch.random.fork_rng(devices=[]):
+            return encode_window(self.audio_encoder, self.audio_feature_map, wave)
 
-    def denoise(self, x_t, audio, prev_motion, prev_audio, t: int, cfg_scale: float):
-        """Guided x0 estimate for the window (B, N, 73) and the raw (uncond, cond) network outputs (B, C+N, 73)."""
-        b, n = x_t.shape[:2]
-        if cfg_scale == 1.0:
-            step = torch.full((b,), t, dtype=torch.long, device=x_t.device)
-            cond = self.denoising_net(x_t, audio, prev_motion, prev_audio, step)
-            return cond[:, -n:], None, cond
-        null = self.null_audio_feat.expand(b, n, -1)
-        step = torch.full((2 * b,), t, dtype=torch.long, device=x_t.device)
-        out = self.denoising_net(torch.cat((x_t, x_t)), torch.cat((null, audio)),
-                                 torch.cat((prev_motion, prev_motion)), torch.cat((prev_audio, prev_audio)), step)
-        uncond, cond = out[:b], out[b:]
-        u, c = uncond[:, -n:], cond[:, -n:]
-        return u + cfg_scale * (c - u), uncond, cond
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, audio: torch.Tensor,
+                drop_audio: torch.Tensor | None = None) -> torch.Tensor:
+        """`core.motion.diffusion.predict_x0`'s call: x_t (B, N, 73), t (B,), context = the previous motion
+        (B, C, 73), audio = previous + window features (B, C + N, D); drop_audio (B,) puts the null audio in
+        place of the window's features (the previous audio stays, as in JoyVASA's guidance) -> x0 (B, N, 73)."""
+        c, n = context.shape[1], x_t.shape[1]
+        prev_audio, window = audio[:, :c], audio[:, c:]
+        if drop_audio is not None:
+            window = torch.where(drop_audio[:, None, None], self.null_audio_feat.expand_as(window), window)
+        return self.denoising_net(x_t, window, context, prev_audio, t)[:, -n:]
 
     def sample(self, audio, prev_motion, prev_audio, x_T: torch.Tensor, noise: Noise,
                cfg_scale: float = 2.8, steps: int | None = None) -> torch.Tensor:
-        """Ancestral sampling from x_T; `noise(shape)` gives each step's fresh N(0, 1) draw (t > 1 only)."""
-        ts = step_sequence(self.args.n_diff_steps, steps or self.args.n_diff_steps)
-        x = x_T
-        for i, t in enumerate(ts):
-            s = ts[i + 1] if i + 1 < len(ts) else 0
-            x0, _, _ = self.denoise(x, audio, prev_motion, prev_audio, t, cfg_scale)
-            c0, c1, sigma = self.diffusion_sched.coefficients(t, s)
-            x = c0 * x + c1 * x0
-            if s > 0:
-                x = x + sigma * noise(tuple(x.shape)).to(x)
-        return x
+        """Guided ancestral sampling of one window from x_T with the toolkit and this checkpoint's schedule;
+        `noise(shape)` gives each step's fresh N(0, 1) draw (t > 1 only)."""
+        denoise = guided(conditioned(self, prev_motion, torch.cat((prev_audio, audio), 1)), cfg_scale)
+        return sample_ancestral(denoise, self.diffusion_sched.schedule(), tuple(x_T.shape), x_T=x_T,
+                                k=steps or self.args.n_diff_steps, noise=noise)
 
     @torch.inference_mode()
     def generate(self, wave: np.ndarray, cfg_scale: float = 2.8, noise: Noise | None = None,
                  steps: int | None = None) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
-        """JoyVASA's offline pipeline on a whole clip -> (floor(L / 640), 73) coefficients, L = padded length,
-        and per-window audio features / motion."""
+        """JoyVASA's offline pipeline on a whole clip -> (floor(L / 640), 73) coefficients, L = padded length
+        (wave + 1,280 + 640 samples), and per-window audio features / motion.
+
+        Windows: one if c <= N, else ceil(c / N), each N x 640 samples, no overlap, where c = int(L / 16000 * 25)
+        is JoyVASA's own float frame count; it is floor(L / 640) except at a few multiples of 640 where the float
+        falls just short, which matters only on a window boundary (L = 128,640: 2 windows, 200 frames rather than
+        201, the missing one being the wrapper's trailing silence), kept for parity with the official output.
+        When L lies just past a multiple of N x 640 (e.g. 62,200 samples of speech: L = 64,120, one window) the
+        windows cover less than L: as in JoyVASA's wrapper nothing is padded then and the last < 640 samples are
+        not heard (they do not complete a frame); otherwise the last window is zero-padded and the frames that
+        cover only padding are dropped."""
         if noise is None:
-            noise = torch_noise(torch.Generator().manual_seed(0))
+            noise = generator_noise(torch.Generator().manual_seed(0))
         a = self.args
         per_window = SAMPLES_PER_FRAME * a.n_motions
         x = np.concatenate((np.zeros(LEADING_SILENCE, np.float32), np.asarray(wave, np.float32).reshape(-1),
@@ -170,7 +188,9 @@ class JoyVASAModel(nn.Module):
         length = len(x)
         clip_len = int(length / SAMPLE_RATE * FPS)
         n_windows = 1 if clip_len <= a.n_motions else math.ceil(clip_len / a.n_motions)
-        x = np.concatenate((x, np.zeros(per_window * n_windows - length, np.float32)))
+        pad = per_window * n_windows - length  # >= -640: the windows cover c >= floor(L / 640) - 1 frames
+        if pad > 0:
+            x = np.concatenate((x, np.zeros(pad, np.float32)))
         device = self.start_motion_feat.device
         prev_motion, prev_audio = self.start_motion_feat, self.start_audio_feat
         x_T = noise((1, a.n_motions, a.motion_feat_dim)).to(device)
@@ -183,26 +203,8 @@ class JoyVASAModel(nn.Module):
             windows.append({"audio_feat": audio.cpu().numpy(), "motion": motion.cpu().numpy()})
             coefs.append(motion[0])
         coef = torch.cat(coefs).float().cpu().numpy()
-        drop = math.ceil((per_window * n_windows - length) / SAMPLES_PER_FRAME)
+        drop = max(0, math.ceil(pad / SAMPLES_PER_FRAME))
         return coef[: len(coef) - drop], windows
-
-
-def torch_noise(generator: torch.Generator) -> Noise:
-    return lambda shape: torch.randn(shape, generator=generator)
-
-
-def _cosine_schedule(n: int, s: float = 0.008) -> dict[str, torch.Tensor]:
-    """JoyVASA's cosine schedule (used only for the synthetic stand-in; real buffers come from the file)."""
-    x = torch.linspace(0, n, n + 1)
-    ab = torch.cos(((x / n) + s) / (1 + s) * math.pi / 2) ** 2
-    ab = ab / ab[0]
-    betas = torch.cat((torch.zeros(1), torch.clip(1 - ab[1:] / ab[:-1], 1e-4, 0.999)))
-    alphas = 1 - betas
-    alpha_bars = torch.cumprod(alphas, 0)
-    inflex = torch.zeros(n + 1)
-    inflex[1:] = torch.sqrt((1 - alpha_bars[:-1]) / (1 - alpha_bars[1:]) * betas[1:])
-    return {"betas": betas, "alphas": alphas, "alpha_bars": alpha_bars, "sigmas_flex": betas.sqrt(),
-            "sigmas_inflex": inflex}
 
 
 def load_state_dict_strictly(model: JoyVASAModel, state: dict[str, torch.Tensor], path: Path) -> None:
@@ -226,27 +228,51 @@ def load_state_dict_strictly(model: JoyVASAModel, state: dict[str, torch.Tensor]
     model.load_state_dict(renamed, strict=True)
     # JoyVASA's loader drops the file's step table and keeps the one its constructor computes
     den = model.denoising_net
-    den.TE.pe.copy_(sinusoid_table(den.TE.pe.shape[1], den.TE.pe.shape[2]))
+    den.TE.pe.copy_(sinusoid_table(den.TE.pe.shape[1], den.TE.pe.shape[2])[None])
+
+
+def recorded_encoding(ns: argparse.Namespace | None, path: Path) -> str | None:
+    """The positional encoding a checkpoint says it was trained with (`args.positional_encoding`), if it says.
+
+    The published file records none; it was released (Nov 2024) and very likely trained with the pre-fix code,
+    so `DEFAULT_ENCODING` ("prefix") applies to it. A checkpoint trained with JoyVASA's fixed code (2025-12-09
+    on) should carry `positional_encoding="fixed"` in its args (add the field when saving), and is then run
+    with it unless the user chooses otherwise."""
+    value = getattr(ns, "positional_encoding", None) if ns is not None else None
+    if value is None:
+        return None
+    if value not in POSITIONAL_ENCODINGS:
+        raise JoyVASACheckpointError(
+            f"{path}: its args record positional_encoding={value!r}, not one of {', '.join(POSITIONAL_ENCODINGS)}. "
+            "Correct that field of the checkpoint's args (or remove it and choose with --joyvasa-encoding).")
+    return value
 
 
 @dataclass
 class JoyVASA:
-    """The loaded generator and its normalisation template."""
+    """The loaded generator, its normalisation template and the encoding recorded with it (None: unknown)."""
 
     model: JoyVASAModel
     template: MotionTemplate
     raw_args: argparse.Namespace | None = None
+    recorded_encoding: str | None = None
+
+    @property
+    def default_encoding(self) -> str:
+        return self.recorded_encoding or DEFAULT_ENCODING
 
 
 @torch.no_grad()
-def load_joyvasa(root: str | Path, device: str | torch.device = "cpu", positional_encoding: str = "prefix",
+def load_joyvasa(root: str | Path, device: str | torch.device = "cpu", positional_encoding: str | None = None,
                  attn_implementation: str = "eager") -> JoyVASA:
-    """Load the published files unchanged from a weights root. Raises MissingWeightsError (not installed) or
-    JoyVASACheckpointError (wrong, truncated or mismatched file) with the fix."""
+    """Load the published files unchanged from a weights root. `positional_encoding` None: the one recorded
+    with the checkpoint, else "prefix". Raises MissingWeightsError (not installed) or JoyVASACheckpointError
+    (wrong, truncated or mismatched file) with the fix."""
     ckpt_path, tpl_path = resolve_files(root)
     template = MotionTemplate.load(tpl_path)
     ckpt = read_checkpoint(ckpt_path)
     args = JoyVASAArgs.from_namespace(ckpt["args"], ckpt_path)
-    model = JoyVASAModel(args, positional_encoding, build_hubert(attn_implementation))
+    recorded = recorded_encoding(ckpt["args"], ckpt_path)
+    model = JoyVASAModel(args, positional_encoding or recorded or DEFAULT_ENCODING, build_hubert(attn_implementation))
     load_state_dict_strictly(model, ckpt["model"], ckpt_path)
-    return JoyVASA(model.to(device).eval(), template, ckpt["args"])
+    return JoyVASA(model.to(device).eval(), template, ckpt["args"], recorded)

@@ -53,8 +53,19 @@ def absolute_rows(post: dict[str, np.ndarray]) -> np.ndarray:
                            post[p + "roll"], post[p + "t"], post[p + "scale"]), axis=1).astype(np.float32)
 
 
-def relative_rows(absolute: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Absolute rows -> our layout relative to `reference` (the first frame)."""
+def relative_rows(absolute: np.ndarray, reference: np.ndarray, absolute_lips: bool = False) -> np.ndarray:
+    """Absolute rows -> our layout relative to `reference` (the first frame): (T, 70).
+
+    `absolute_lips` (JoyVASA's default "all" region): (T, 71) rows whose lip keypoints (`layout.LIP_KEYPOINTS`)
+    hold the generated absolute expression and whose absolute-lip weight is 1, so the renderer applies
+    exp_d = exp_s + (exp_i - exp_0) elsewhere and exp_d = exp_i on the lips, as JoyVASA's pipeline does."""
     rel = absolute - reference
     rel[:, layout.SCALE] = absolute[:, layout.SCALE] / reference[layout.SCALE] - 1
-    return rel
+    if not absolute_lips:
+        return rel
+    rows = np.empty((len(rel), layout.MOTION_DIM + 1), np.float32)
+    rows[:, : layout.MOTION_DIM] = rel
+    for k in layout.LIP_KEYPOINTS:
+        rows[:, layout.EXP.start + 3 * k : layout.EXP.start + 3 * k + 3] = absolute[:, 3 * k : 3 * k + 3]
+    rows[:, layout.LIP_ABSOLUTE] = 1.0
+    return rows

@@ -7,6 +7,17 @@ for HuBERT only. Why N = 25: latency is (N - 1) x 40 ms + compute; on this 2-cor
 pre-fix positional encoding the network has no notion of position, so a shorter window is not out of
 distribution for it; each window still sees the previous 10 frames. `JoyVASAConfig.native()` is JoyVASA's own
 setting (100 frames, 50 steps, guidance 2.8, no audio context) and reproduces its offline output exactly.
+
+Frames: JoyVASA's wrapper generates over 1,280 zero samples + the audio + 640 zero samples, i.e. floor(L / 640)
+frames, the first two of which belong to that leading silence. The stream drops those two on purpose, so row k
+covers samples [640 k, 640 (k + 1)) of what the user pushed (the timebase contract every source keeps) and a
+stream of n samples yields ceil(n / 640) rows (e.g. 244 where the wrapper has 246 for 155,600 samples); JoyVASA's
+own video keeps them and so shows the mouth 80 ms after the sound. Where n is a multiple of 640, the wrapper's
+extra last frame (its 640 trailing zeros) is not emitted either. The motion reference (the "first driving frame"
+everything is relative to) is the wrapper's first frame, the silent one, exactly as JoyVASA's renderer takes it.
+
+Rows: `JoyVASAConfig.absolute_lips` (default, JoyVASA's "all" region) emits 71-column rows whose lip keypoints
+carry the generated absolute expression (see `core.layout`); False gives plain 70-column relative rows.
 """
 
 from __future__ import annotations
@@ -19,8 +30,9 @@ import numpy as np
 import torch
 
 from core import layout
+from core.motion.diffusion import Noise, generator_noise
 from core.motion.joyvasa.files import MotionTemplate
-from core.motion.joyvasa.model import LEADING_SILENCE, JoyVASA, JoyVASAModel, Noise, load_joyvasa, torch_noise
+from core.motion.joyvasa.model import LEADING_SILENCE, JoyVASA, JoyVASAModel, load_joyvasa
 from core.motion.joyvasa.postprocess import EMA_ALPHA, absolute_rows, postprocess, relative_rows
 from core.motion.source import MotionSettings
 from core.timebase import FRAME_MS, SAMPLES_PER_FRAME
@@ -36,7 +48,7 @@ class JoyVASAConfig:
     cfg_scale: float | None = None  # None: settings.cfg_scale
     audio_context_frames: int = 25  # extra audio in front of a window, for HuBERT only (left context)
     smooth: float | None = EMA_ALPHA
-    positional_encoding: str = "prefix"
+    absolute_lips: bool = True  # JoyVASA's "all" region: generated absolute expression on the lips (layout.py)
 
     @classmethod
     def native(cls) -> JoyVASAConfig:
@@ -67,23 +79,24 @@ class JoyVASAMotionSource:
         self.settings = settings or MotionSettings()
         self.config = config or JoyVASAConfig()
         self._noise_override = noise
-        self.window_ms: list[float] = []  # compute time of each window
+        self.last_window_ms = 0.0  # compute time of the latest window (one number: nothing grows with the stream)
+        self.configure(self.settings)
         self.reset(None)
 
     @classmethod
     def create(cls, weights_root: str | Path | None = None, synthetic: str | None = None,
-               settings: MotionSettings | None = None, device: str = "cpu", native: bool = False,
-               positional_encoding: str = "prefix") -> JoyVASAMotionSource:
+               settings: MotionSettings | None = None, device: str = "cpu",
+               native: bool = False) -> JoyVASAMotionSource:
         """From the installed published files; a tiny random stand-in when `synthetic` is given and no JoyVASA
-        files are installed (so installed stand-in checkpoints, e.g. the parity kit's, are used end to end)."""
+        files are installed (so installed stand-in checkpoints, e.g. the parity kit's, are used end to end).
+        The positional encoding is `settings.joyvasa_encoding`, else the one recorded with the checkpoint."""
         from core.weights import WeightsRegistry
 
         config = JoyVASAConfig.native() if native else JoyVASAConfig()
-        config.positional_encoding = positional_encoding
         if synthetic is not None and not WeightsRegistry(weights_root).installed("joyvasa"):
-            jv = JoyVASA(JoyVASAModel.synthetic(positional_encoding=positional_encoding), MotionTemplate.synthetic())
+            jv = JoyVASA(JoyVASAModel.synthetic(), MotionTemplate.synthetic())
         else:
-            jv = load_joyvasa(WeightsRegistry(weights_root).root, device, positional_encoding)
+            jv = load_joyvasa(WeightsRegistry(weights_root).root, device)
         return cls(jv, settings, config, device)
 
     # ------------------------------------------------------------------ settings
@@ -105,7 +118,7 @@ class JoyVASAMotionSource:
         a = self.model.args
         self._s = _Stream()
         gen = torch.Generator().manual_seed(self.settings.seed)
-        self._noise = self._noise_override or torch_noise(gen)
+        self._noise = self._noise_override or generator_noise(gen)
         self._x_T = self._noise((1, a.n_motions, a.motion_feat_dim)).to(self.device)
         self._prev_motion = self.model.start_motion_feat.detach()
         self._prev_audio = self.model.start_audio_feat.detach()
@@ -114,7 +127,13 @@ class JoyVASAMotionSource:
         self.last_aux: dict[str, np.ndarray] = {}
 
     def configure(self, settings: MotionSettings) -> None:
+        """New settings apply from the next window on; the positional encoding too (same weights)."""
         self.settings = settings
+        self.model.positional_encoding = settings.joyvasa_encoding or self.jv.default_encoding
+
+    @property
+    def positional_encoding(self) -> str:
+        return self.model.positional_encoding
 
     def latency_ms(self) -> float:
         """A window's first frame waits for the other N - 1 frames; no audio beyond the window is used."""
@@ -178,12 +197,12 @@ class JoyVASAMotionSource:
         rows = absolute_rows(post)
         if self._reference is None:
             self._reference = rows[0].copy()
-        self.window_ms.append((time.perf_counter() - t0) * 1000)
-        return relative_rows(rows, self._reference)
+        self.last_window_ms = (time.perf_counter() - t0) * 1000
+        return relative_rows(rows, self._reference, self.config.absolute_lips)
 
     def _finish(self, windows: list[np.ndarray]) -> np.ndarray:
         if not windows:
-            return np.zeros((0, layout.MOTION_DIM), np.float32)
+            return np.zeros((0, layout.MOTION_DIM + self.config.absolute_lips), np.float32)
         rows = np.concatenate(windows)
         s = self._s
         drop = min(s.to_drop, len(rows))
