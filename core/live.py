@@ -205,6 +205,7 @@ def _run(args: argparse.Namespace) -> int:
 def _status(stats) -> None:
     if stats is None:
         return
-    print(f"render {stats.render_fps:5.1f} fps  output {stats.output_fps:4.1f} fps  latency p50 "
-            f"{stats.latency_ms_p50:6.0f} ms p95 {stats.latency_ms_p95:6.0f} ms  drops {stats.drops}  repeats "
-            f"{stats.repeats}  {stats.state}", file=sys.stderr, flush=True)
+    latency = (f"p50 {stats.latency_ms_p50:6.0f} ms p95 {stats.latency_ms_p95:6.0f} ms" if stats.latency_ms_p50 > 0
+               else "p50      - (no new frame in the last seconds)")  # never a made-up 0 ms
+    print(f"render {stats.render_fps:5.1f} fps  output {stats.output_fps:4.1f} fps  latency {latency}  drops "
+          f"{stats.drops}  repeats {stats.repeats}  {stats.state}", file=sys.stderr, flush=True)

@@ -20,6 +20,8 @@ def test_status_text_shows_measured_figures_and_the_cannot_keep_up_state():
     assert "drops 31" in text and "repeats 30" in text and "cannot keep up" in text and "GPU" in text
     st.update(keeping_up=True)
     assert status_text(st).endswith("CPU (float32)")
+    st.update(latency_ms_p50=0.0, latency_ms_p95=0.0)  # no new frame in the stats window: no made-up 0 ms
+    assert "latency —" in status_text(st) and " 0/0 ms" not in status_text(st)
 
 
 @pytest.fixture
