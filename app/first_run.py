@@ -74,6 +74,7 @@ class WeightsDialog(QDialog):
         self.url_for = url_for or hub_url
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        self._job_running = False
         problems = self.registry.problems()
         listing = ("Missing or damaged:\n  " + "\n  ".join(problems[:8]) + ("\n  …" if len(problems) > 8 else "")
                    if problems else "All required model files are installed and look complete.")
@@ -109,10 +110,13 @@ class WeightsDialog(QDialog):
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """A job is running: true from start until its result reaches the GUI thread (not the thread's own
+        lifetime, which ends a moment after it posts the result: the dialog is ready as soon as it says so)."""
+        return self._job_running
 
     def _run(self, job) -> None:
         self._cancel.clear()
+        self._job_running = True
         self.download_button.setEnabled(False)
         self.import_button.setEnabled(False)
 
@@ -153,7 +157,7 @@ class WeightsDialog(QDialog):
 
     def reject(self) -> None:
         """Closing the dialog mid-transfer cancels it first (the worker stops at the next chunk)."""
-        if self.busy:
+        if self._thread is not None and self._thread.is_alive():
             self._cancel.set()
             self._thread.join(timeout=10)
         super().reject()
@@ -164,6 +168,7 @@ class WeightsDialog(QDialog):
         self.status.setText(f"{name}  {done / mb:.1f} / {total / mb:.1f} MB")
 
     def _on_done(self) -> None:
+        self._job_running = False
         missing = self.registry.problems()
         if missing:
             self._on_failed("Still missing or damaged: " + "; ".join(missing))
@@ -173,6 +178,7 @@ class WeightsDialog(QDialog):
         self.accept()
 
     def _on_failed(self, text: str) -> None:
+        self._job_running = False
         self.status.setText(text)
         self.download_button.setEnabled(True)
         self.import_button.setEnabled(True)
