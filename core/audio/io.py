@@ -70,16 +70,46 @@ class AudioClip:
         return self
 
 
-def decode_audio(path: str | Path) -> AudioClip:
-    """Any container/codec PyAV (FFmpeg) reads -> AudioClip at the file's own rate and channel count."""
-    import av
+def _decode_pcm_wav(path: Path) -> AudioClip:
+    """A plain PCM WAV through the standard library: what a machine without PyAV (the lent GPU machine, a
+    headless server) can still read. 8-bit unsigned and 16/24/32-bit signed samples."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+            raw = w.readframes(w.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise AudioLoadError(f"{path} is not a PCM WAV file this build can read without PyAV ({exc}). "
+                             "Install PyAV (pip install av) or export the recording as 16-bit PCM WAV.") from exc
+    if width == 3:  # 24-bit: widen to 32 bits (low byte zero) so one integer path serves all
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3)
+        raw = np.concatenate([np.zeros((len(b), 1), np.uint8), b], axis=1).tobytes()
+        width = 4
+    if width == 1:
+        a = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+    else:
+        kind = {2: "<i2", 4: "<i4"}[width]
+        a = np.frombuffer(raw, kind).astype(np.float32) / float(np.iinfo(kind).max)
+    if not a.size:
+        raise AudioLoadError(f"{path} contains no audio samples (an empty recording). Use a file with speech.")
+    return AudioClip(np.ascontiguousarray(a.reshape(-1, channels).T), int(rate))
 
+
+def decode_audio(path: str | Path) -> AudioClip:
+    """Any container/codec PyAV (FFmpeg) reads -> AudioClip at the file's own rate and channel count. Without
+    PyAV installed, PCM WAV files still load (standard library) and anything else says what to install."""
     path = Path(path)
     if not path.is_file():
         raise AudioLoadError(f"Audio file not found: {path}. Check the path.")
     if path.stat().st_size == 0:
         raise AudioLoadError(f"{path} is empty (0 bytes): the recording or copy did not finish. "
                              "Use the complete audio file.")
+    try:
+        import av
+    except ImportError:
+        if path.suffix.lower() in (".wav", ".wave"):
+            return _decode_pcm_wav(path)
+        raise AudioLoadError(f"Reading {path.name} needs PyAV, which is not installed: pip install av "
+                             "(or convert the file to WAV, which loads without it).") from None
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
@@ -89,7 +119,9 @@ def decode_audio(path: str | Path) -> AudioClip:
             chunks = []
             for frame in container.decode(stream):
                 a = frame.to_ndarray()
-                if a.dtype.kind in "iu":
+                if a.dtype.kind == "u":  # 8-bit PCM is unsigned: 128 is silence
+                    a = (a.astype(np.float32) - 128.0) / 128.0
+                elif a.dtype.kind == "i":
                     a = a.astype(np.float32) / np.iinfo(a.dtype).max
                 channels = len(frame.layout.channels)
                 a = a.reshape(channels, -1) if frame.format.is_planar else a.reshape(-1, channels).T

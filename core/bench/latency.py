@@ -14,6 +14,10 @@ mouth-to-frame = shown - played, split into the audio path (captured - played), 
 compute can remove (the rest of the onset's frame + the motion source's look-ahead + the pacer's start cushion)
 and what is left: compute, queueing and delivery. The algorithmic part plus a device's compute predicts the
 figure on that device. The p50 is stored in the user cache; the app's "auto" voice delay uses it.
+
+Where there is no audio device (the lent GPU machine has no sounddevice and no PulseAudio), `--input file` plays
+the same voice into the session as a real-time audio file: capture time is then play time, the audio path
+counts 0 and everything after it (algorithmic wait, compute, queueing, delivery) is measured as above.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import functools
 import json
 import os
+import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -33,6 +38,8 @@ from core.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 CACHE_ENV = "HEADCAST_CACHE_DIR"
 CACHE_FILE = "latency.json"
+INPUT_PATHS = ("auto", "pulse", "file")
+FILE_LEAD_S = 4.0  # file input: silence before the voice, so the first onset comes after the first frames
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,14 +48,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     parser.add_argument("--onsets", type=int, default=10, help="syllable onsets per motion source")
     parser.add_argument("--gap", type=float, default=0.9, help="seconds from one onset to the next")
-    parser.add_argument("--no-store", action="store_true", help="do not store the figures for the app")
+    parser.add_argument("--input", choices=INPUT_PATHS, default="auto",
+                        help="pulse: the voice goes through a PulseAudio virtual microphone, as in the app; file: "
+                             "it is played into the session as a real-time audio file (no audio device: the "
+                             "audio path counts 0, the rest is measured the same way); auto: pulse where "
+                             "sounddevice and pulseaudio exist, else file")
+    parser.add_argument("--no-store", action="store_true",
+                        help="do not store the figures for the app (file input never stores: the app hears a "
+                             "microphone)")
 
 
 # ---- the measured figure, stored for the app ------------------------------------------------------------
 def cache_path() -> Path:
-    import platformdirs
+    root = os.environ.get(CACHE_ENV)
+    if not root:
+        import platformdirs
 
-    root = os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("headcast")
+        root = platformdirs.user_cache_dir("headcast")
     return Path(root) / CACHE_FILE
 
 
@@ -186,6 +202,10 @@ class _Watch:
         with self.lock:
             self.blocks.append((np.array(samples, np.float32), capture))
 
+    def delivered(self) -> int:
+        with self.lock:
+            return sum(len(b) for b, _ in self.blocks)
+
     def audio(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self.lock:
             blocks = list(self.blocks)
@@ -194,10 +214,23 @@ class _Watch:
         return x, starts, np.array([c for _, c in blocks])
 
 
-def measure(motion: str, size: str, device: str, pulse: str, n: int, gap: float, portrait: np.ndarray) -> dict:
-    """One motion source: per-onset figures through the PulseAudio path, summarised."""
-    import sounddevice as sd
+def pulse_unavailable() -> str | None:
+    """None if the PulseAudio path can run here, else why not."""
+    import importlib.util
+    import shutil
 
+    if importlib.util.find_spec("sounddevice") is None:
+        return "sounddevice is not installed"
+    if shutil.which("pulseaudio") is None:
+        return "no pulseaudio binary for the virtual microphone"
+    return None
+
+
+def measure(motion: str, size: str, device: str, n: int, gap: float, portrait: np.ndarray,
+            pulse: str | None = None) -> dict:
+    """One motion source: per-onset figures, summarised. `pulse`: the PulseAudio virtual microphone the session
+    records from while a player plays into it; None: the voice enters as a real-time audio file, so each
+    onset's capture time is also its played time and the audio path counts 0."""
     from core.engine import EngineSettings
     from core.session import InputChoice, LiveSession, SessionConfig
 
@@ -205,53 +238,80 @@ def measure(motion: str, size: str, device: str, pulse: str, n: int, gap: float,
     errors: list[BaseException] = []
     session = LiveSession(on_error=errors.append)
     config = SessionConfig(weights=f"synthetic-{size}", motion=motion, device=device, engine=EngineSettings())
-    session.start(config, portrait, InputChoice("mic", pulse), sinks=(watch,), audio_taps=(watch.tap,))
-    engine = session.engine
-    try:
-        deadline = time.monotonic() + 60
-        while (not watch.shown or sum(len(b) for b, _ in watch.blocks) < SAMPLE_RATE // 2) and not errors:
-            if time.monotonic() > deadline:
-                raise RuntimeError("no frames or no audio within 60 s of starting the session")
-            time.sleep(0.05)
-        voice, onsets = onset_voice(n, gap)
-        player = _Player(pulse, voice, onsets)
-        player.play()
+    voice, onsets = onset_voice(n, gap)
+    player: _Player | None = None
+    with tempfile.TemporaryDirectory(prefix="headcast-latency-") as tmp:
+        if pulse is None:
+            from core.audio.io import save_wav
+
+            voice = np.concatenate([np.zeros(int(FILE_LEAD_S * SAMPLE_RATE), np.float32), voice,
+                                    np.zeros(3 * SAMPLE_RATE, np.float32)])
+            choice = InputChoice("file", str(save_wav(Path(tmp) / "onsets.wav", voice)))
+        else:
+            choice = InputChoice("mic", pulse)
+        session.start(config, portrait, choice, sinks=(watch,), audio_taps=(watch.tap,))
+        engine = session.engine
         lookahead_s = float(engine.motion.latency_ms()) / 1000.0
-        time.sleep(1.0 + lookahead_s + 0.5)
-        stats = engine.stats()
-    finally:
-        session.close(timeout=60)
-    sd.sleep(10)
+        try:
+            deadline = time.monotonic() + 60 + len(voice) / SAMPLE_RATE
+            if pulse is not None:
+                while (not watch.shown or watch.delivered() < SAMPLE_RATE // 2) and not errors:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("no frames or no audio within 60 s of starting the session")
+                    time.sleep(0.05)
+                player = _Player(pulse, voice, onsets)
+                player.play()
+                time.sleep(1.0 + lookahead_s + 0.5)
+            else:  # the file's trailing silence gives the last onset's frame time to arrive
+                while watch.delivered() < len(voice) - SAMPLE_RATE // 2 and not errors:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the audio file did not play through within a minute of its length")
+                    time.sleep(0.05)
+            stats = engine.stats()
+        finally:
+            session.close(timeout=60)
+    if player is not None:
+        import sounddevice as sd
+
+        sd.sleep(10)
     if errors:
         raise RuntimeError(f"{motion}: the session failed: {errors[0]}")
     x, starts, captures = watch.audio()
     found = detect_onsets(x)
     if len(found) != n:
-        raise RuntimeError(f"{motion}: {len(found)} onsets arrived through PulseAudio, {n} were played")
+        via = "PulseAudio" if pulse is not None else "the audio file"
+        raise RuntimeError(f"{motion}: {len(found)} onsets arrived through {via}, {n} were played")
     cushion_s = engine.settings.jitter_ms / 1000.0
-    rows = []
+    first_shown = min(watch.shown.values()) if watch.shown else float("inf")
+    rows, warming = [], 0
     for i, s in enumerate(found):
         b = int(np.searchsorted(starts, s, side="right") - 1)
         captured = captures[b] + (s - starts[b]) / SAMPLE_RATE
+        played = player.played.get(i) if player is not None else captured
         frame = int(s // SAMPLES_PER_FRAME)
         later = [k for k in watch.shown if k >= frame]
-        if i not in player.played or not later:
+        if played is None or not later:
+            continue
+        if captured < first_shown:  # spoken before the first frame: start-up, not steady-state latency
+            warming += 1
             continue
         shown = watch.shown[min(later)]
         frame_wait = ((frame + 1) * SAMPLES_PER_FRAME - s) / SAMPLE_RATE
-        total = shown - player.played[i]
-        path = captured - player.played[i]
+        total = shown - played
+        path = captured - played
         algorithmic = frame_wait + lookahead_s + cushion_s
         rows.append((total, path, algorithmic, total - path - algorithmic, min(later) != frame))
     if not rows:
-        raise RuntimeError(f"{motion}: no onset could be matched to a shown frame")
+        raise RuntimeError(f"{motion}: no onset could be matched to a shown frame "
+                           f"({warming} came before the first frame)")
     a = np.array([r[:4] for r in rows]) * 1000
 
     def pct(col: int, q: float) -> float:
         return round(float(np.percentile(a[:, col], q)), 1)
 
     return {
-        "motion": engine.motion.name, "onsets": len(rows), "skipped_frames": int(sum(r[4] for r in rows)),
+        "motion": engine.motion.name, "input": "pulse" if pulse is not None else "file", "onsets": len(rows),
+        "skipped_frames": int(sum(r[4] for r in rows)), "startup_onsets": warming,
         "p50_ms": pct(0, 50), "p95_ms": pct(0, 95),
         "audio_path_p50_ms": pct(1, 50), "algorithmic_p50_ms": pct(2, 50), "algorithmic_p95_ms": pct(2, 95),
         "compute_p50_ms": pct(3, 50), "compute_p95_ms": pct(3, 95),
@@ -264,6 +324,7 @@ def measure(motion: str, size: str, device: str, pulse: str, n: int, gap: float,
 
 
 def main(args: argparse.Namespace) -> int:
+    import contextlib
     import sys
 
     from core.bench.pulse import PulseUnavailable, private_pulse
@@ -272,35 +333,47 @@ def main(args: argparse.Namespace) -> int:
     if args.onsets < 2:
         print("error: --onsets must be at least 2", file=sys.stderr)
         return 2
+    path = args.input
+    if path == "auto":
+        why = pulse_unavailable()
+        path = "pulse" if why is None else "file"
+        if why:
+            print(f"no PulseAudio path here ({why}): the voice enters as a real-time audio file")
     from skimage import data
 
     portrait = data.astronaut()
     kind = _device_kind(args.device)
-    print(f"mouth-to-frame latency through PulseAudio, {args.size} synthetic networks on {kind}, "
+    via = "through PulseAudio" if path == "pulse" else "from a real-time audio file (audio path not measured)"
+    print(f"mouth-to-frame latency {via}, {args.size} synthetic networks on {kind}, "
           f"{args.onsets} onsets per source (SYNTHETIC WEIGHTS: timing only)")
     print(f"{'motion':10} {'p50':>7} {'p95':>7} {'audio path':>11} {'algorithmic':>12} {'compute+queue':>14} "
           f"{'look-ahead':>11}  (ms; algorithmic and compute+queue are p50)")
     results = {}
     try:
-        with private_pulse() as pulse:
+        with (private_pulse() if path == "pulse" else contextlib.nullcontext()) as pulse:
             for motion in motions:
                 try:
-                    r = measure(motion, args.size, args.device, pulse, args.onsets, args.gap, portrait)
+                    r = measure(motion, args.size, args.device, args.onsets, args.gap, portrait, pulse)
                 except Exception as exc:  # one source failing (not installed, no onsets) must not hide the others
                     print(f"{motion:10} failed: {exc}")
                     continue
                 results[motion] = r
-                print(f"{motion:10} {r['p50_ms']:7.0f} {r['p95_ms']:7.0f} {r['audio_path_p50_ms']:11.0f} "
-                      f"{r['algorithmic_p50_ms']:12.0f} {r['compute_p50_ms']:14.0f} {r['lookahead_ms']:11.0f}"
-                      + (f"  ({r['skipped_frames']} onset frames skipped by the budget)" if r["skipped_frames"]
-                         else ""))
+                notes = [f"{r['skipped_frames']} onset frames skipped by the budget"] if r["skipped_frames"] else []
+                if r["startup_onsets"]:
+                    notes.append(f"{r['startup_onsets']} onsets before the first frame left out")
+                print(f"{motion:10} {r['p50_ms']:7.0f} {r['p95_ms']:7.0f} "
+                      + (f"{r['audio_path_p50_ms']:11.0f}" if path == "pulse" else f"{'-':>11}")
+                      + f" {r['algorithmic_p50_ms']:12.0f} {r['compute_p50_ms']:14.0f} {r['lookahead_ms']:11.0f}"
+                      + (f"  ({'; '.join(notes)})" if notes else ""))
     except PulseUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not results:
         return 1
-    if not args.no_store:
+    if path == "file":
+        print("not stored for the app: its 'auto' voice delay needs the microphone path (--input pulse)")
+    elif not args.no_store:
         for motion, r in results.items():
-            path = store_measurement(kind, motion, r)
-        print(f"stored in {path} (the app's 'auto' voice delay uses the p50 for {kind})")
+            stored = store_measurement(kind, motion, r)
+        print(f"stored in {stored} (the app's 'auto' voice delay uses the p50 for {kind})")
     return 0
