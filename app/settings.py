@@ -45,7 +45,9 @@ class AppSettings:
     output_width: int = 512
     output_height: int = 512
     motion_source: str = "retarget"  # one of MOTION_SOURCES
-    renderer: str = "full"  # full | lite | auto: lite mode for machines where full cannot keep up
+    # full | lite | auto. auto (the default): the full renderer is timed once on this machine (remembered) and
+    # lite mode takes over where it cannot reach the frame rate: a laptop without an NVIDIA GPU is live at once
+    renderer: str = "auto"
     motion_window: int = 25  # frames per generated window
     sampling_steps: int = 10
     cfg_scale: float = 2.0
@@ -99,8 +101,8 @@ class AppSettings:
             notes.append(f"joyvasa_encoding={s.joyvasa_encoding!r} is unknown; using the checkpoint's own")
             s.joyvasa_encoding = None
         if s.renderer not in RENDERER_CHOICES:
-            notes.append(f"renderer={s.renderer!r} is unknown; using 'full'")
-            s.renderer = "full"
+            notes.append(f"renderer={s.renderer!r} is unknown; using 'auto'")
+            s.renderer = "auto"
         if s.backend not in BACKENDS:
             notes.append(f"backend={s.backend!r} is unknown; using 'eager'")
             s.backend = "eager"

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_pipeline_arguments(parser, motion_default="retarget")
     from core.lite.cli import add_renderer_arguments
 
-    add_renderer_arguments(parser, default="full")
+    add_renderer_arguments(parser, default="auto")  # live means live: lite where full cannot keep up
 
 
 def _check_args(args: argparse.Namespace) -> str | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,15 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Hermetic user folders: a test run (and every subprocess it starts) never reads or writes the developer's own
+# settings, portrait library, caches (atlases, ONNX exports, remembered speeds) or installed weights, so a result
+# cannot depend on what an earlier run or real use left there. Tests that need a folder of their own set it.
+_USER_DIRS = tempfile.mkdtemp(prefix="headcast-tests-")
+atexit.register(shutil.rmtree, _USER_DIRS, ignore_errors=True)
+for _var, _sub in (("HEADCAST_CONFIG_DIR", "config"), ("HEADCAST_DATA_DIR", "data"), ("HEADCAST_CACHE_DIR", "cache"),
+                   ("HEADCAST_WEIGHTS_DIR", "weights")):
+    os.environ[_var] = os.path.join(_USER_DIRS, _sub)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HEADCAST_SHARED", REPO.parent / "shared"))

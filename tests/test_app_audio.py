@@ -241,7 +241,7 @@ def test_window_level_meter_follows_the_virtual_microphone(pulse, speech, qtbot,
 
     monkeypatch.setenv("HEADCAST_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("HEADCAST_DATA_DIR", str(tmp_path / "data"))
-    w = MainWindow(AppSettings(camera_enabled=False), synthetic="tiny")
+    w = MainWindow(AppSettings(camera_enabled=False, renderer="full"), synthetic="tiny")
     qtbot.addWidget(w)
     w.show()
     w.select_input(InputChoice("mic", pulse))
@@ -298,7 +298,8 @@ def test_engine_runs_from_the_virtual_microphone(pulse, speech, qtbot, tmp_path,
     png = tmp_path / "astronaut.png"
     cv2.imwrite(str(png), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
     # a budget too large to matter: every frame is rendered, so the count below does not depend on CPU speed
-    w = MainWindow(AppSettings(camera_enabled=False, device="cpu", latency_budget_ms=10_000), synthetic="tiny")
+    w = MainWindow(AppSettings(camera_enabled=False, device="cpu", latency_budget_ms=10_000, renderer="full"),
+                   synthetic="tiny")
     qtbot.addWidget(w)
     w.show()
     w.add_paths([png])

@@ -35,7 +35,7 @@ def window(qtbot, tmp_path, monkeypatch, astronaut):
     monkeypatch.setenv("HEADCAST_DATA_DIR", str(tmp_path / "data"))
     png = tmp_path / "astronaut.png"
     cv2.imwrite(str(png), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
-    w = MainWindow(AppSettings(camera_enabled=False, device="cpu"), synthetic="tiny")
+    w = MainWindow(AppSettings(camera_enabled=False, device="cpu", renderer="full"), synthetic="tiny")
     qtbot.addWidget(w)
     w.show()
     w.add_paths([png])

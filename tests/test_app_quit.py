@@ -21,7 +21,7 @@ from app.main_window import MainWindow
 from app.settings import AppSettings
 
 app = QApplication(sys.argv[:1])
-w = MainWindow(AppSettings(camera_enabled=False, device="cpu"), synthetic="full")
+w = MainWindow(AppSettings(camera_enabled=False, device="cpu", renderer="full"), synthetic="full")
 w.show()
 w.add_paths([sys.argv[1]])
 state = {"started": False, "running_at": None}

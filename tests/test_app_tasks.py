@@ -55,7 +55,7 @@ def test_a_failed_job_is_logged_and_reaches_the_window_messages(qtbot, dirs, mon
         raise OSError("v4l2loopback vanished")
 
     monkeypatch.setattr(app.engine_bridge, "probe_camera", broken_probe)
-    w = MainWindow(AppSettings(camera_enabled=True), synthetic="tiny")
+    w = MainWindow(AppSettings(camera_enabled=True, renderer="full"), synthetic="tiny")
     qtbot.addWidget(w)
     jobs = [t for t in asyncio.all_tasks(qt_loop()) if t.get_coro().__qualname__ == "MainWindow._probe_camera"]
     assert len(jobs) == 1, "the camera probe is not an asyncio task on the Qt loop"
@@ -107,7 +107,7 @@ from app.main_window import MainWindow
 from app.settings import AppSettings
 
 app = QApplication(sys.argv[:1])
-w = MainWindow(AppSettings(camera_enabled=False), synthetic="tiny")
+w = MainWindow(AppSettings(camera_enabled=False, renderer="full"), synthetic="tiny")
 w.show()
 w.add_paths([sys.argv[1], sys.argv[1] + ".missing.png"])
 

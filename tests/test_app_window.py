@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 
@@ -26,7 +27,11 @@ def dirs(tmp_path, monkeypatch):
 
 
 def make_window(qtbot, settings: AppSettings | None = None, warnings=None) -> MainWindow:
-    w = MainWindow(settings or load_settings()[0], synthetic="tiny", warnings=warnings)
+    """The window on the saved settings (or `settings`), with the full renderer unless `settings` says otherwise:
+    the default renderer, auto, picks by this machine's speed, and these tests must not depend on that."""
+    if settings is None:
+        settings = dataclasses.replace(load_settings()[0], renderer="full")
+    w = MainWindow(settings, synthetic="tiny", warnings=warnings)
     qtbot.addWidget(w)
     w.show()
     return w
@@ -253,7 +258,7 @@ def test_no_input_device_is_said_plainly(qtbot, dirs, monkeypatch, astronaut_png
 
     monkeypatch.setattr(audio_io, "input_devices", lambda: [])
     monkeypatch.setattr(audio_io, "has_default_input", lambda: False)
-    w = make_window(qtbot, AppSettings(camera_enabled=False))
+    w = make_window(qtbot, AppSettings(camera_enabled=False, renderer="full"))
     labels = [w.input_combo.itemText(i) for i in range(w.input_combo.count())]
     assert "System default microphone" not in labels
     assert w.current_input().kind == "none" and w.input_combo.currentText().startswith("No microphone found")
@@ -397,7 +402,7 @@ def loaded(qtbot, dirs, astronaut_png):
     """A window with the astronaut in its library and the test generator as input (camera off)."""
     needs("core.face")
     needs("core.engine", "Engine")
-    w = make_window(qtbot, AppSettings(camera_enabled=False, device="cpu"))
+    w = make_window(qtbot, AppSettings(camera_enabled=False, device="cpu", renderer="full"))
     drop(w.portrait_list, [astronaut_png])
     qtbot.waitUntil(lambda: len(w.library) == 1, timeout=20000)
     w.select_input(InputChoice("generator"))

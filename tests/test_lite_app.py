@@ -19,7 +19,7 @@ def test_renderer_setting_is_saved_and_validated(qtbot, dirs):  # noqa: F811
     assert saved.renderer == "lite"
     save_settings(AppSettings(renderer="turbo"))
     fixed, notes = load_settings()
-    assert fixed.renderer == "full" and any("renderer='turbo'" in n for n in notes)
+    assert fixed.renderer == "auto" and any("renderer='turbo'" in n for n in notes)
 
 
 @pytest.mark.slow
@@ -50,5 +50,36 @@ def test_lite_mode_builds_the_atlas_with_progress_then_goes_live(qtbot, dirs, as
     seen.clear()
     run_until_frames(qtbot, w, w.preview.frames_shown + 3)  # the second start reuses the atlas: no build
     assert seen == []
+    stop(qtbot, w)
+    w.close()
+
+
+@pytest.mark.slow
+def test_default_renderer_is_auto_measured_once_and_explained(qtbot, dirs, astronaut_png,  # noqa: F811
+                                                              monkeypatch):
+    """A new user gets `auto`: the full renderer is timed on the first start (and remembered), the label says what
+    was measured and which renderer runs, and the engine really runs that one."""
+    monkeypatch.setenv("HEADCAST_CACHE_DIR", str(dirs / "cache"))
+    import dataclasses
+
+    from app.engine_bridge import EngineBridge
+
+    real_config = EngineBridge.session_config  # if auto picks lite here: a 3x2 atlas, not the default 27 frames
+    monkeypatch.setattr(EngineBridge, "session_config",
+                        lambda self, settings: dataclasses.replace(real_config(self, settings), atlas="3x2"))
+    w = make_window(qtbot, dataclasses.replace(AppSettings(), camera_enabled=False, device="cpu"))
+    assert w.renderer_combo.currentText() == "auto"
+    drop(w.portrait_list, [astronaut_png])
+    qtbot.waitUntil(lambda: len(w.library) == 1, timeout=20000)
+    w.select_input(InputChoice("generator"))
+    run_until_frames(qtbot, w, timeout=300000)
+    first = w.renderer_label.text()
+    lite = type(w.bridge.session.engine.renderer).__name__ == "LiteRenderer"
+    assert first.startswith("lite mode: the full renderer measured" if lite else "full renderer: measured"), first
+    assert (dirs / "cache" / "renderer-speed.json").is_file()
+    stop(qtbot, w)
+    run_until_frames(qtbot, w, w.preview.frames_shown + 3)
+    assert "remembered" in w.renderer_label.text() and "measured" not in w.renderer_label.text()
+    assert (type(w.bridge.session.engine.renderer).__name__ == "LiteRenderer") == lite
     stop(qtbot, w)
     w.close()

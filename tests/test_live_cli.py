@@ -53,7 +53,8 @@ def test_argument_errors_are_fast_and_import_no_torch(tmp_path, speech_wav):
 def test_live_tiny_from_a_speech_file_writes_honest_stats(tmp_path, portrait_png, speech_wav):
     out = tmp_path / "s.json"
     r = core("live", "--portrait", str(portrait_png), "--input", str(speech_wav), "--seconds", "6",
-             "--synthetic-weights", "tiny", "--device", "cpu", "--stats-json", str(out), "--quiet")
+             "--synthetic-weights", "tiny", "--device", "cpu", "--renderer", "full", "--stats-json", str(out),
+             "--quiet")
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads(out.read_text())
     for key in ("output_fps", "render_fps", "drops", "repeats", "latency_ms_p50", "latency_ms_p95",
@@ -120,6 +121,8 @@ def test_ctrl_c_in_live_exits_130_with_whole_stats(tmp_path, portrait_png):
     assert "Traceback" not in err
     s = json.loads(stats.read_text())
     assert s["interrupted"] is True and s["frames_emitted"] > 0
+    # no --renderer: live defaults to auto, which timed the full renderer here and says what it chose and why
+    assert "; full renderer: measured" in err or "; lite mode: the full renderer measured" in err, err[-2000:]
 
 
 @pytest.mark.slow
@@ -127,7 +130,8 @@ def test_live_official_size_on_cpu_stays_bounded_and_says_it_cannot_keep_up(tmp_
     """Official-size stand-in networks on this CPU render far below 25 fps: frames are few, but recent."""
     out = tmp_path / "s.json"
     r = core("live", "--portrait", str(portrait_png), "--input", str(speech_wav), "--loop", "--seconds", "20",
-             "--synthetic-weights", "full", "--device", "cpu", "--stats-json", str(out), "--quiet", timeout=900)
+             "--synthetic-weights", "full", "--device", "cpu", "--renderer", "full", "--stats-json", str(out),
+             "--quiet", timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads(out.read_text())
     assert not s["keeping_up"] and "cannot keep up" in s["state"] and "of 25 fps" in s["state"]
