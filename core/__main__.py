@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from core.cli import add_lazy_commands
+from core.cli import EXIT_INTERRUPTED, add_lazy_commands
 
 # command -> (module, help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.main(args) or 0)
-    except KeyboardInterrupt:  # Ctrl-C: commands clean up on the way out; the shell convention is 128 + SIGINT
+    except KeyboardInterrupt:  # Ctrl-C: commands clean up on the way out
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,9 +1,16 @@
-"""Sub-command registration shared by `python -m core` and `python -m core bench`."""
+"""What every terminal command shares: lazy sub-command registration (`python -m core`, `python -m core bench`)
+and the second Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+EXIT_INTERRUPTED = 130  # the shell's convention: 128 + SIGINT
 
 
 def add_lazy_commands(sub, commands: dict[str, tuple[str, str]], argv: list[str]) -> None:
@@ -26,3 +33,22 @@ def add_lazy_commands(sub, commands: dict[str, tuple[str, str]], argv: list[str]
             add(sub_parser, argv=argv[1:])
         else:
             add(sub_parser)
+
+
+@contextlib.contextmanager
+def second_ctrl_c_quits(waiting_for: str, cleanup: Callable[[], None] | None = None) -> Iterator[None]:
+    """Around the wait for work already on the device after a first Ctrl-C (a torch op cannot be cut short; one
+    frame at official size takes seconds on a CPU). A second Ctrl-C runs `cleanup` (drop a partial output file)
+    and ends the process at once with exit status 130 and one line saying so: no traceback, and no interpreter
+    teardown under a thread still inside torch (which aborts with "terminate called ..."). Everything worth
+    keeping must be written before the wait."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        try:
+            if cleanup is not None:
+                cleanup()
+        finally:
+            print(f"interrupted again: quit without waiting for {waiting_for}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(EXIT_INTERRUPTED)

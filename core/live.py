@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.cli import EXIT_INTERRUPTED, second_ctrl_c_quits
 from core.cli_args import add_pipeline_arguments, motion_settings, pipeline_kwargs
-
-EXIT_INTERRUPTED = 130
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,7 +109,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from core.atomic import atomic_path
     from core.audio.io import AudioLoadError
     from core.engine import AudioSourceError, EngineSettings
     from core.face import FaceModelError, ImageLoadError, NoFaceError, load_image
@@ -168,9 +166,27 @@ def _run(args: argparse.Namespace) -> int:
     t_end = time.monotonic()
     stats = session.stats()
     motion_name = session.engine.motion.name if session.engine is not None else config.motion
-    session.close(timeout=120.0)  # waits for a render in progress: nothing may run on the device at exit
+    if stats is not None:  # written before the wait for the device below, so a second Ctrl-C loses nothing
+        _write_report(args, config, session, clock, stats, t_start, t_end, motion_name, finished, errors,
+                      interrupted)
+    if interrupted:
+        print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
+              flush=True)
+    with second_ctrl_c_quits("the frame being rendered"):
+        session.close(timeout=120.0)  # waits for a render in progress: nothing may run on the device at exit
     if stats is None:
         return EXIT_INTERRUPTED if interrupted else 1
+    if errors:
+        print(f"error: the run stopped: {errors[0]}", file=sys.stderr)
+        return 1
+    return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _write_report(args, config, session, clock, stats, t_start: float, t_end: float, motion_name: str,
+                  finished: threading.Event, errors: list, interrupted: bool) -> None:
+    """The run's figures: printed, and written to --stats-json (atomically)."""
+    from core.atomic import atomic_path
+
     report = {
         "portrait": str(args.portrait), "input": args.input, "motion": motion_name, "weights": config.weights,
         "device": stats.device, "camera": args.camera,
@@ -196,10 +212,6 @@ def _run(args: argparse.Namespace) -> int:
         with atomic_path(args.stats_json, suffix=".json") as tmp:
             Path(tmp).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.stats_json}", file=sys.stderr)
-    if errors:
-        print(f"error: the run stopped: {errors[0]}", file=sys.stderr)
-        return 1
-    return EXIT_INTERRUPTED if interrupted else 0
 
 
 def _status(stats) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_path
+from core.cli import EXIT_INTERRUPTED, second_ctrl_c_quits
 from core.cli_args import add_pipeline_arguments, motion_settings, pipeline_kwargs
 from core.face import FACE_ORDER
 from core.timebase import FPS, SAMPLE_RATE, frames_for_samples
@@ -171,12 +172,17 @@ def _render(args, renderer, motion, portrait, audio, clip, face) -> int:
         if errors or sink.frames != total:
             raise RuntimeError(f"rendering failed: {errors[0] if errors else f'{sink.frames}/{total} frames'}")
         sink.close()  # finishes the file and renames it into place
-    except KeyboardInterrupt:  # Ctrl-C: wait for the render in progress (a torch op cannot be cut short and a
-        engine.stop(timeout=120.0)  # thread inside one at exit aborts the process), drop the partial file
-        sink.abort()
+    except KeyboardInterrupt:
+        # Ctrl-C: wait for the render in progress (a torch op cannot be cut short, and a thread inside one at
+        # exit aborts the process), then drop the partial file; a second Ctrl-C drops it and quits at once
         bar.close()
+        print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
+              flush=True)
+        with second_ctrl_c_quits("the frame being rendered", cleanup=sink.abort):
+            engine.stop(timeout=120.0)
+        sink.abort()
         print(f"interrupted: {args.out} was not written", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BaseException:
         engine.stop(timeout=120.0)  # the engine thread must stop writing before the file is closed under it
         sink.abort()

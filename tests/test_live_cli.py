@@ -126,6 +126,44 @@ def test_ctrl_c_in_live_exits_130_with_whole_stats(tmp_path, portrait_png):
 
 
 @pytest.mark.slow
+def test_second_ctrl_c_quits_at_once_and_keeps_the_stats(tmp_path, portrait_png):
+    """Official-size stand-ins on this CPU take seconds a frame: the first Ctrl-C writes the stats, then waits for
+    the frame on the device; a second one quits at once (exit 130, one line, no traceback, no torch abort)."""
+    stats = tmp_path / "s.json"
+    p = subprocess.Popen([sys.executable, "-m", "core", "live", "--portrait", str(portrait_png), "--input", "test",
+                          "--synthetic-weights", "full", "--device", "cpu", "--renderer", "full", "--quiet",
+                          "--stats-json", str(stats)],
+                         cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+
+    def read_until(text: str) -> None:
+        while not any(text in line for line in lines):
+            line = p.stderr.readline()
+            assert line or p.poll() is None, "".join(lines)
+            lines.append(line)
+
+    try:
+        read_until("Ctrl-C stops")  # models loaded, the engine started: its first frame is rendering
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        read_until("Ctrl-C again quits at once")
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        _, rest = p.communicate(timeout=120)
+        waited = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    err = "".join(lines) + rest
+    assert p.returncode == 130, err[-2000:]
+    assert "interrupted again: quit without waiting for the frame being rendered" in err, err[-2000:]
+    assert waited < 5, f"the second Ctrl-C took {waited:.1f} s"  # a frame here takes ~10 s or more
+    assert "Traceback" not in err and "terminate called" not in err
+    s = json.loads(stats.read_text())
+    assert s["interrupted"] is True and s["renderer"] == "full"
+
+
+@pytest.mark.slow
 def test_live_official_size_on_cpu_stays_bounded_and_says_it_cannot_keep_up(tmp_path, portrait_png, speech_wav):
     """Official-size stand-in networks on this CPU render far below 25 fps: frames are few, but recent."""
     out = tmp_path / "s.json"
