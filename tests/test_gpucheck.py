@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,55 @@ def test_gpu_check_dry_run_exercises_every_step(tmp_path):
 
     md = (out / "gpu-check.md").read_text()
     assert md.startswith("# GPU check (DRY RUN") and "| onnx (CPU, fp32) | fp32 | 1 |" in md
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")  # killed, waiting for init to reap it
+
+
+def test_a_step_past_its_limit_is_killed_with_its_children_and_keeps_its_output():
+    from core.bench.gpucheck import run_step
+
+    # a step that starts a helper process (as torch.compile's workers do) and then hangs
+    code = ("import subprocess, sys, time\n"
+            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+            "print('helper', p.pid, flush=True)\n"
+            "time.sleep(120)\n")
+    t0 = time.monotonic()
+    status, log = run_step([sys.executable, "-c", code], 4.0)
+    assert status == "timeout" and time.monotonic() - t0 < 30
+    helper = int(log.split("helper ")[1].split()[0])  # what the step printed before the kill is kept
+    deadline = time.monotonic() + 10
+    while not _gone(helper) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(helper), "the step's helper process outlived the step"
+    ok, out = run_step([sys.executable, "-c", "print('done')"], 30.0)
+    assert (ok, out.strip()) == ("ok", "done")
+
+
+def test_the_output_folder_holds_only_the_report(tmp_path, monkeypatch):
+    """The device tool brings back at most 8 files from $OUT: per-step files and caches must not go there."""
+    import argparse
+    import tempfile
+
+    from core.bench.gpucheck import TOTAL_BUDGET_S, run_all
+
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    out = tmp_path / "out"
+    args = argparse.Namespace(out=str(out), dry_run=True, device="cpu", budget_s=TOTAL_BUDGET_S, only=None)
+    bench = ["core", "--", "bench", "render", "--size", "tiny", "--device", "cpu", "--backends", "eager",
+             "--precisions", "fp32", "--batches", "1", "--frames", "1", "--no-baseline"]
+    rc = run_all(args, steps=[("env", 300, ["core", "--", "weights", "list"]), ("bench-eager", 300, bench)])
+    assert sorted(p.name for p in out.iterdir()) == ["gpu-check.json", "gpu-check.md"]
+    assert list(scratch_root.iterdir()) == []  # the scratch folder is removed
+    report = json.loads((out / "gpu-check.json").read_text())
+    steps = {s["name"]: s for s in report["steps"]}
+    assert rc == 0, steps
+    assert steps["env"]["result"] == {"rc": 0, "ok": True}
+    assert steps["bench-eager"]["rows"][0]["backend"] == "eager" and steps["bench-eager"]["rows"][0]["batch"] == 1
