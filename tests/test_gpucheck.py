@@ -104,3 +104,33 @@ def test_the_output_folder_holds_only_the_report(tmp_path, monkeypatch):
     assert rc == 0, steps
     assert steps["env"]["result"] == {"rc": 0, "ok": True}
     assert steps["bench-eager"]["rows"][0]["backend"] == "eager" and steps["bench-eager"]["rows"][0]["batch"] == 1
+
+
+@pytest.mark.parametrize("dry", [False, True])
+def test_every_planned_step_parses_and_the_limits_fit_the_budget(dry):
+    """The GPU plan (official sizes, batch 1/4/8/16, fp16, --input auto) never runs here: its command lines are
+    parsed by the real parsers, so a wrong option cannot cost the one run on a lent GPU."""
+    import argparse
+
+    from core.__main__ import COMMANDS
+    from core.bench.gpucheck import DRY_SLACK, TOTAL_BUDGET_S, parser, plan
+    from core.cli import add_lazy_commands
+
+    steps = plan(dry, "cpu" if dry else "cuda")
+    assert [s[0] for s in steps] == ["env", "parity", "onnx", "bench-eager", "bench-cudagraph", "bench-compile",
+                                     "bench-onnx", "engine", "latency"]
+    assert sum(limit for _, limit, _ in steps) <= TOTAL_BUDGET_S * (DRY_SLACK if dry else 1)
+    for name, _, argv in steps:
+        extra = ["--json", "rows.json", "--budget-s", "30"] if name.startswith("bench-") else []
+        args = parser().parse_args(["--step", argv[0], "--result", "r.json", "--device", "cuda", *argv[1:], *extra])
+        assert args.step in ("env", "parity", "onnx", "core")
+        if args.step != "core":
+            assert args.rest == []
+            continue
+        rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+        core = argparse.ArgumentParser()
+        add_lazy_commands(core.add_subparsers(dest="command", required=True), COMMANDS, rest)
+        parsed = core.parse_args(rest)
+        assert not getattr(parsed, "missing", None), f"{name}: {parsed.missing} is missing"
+        if name.startswith("bench-"):
+            assert parsed.budget_s == 30 and parsed.json == "rows.json"

@@ -267,24 +267,26 @@ def plan(dry: bool, device: str) -> list[tuple[str, float, list[str]]]:
     steps = [
         ("env", 30, ["env"]),
         ("parity", 60, ["parity", "--precisions", "fp32,bf16" if dry else "fp32,fp16,bf16"]),
-        ("onnx", 90, ["onnx"]),
-        ("bench-eager", 50, [*bench, "--backends", "eager", "--precisions", precisions, *b_all, *frames]),
+        ("onnx", 75, ["onnx"]),
+        ("bench-eager", 45, [*bench, "--backends", "eager", "--precisions", precisions, *b_all, *frames]),
         # the dry run leaves out the eager baseline where a CPU cannot run the backend anyway (it is the slow part)
-        ("bench-cudagraph", 50, [*bench, "--backends", "cudagraph", "--precisions", precisions, *b_all,
+        ("bench-cudagraph", 45, [*bench, "--backends", "cudagraph", "--precisions", precisions, *b_all,
                                  *(["--no-baseline"] if dry else [])]),
-        ("bench-compile", 20 if dry else 80, [*bench, "--backends", "compile", "--precisions",
+        # compile: ~2 networks x 2 batch sizes of inductor + Triton builds on first use; the batch-1 row is written
+        # before the batch-8 recompile starts, so a timeout there still keeps it
+        ("bench-compile", 20 if dry else 100, [*bench, "--backends", "compile", "--precisions",
                                                "fp32" if dry else "fp16", "--batches", "1" if dry else "1,8",
                                                *(["--no-baseline"] if dry else [])]),
         # the GPU machine's onnxruntime is a CPU build: one frame per row is all the budget allows there
-        ("bench-onnx", 60, [*bench, "--backends", "onnx", "--precisions", "fp32" if dry else "fp32,fp16",
+        ("bench-onnx", 55, [*bench, "--backends", "onnx", "--precisions", "fp32" if dry else "fp32,fp16",
                             "--batches", "1", "--frames", "1"]),
-        ("engine", 45, ["core", "--", "bench", "engine", "--size", size, "--device", device,
+        ("engine", 40, ["core", "--", "bench", "engine", "--size", size, "--device", device,
                         *(["--frames", "8"] if dry else [])]),
     ]
     # the latency bench: through a PulseAudio virtual microphone where sounddevice and pulseaudio exist; the GPU
     # machine has neither, so there (and in the dry run) the voice enters as a real-time audio file: every part
     # but the audio device is measured
-    steps.append(("latency", 35, ["core", "--", "bench", "latency", "--size", "tiny" if dry else "full",
+    steps.append(("latency", 30, ["core", "--", "bench", "latency", "--size", "tiny" if dry else "full",
                                   "--device", device, "--motion", "retarget", "--onsets", "5", "--no-store",
                                   "--input", "file" if dry else "auto"]))
     if dry:  # a shared CPU is slower than the GPU machine; compile keeps its short limit (it exercises the kill)
@@ -457,7 +459,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core.bench.gpucheck", description=__doc__.splitlines()[0])
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, app packages blocked")
     p.add_argument("--out", default="gpu-check-out", help="folder for gpu-check.json / .md and step files")
@@ -468,7 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--result", default=None, help=argparse.SUPPRESS)
     p.add_argument("--precisions", default="fp32", help=argparse.SUPPRESS)
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.step is None:
         return run_all(args)
     _install_blocker()
