@@ -134,3 +134,44 @@ def test_every_planned_step_parses_and_the_limits_fit_the_budget(dry):
         assert not getattr(parsed, "missing", None), f"{name}: {parsed.missing} is missing"
         if name.startswith("bench-"):
             assert parsed.budget_s == 30 and parsed.json == "rows.json"
+
+
+def test_sigterm_to_the_driver_stops_the_step_and_still_writes_the_report(tmp_path):
+    """gpu-check.sh's outer `timeout` sends SIGTERM: the running step (its own process group) must not outlive the
+    driver, and the report must hold the steps so far and the stopped one's output."""
+    import os
+    import signal
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    out = tmp_path / "out"
+    long_step = ["core", "--", "bench", "render", "--size", "tiny", "--device", "cpu", "--backends", "eager",
+                 "--precisions", "fp32", "--batches", "1", "--frames", "100000", "--no-baseline"]
+    code = ("import argparse, sys\n"
+            "from core.bench.gpucheck import run_all\n"
+            f"args = argparse.Namespace(out={str(out)!r}, dry_run=True, device='cpu', budget_s=600.0, only=None)\n"
+            f"sys.exit(run_all(args, steps=[('env', 300, ['core', '--', 'weights', 'list']), "
+            f"('bench-eager', 300, {long_step!r})]))\n")
+    env = dict(os.environ, TMPDIR=str(scratch), PYTHONPATH=str(REPO))
+    driver = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    for line in driver.stdout:
+        if line.startswith("[gpu-check] bench-eager: limit"):
+            break
+    time.sleep(3)
+    driver.send_signal(signal.SIGTERM)
+    rest, _ = driver.communicate(timeout=60)
+    assert driver.returncode == 1
+    report = json.loads((out / "gpu-check.json").read_text())
+    assert [(s["name"], s["status"]) for s in report["steps"]] == [("env", "ok"), ("bench-eager", "interrupted")]
+    assert "# GPU check" in rest  # the markdown is printed at the end as usual
+    assert list(scratch.iterdir()) == []
+    time.sleep(1)
+    left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and str(scratch).encode() in _cmdline(p)]
+    assert left == [], "the step outlived the driver"
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
