@@ -175,3 +175,32 @@ def _cmdline(proc: Path) -> bytes:
         return (proc / "cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_a_parity_step_stopped_midway_has_written_the_networks_it_finished(tmp_path):
+    """parity / onnx at official size may not finish inside their limits on an unknown machine: each network's rows
+    are saved (marked partial) as soon as they exist, so a kill at the limit keeps them."""
+    import os
+    import signal
+
+    from core.bench.gpucheck import markdown
+
+    result = tmp_path / "parity.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    step = subprocess.Popen([sys.executable, "-m", "core.bench.gpucheck", "--step", "parity", "--dry-run", "--device",
+                             "cpu", "--precisions", "fp32,bf16", "--result", str(result)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not result.is_file() and step.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        partial = json.loads(result.read_text())
+    finally:
+        if step.poll() is None:
+            os.killpg(step.pid, signal.SIGKILL)
+        step.wait()
+    assert partial["partial"] is True  # written before the step's end (the step was still running)
+    assert partial["rows"] and partial["rows"][0]["network"] == "appearance_feature_extractor"
+    md = markdown({"started": "now", "dry_run": True, "budget_s": 1.0,
+                   "steps": [{"name": "parity", "status": "timeout", "result": partial}]})
+    assert "PARTIAL" in md and "| fp32 | appearance_feature_extractor | out |" in md

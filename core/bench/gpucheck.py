@@ -158,6 +158,8 @@ def step_parity(args: argparse.Namespace) -> dict:
                 result["ok"] &= ok
                 result["rows"].append({"precision": precision, "network": name, "output": key, **err, "ok": ok,
                                        "seconds": seconds})
+            print(f"parity {precision} {name}: {seconds:.2f} s", flush=True)
+            _save_partial(args, result)
         del m
     tmp.cleanup()
     return result
@@ -241,7 +243,23 @@ def step_onnx(args: argparse.Namespace) -> dict:
                 result["rows"].append({"network": name, "output": key, "provider": net.provider, **err, "ok": ok,
                                        "export_s": export_s, "run_s": run_s,
                                        "mb": round(path.stat().st_size / 2**20, 1)})
+            print(f"onnx {name}: export {export_s:.1f} s, run {run_s:.2f} s ({net.provider})", flush=True)
+            _save_partial(args, result)
     return result
+
+
+def _save_partial(args: argparse.Namespace, result: dict) -> None:
+    """The rows so far, marked partial: a step killed at its limit (official sizes on an unknown machine) still
+    reports the networks it finished. The complete result replaces it when the step ends."""
+    if args.result:
+        _write_result(args.result, dict(result, partial=True))
+
+
+def _write_result(path: str, result: dict) -> None:
+    from core.atomic import atomic_path
+
+    with atomic_path(path, suffix=".json") as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=1, default=str))
 
 
 def step_core(args: argparse.Namespace) -> dict:
@@ -433,7 +451,8 @@ def markdown(report: dict) -> str:
     for s in report["steps"]:
         res = s.get("result") or {}
         if s["name"] in ("parity", "onnx") and res.get("rows"):
-            lines += ["", f"## {s['name']} ({res.get('reference', 'vs eager fp32')})", "",
+            partial = " (PARTIAL: the step stopped before its end)" if res.get("partial") else ""
+            lines += ["", f"## {s['name']} ({res.get('reference', 'vs eager fp32')}){partial}", "",
                       "| precision / provider | network | output | max abs | rel l2 | ok |",
                       "| --- | --- | --- | ---: | ---: | --- |"]
             for r in res["rows"]:
@@ -488,10 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     fn = {"env": step_env, "parity": step_parity, "onnx": step_onnx, "core": step_core}[args.step]
     result = fn(args)
     if args.result:
-        from core.atomic import atomic_path
-
-        with atomic_path(args.result, suffix=".json") as tmp:
-            Path(tmp).write_text(json.dumps(result, indent=1, default=str))
+        _write_result(args.result, result)
     return 0 if result.get("ok", True) and result.get("rc", 0) == 0 else 1
 
 
