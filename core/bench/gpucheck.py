@@ -149,6 +149,8 @@ def step_parity(args: argparse.Namespace) -> dict:
             t0 = time.perf_counter()
             with torch.no_grad():
                 outs = _outputs(net, name, xs, MOTION_KEYS)
+            if spec.is_cuda:  # kernels run asynchronously: without this, `seconds` is the launch time only
+                torch.cuda.synchronize(spec.device)
             seconds = time.perf_counter() - t0
             for key, out in outs.items():
                 err = _error(out, refs[name][key])
