@@ -186,7 +186,7 @@ def test_a_parity_step_stopped_midway_has_written_the_networks_it_finished(tmp_p
     from core.bench.gpucheck import markdown
 
     result = tmp_path / "parity.json"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(tmp_path))  # the killed step's temp folder stays here
     step = subprocess.Popen([sys.executable, "-m", "core.bench.gpucheck", "--step", "parity", "--dry-run", "--device",
                              "cpu", "--precisions", "fp32,bf16", "--result", str(result)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
