@@ -91,6 +91,7 @@ class WeightsDialog(QDialog):
         self.download_button = QPushButton("Download")
         self.import_button = QPushButton("Import folder…")
         self.cancel_button = QPushButton("Cancel")
+        self.info.setMinimumWidth(560)  # the file list on one line each, not wrapped mid-name
         lay = QVBoxLayout(self)
         lay.addWidget(self.info)
         lay.addWidget(self.bar)
@@ -107,6 +108,12 @@ class WeightsDialog(QDialog):
         self.progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
         self.finished_ok.connect(self._on_done, Qt.ConnectionType.QueuedConnection)
         self.failed.connect(self._on_failed, Qt.ConnectionType.QueuedConnection)
+
+    def showEvent(self, event) -> None:
+        """Size to the wrapped text in the style it is shown with: a parent's style sheet (the main window's larger
+        font) applies only now, and the size computed before it cut off the text's first line."""
+        super().showEvent(event)
+        self.adjustSize()
 
     @property
     def busy(self) -> bool:

@@ -41,7 +41,7 @@ from .engine_bridge import NO_MICROPHONE, EngineBridge, InputChoice
 from .library import PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
 from .settings import AUTO_DELAY, BACKENDS, MOTION_SOURCES, RENDERER_CHOICES, AppSettings, data_dir, save_settings
 from .tasks import TaskRunner
-from .widgets import LevelMeter, MessagePanel, PortraitList, PreviewWidget, dropped_paths
+from .widgets import LevelMeter, MessagePanel, PortraitList, PreviewWidget, VerticalScroll, dropped_paths
 
 log = logging.getLogger(__name__)
 RESOURCES = resource_dir()  # package data: found in a checkout, a wheel and a bundle alike
@@ -54,6 +54,7 @@ SHORTCUTS = (
     ("Add portraits", "Ctrl+O"),
     ("Keyboard shortcuts", "F1"),
 )
+NEEDS_PORTRAIT = "Add a portrait first: drop a photo here or on the library, or press Ctrl+O."
 NO_INPUT = "none"  # the input list's placeholder kind when the computer has no microphone at all
 RESOLUTIONS = ((512, 512), (640, 480), (720, 720), (1280, 720), (256, 256))
 
@@ -137,7 +138,6 @@ class MainWindow(QMainWindow):
             "QFrame#messageRow[warning=\"true\"] { background: #3b2300; border-color: #d29922; }"
             "QFrame#messageRow[warning=\"true\"] QLabel { color: #f0d9a8; }")
         self.preview = PreviewWidget()
-        self.preview.set_placeholder("Drop a portrait, pick a microphone, press Start (F5)")
         self.start_button = QPushButton(icon("start"), "Start")
         self.start_button.setObjectName("startButton")
         self.start_button.setCheckable(False)
@@ -158,13 +158,17 @@ class MainWindow(QMainWindow):
         self.input_combo.setAccessibleName("Audio input")
         self.refresh_inputs_button = QPushButton(icon("refresh"), "")
         self.refresh_inputs_button.setToolTip("Rescan audio devices")
+        self.refresh_inputs_button.setAccessibleName("Rescan audio devices")
+        # long device names must not widen the settings column past a laptop screen (the list still shows them)
+        self.input_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.input_combo.setMinimumContentsLength(14)
         self.level_meter = LevelMeter()
         in_box = QGroupBox("Input")
         f = QFormLayout(in_box)
         row = QHBoxLayout()
         row.addWidget(self.input_combo, 1)
         row.addWidget(self.refresh_inputs_button)
-        f.addRow("Microphone", row)
+        f.addRow("Source", row)  # a microphone, an audio file or the test signal
         f.addRow("Level", self.level_meter)
         self.loop_check = QCheckBox("Loop audio files")
         self.loop_check.setToolTip("An audio-file input starts again at its end instead of stopping")
@@ -177,6 +181,8 @@ class MainWindow(QMainWindow):
         self.audio_out_check = QCheckBox("Delayed voice to")
         self.audio_out_combo = QComboBox()
         self.audio_out_combo.setAccessibleName("Delayed audio output device")
+        self.audio_out_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.audio_out_combo.setMinimumContentsLength(14)
         self.delay_spin = QDoubleSpinBox(minimum=-1, maximum=5000, singleStep=10, decimals=0, suffix=" ms")
         self.delay_spin.setSpecialValueText("auto (pipeline latency)")
         self.delay_label = QLabel("")
@@ -198,15 +204,29 @@ class MainWindow(QMainWindow):
         self.motion_combo = QComboBox()
         for m in MOTION_SOURCES:
             self.motion_combo.addItem(m)
-        self.fps_spin = QSpinBox(minimum=1, maximum=60)
+        self.fps_spin = QSpinBox(minimum=1, maximum=60, suffix=" fps")
         self.resolution_combo = QComboBox()
         for w, h in RESOLUTIONS:
             self.resolution_combo.addItem(f"{w}×{h}", f"{w}x{h}")
-        self.window_spin = QSpinBox(minimum=1, maximum=250)
+        self.window_spin = QSpinBox(minimum=1, maximum=250, suffix=" frames")
         self.steps_spin = QSpinBox(minimum=1, maximum=1000)
         self.cfg_spin = QDoubleSpinBox(minimum=0, maximum=20, singleStep=0.25)
-        self.expr_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1)
-        self.head_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1)
+        self.expr_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1, suffix=" ×")
+        self.head_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1, suffix=" ×")
+        # plain-language tooltips: what each control changes for the user, and when to touch it
+        self.device_combo.setToolTip("Where the models run: auto picks the GPU when there is one (cuda: NVIDIA, "
+                                     "mps: Apple), else the processor (cpu)")
+        self.motion_combo.setToolTip("How the voice becomes head and mouth motion: retarget follows the voice "
+                                     "directly (fastest); the others use a motion model (more natural, slower)")
+        self.fps_spin.setToolTip("Frames per second sent to the camera")
+        self.resolution_combo.setToolTip("The virtual camera's picture size")
+        self.window_spin.setToolTip("Motion model only: how many frames of motion it makes at once (at 25 fps, "
+                                    "25 frames = 1 second); longer is smoother but reacts later")
+        self.steps_spin.setToolTip("Motion model only: more steps give finer motion but cost time per window")
+        self.cfg_spin.setToolTip("Motion model only: how strongly the motion follows the voice (higher: "
+                                 "livelier mouth, less natural)")
+        self.expr_spin.setToolTip("Scales the facial expression and mouth movement (1 × = as generated)")
+        self.head_spin.setToolTip("Scales the head movement (0 × = still head, 1 × = as generated)")
         self.encoding_combo = QComboBox()  # JoyVASA's positional encoding; data None: the checkpoint's own
         self.encoding_combo.setToolTip("JoyVASA only: prefix for the published weights, fixed for a checkpoint "
                                        "trained with JoyVASA's code since 2025-12-09")
@@ -225,7 +245,7 @@ class MainWindow(QMainWindow):
         self.atlas_bar.setFormat("Lite atlas: %v/%m frames")
         self.atlas_bar.setVisible(False)
         set_box = QGroupBox("Settings")
-        f = QFormLayout(set_box)
+        f = self.set_box_form = QFormLayout(set_box)
         f.addRow("Compute device", self.device_combo)
         f.addRow("Renderer backend", self.backend_combo)
         f.addRow("Motion", self.motion_combo)
@@ -253,11 +273,14 @@ class MainWindow(QMainWindow):
         r.addWidget(out_box)
         r.addWidget(set_box)
         r.addStretch(1)
+        # the settings column scrolls instead of setting the window's minimum height (it needs ~800 px: taller
+        # than a 1366x768 laptop's usable screen, so the window was cut off at the bottom there)
+        self.right_scroll = VerticalScroll(right)
 
         split = QSplitter()
         split.addWidget(lib_box)
         split.addWidget(centre)
-        split.addWidget(right)
+        split.addWidget(self.right_scroll)
         split.setStretchFactor(1, 1)
         split.setSizes([260, 560, 340])
         self.setCentralWidget(split)
@@ -371,6 +394,7 @@ class MainWindow(QMainWindow):
             self.portrait_list.setCurrentRow(0)
         self.refresh_devices()
         self.audio_out_check.setChecked(s.audio_output_enabled)
+        self._update_start()
         self.check_camera()
 
     # ---- messages -----------------------------------------------------------------------------------
@@ -393,9 +417,13 @@ class MainWindow(QMainWindow):
         self.show_message(text, warning=True, key=key)
 
     def show_shortcuts(self) -> None:
-        text = "\n".join(f"{k:<12} {what}" for what, k in SHORTCUTS)
-        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", text, parent=self)
-        box.setTextFormat(Qt.TextFormat.PlainText)
+        # a table, not space-padded text: padding only lines up in a monospace font, and the dialog's is not
+        rows = "".join(f"<tr><td style='padding-right:16px'><b>{k}</b></td><td>{what}</td></tr>"
+                       for what, k in SHORTCUTS)
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", f"<table>{rows}</table>",
+                          parent=self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        self.shortcuts_box = box
         box.open()
 
     # ---- portraits ----------------------------------------------------------------------------------
@@ -499,6 +527,7 @@ class MainWindow(QMainWindow):
     @Slot(int)
     def _portrait_selected(self, row: int) -> None:
         p = self.library[row] if 0 <= row < len(self.library) else None
+        self._update_start()
         if p is None:
             self.crop_label.setPixmap(QPixmap())
             self.crop_label.setText("No portrait")
@@ -533,7 +562,7 @@ class MainWindow(QMainWindow):
         for d in devices:
             self.input_combo.addItem(d.label, InputChoice("mic", d.name))
         if not devices and not has_default:
-            self.input_combo.addItem("No microphone found (plug one in, then rescan)", InputChoice(NO_INPUT))
+            self.input_combo.addItem("No microphone found", InputChoice(NO_INPUT))
             self.show_message(NO_MICROPHONE, warning=True, key="no-microphone")
         self.input_combo.addItem("Audio file…", InputChoice("file", None))
         self.input_combo.addItem("Test signal (generator)", InputChoice("generator", None))
@@ -673,6 +702,8 @@ class MainWindow(QMainWindow):
             self.level_meter.set_level(m.level, m.peak)
         elif (heard := self.bridge.input_level()) is not None:  # file or test signal: what the engine hears
             self.level_meter.set_level(*heard)
+        elif self.level_meter.level > -120:  # stopped on a file or the test signal: nothing is heard now
+            self.level_meter.set_level(-120, -120)
         if self.audio_out is not None:
             how = "set"
             if self.settings.audio_delay_ms == AUTO_DELAY:
@@ -723,7 +754,7 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         p = self.current_portrait()
         if p is None:
-            self.show_message("Add a portrait first: drop a photo on the library.", warning=True)
+            self.show_message(NEEDS_PORTRAIT, warning=True)
             return
         choice = self.current_input()
         if choice.kind == "file" and not choice.value:
@@ -789,15 +820,28 @@ class MainWindow(QMainWindow):
                                   .get(state, "Start"))
         self.start_button.setIcon(icon("stop" if running else "start"))
         self.start_action.setText("Stop" if running else "Start")
-        self.start_button.setEnabled(state != "stopping")
         if state == "stopped":
             self.status_label.setText("stopped")
+            self.preview.clear()  # a frozen last frame under "stopped" looks live; the placeholder says it is not
             self.preview.set_placeholder("Stopped. Press Start (F5).")
+        self._update_start()
+
+    def _update_start(self) -> None:
+        """Start works only with a portrait: without one the button and F5 are off and say what to do first
+        (a Start that can only answer with an error message is a control that cannot work)."""
+        state = self.bridge.state
+        ready = self.current_portrait() is not None
+        enabled = state in ("running", "starting") or (state == "stopped" and ready)
+        self.start_button.setEnabled(enabled)
+        self.start_action.setEnabled(enabled)
+        self.start_button.setToolTip("" if ready or state != "stopped" else NEEDS_PORTRAIT)
+        if state == "stopped" and self.preview.frames_shown == 0:
+            self.preview.set_placeholder("Press Start (F5) to go live." if ready else NEEDS_PORTRAIT)
 
     @Slot(str)
     def _renderer_state(self, reason: str) -> None:
         """Which renderer runs and why (e.g. 'lite mode: the full renderer measured 0.13 fps ...')."""
-        self.renderer_label.setText(reason)
+        self.renderer_label.setText(reason[:1].upper() + reason[1:])  # a sentence, like the atlas lines below
         self.atlas_bar.setVisible(False)
 
     @Slot(int, int)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QScrollArea,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
@@ -112,7 +113,8 @@ class PreviewWidget(QWidget):
         p.fillRect(self.rect(), QColor("#0d1117"))
         if self._image is None:
             p.setPen(QColor("#8b949e"))
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._placeholder)
+            p.drawText(self.rect().adjusted(12, 12, -12, -12),
+                       Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
         else:
             iw, ih = self._image.width(), self._image.height()
             s = min(self.width() / iw, self.height() / ih)
@@ -174,6 +176,22 @@ class PortraitList(QListWidget):
             event.ignore()
 
 
+class VerticalScroll(QScrollArea):
+    """Scrolls its widget vertically only and asks for the widget's full width, so a column of forms keeps its
+    labels and fields readable on a short screen (it scrolls) instead of being cut at the right edge."""
+
+    def __init__(self, widget: QWidget, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWidget(widget)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:
+        extra = self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QSize(self.widget().minimumSizeHint().width() + extra, 80)
+
+
 class MessagePanel(QWidget):
     """Every error and notice of the session in one visible list, newest first; each row has its own ×, and
     "Dismiss all" clears the list. Hidden while empty.
@@ -183,6 +201,7 @@ class MessagePanel(QWidget):
     """
 
     changed = Signal()
+    MAX_HEIGHT = 220  # px of messages shown before the list scrolls (about two long messages)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -199,6 +218,15 @@ class MessagePanel(QWidget):
         header.addWidget(self.title, 1)
         header.addWidget(self.clear_button)
         self._layout.addLayout(header)
+        # the rows scroll past MAX_HEIGHT: a long list (or a short window) must not squeeze each row until its
+        # wrapped text is cut off, nor push the preview out of the window
+        self._rows_box = QWidget()
+        self._rows_layout = QVBoxLayout(self._rows_box)
+        self._rows_layout.setContentsMargins(0, 0, 0, 0)
+        self._rows_layout.setSpacing(2)
+        self._rows_layout.addStretch(1)
+        self.scroll = _FitScroll(self._rows_box, self.MAX_HEIGHT)
+        self._layout.addWidget(self.scroll)
         self.hide()
 
     def texts(self) -> list[str]:
@@ -224,7 +252,7 @@ class MessagePanel(QWidget):
         lay.addWidget(label, 1)
         lay.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self._rows.insert(0, (text, row))
-        self._layout.insertWidget(1, row)
+        self._rows_layout.insertWidget(0, row)
         row.show()  # at once, not on the layout's queued show (a test or a screenshot may look right away)
         self._update()
 
@@ -248,4 +276,28 @@ class MessagePanel(QWidget):
         n = len(self._rows)
         self.title.setText(f"{n} message{'s' if n != 1 else ''}")
         self.setVisible(n > 0)
+        self.scroll.updateGeometry()
         self.changed.emit()
+
+
+class _FitScroll(VerticalScroll):
+    """As tall as its content at the current width, up to `cap` pixels; then it scrolls."""
+
+    def __init__(self, widget: QWidget, cap: int):
+        super().__init__(widget)
+        self.cap = cap
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+
+    def sizeHint(self) -> QSize:
+        lay = self.widget().layout()
+        width = max(self.viewport().width(), 100)
+        h = lay.totalHeightForWidth(width) if lay.hasHeightForWidth() else lay.totalSizeHint().height()
+        return QSize(super().sizeHint().width(), min(h + 2 * self.frameWidth(), self.cap))
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(super().minimumSizeHint().width(), min(60, self.sizeHint().height()))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():  # wrapped text changes height with the width
+            self.updateGeometry()

@@ -43,7 +43,7 @@ def test_lite_mode_builds_the_atlas_with_progress_then_goes_live(qtbot, dirs, as
     assert seen and seen[-1][0] == seen[-1][1] == 6  # every frame of the 3x2 grid reported
     assert any(visible for done, total, visible in seen if done < total)  # the bar showed while building
     assert not w.atlas_bar.isVisible()
-    assert w.renderer_label.text() == "lite renderer chosen explicitly"
+    assert w.renderer_label.text() == "Lite renderer chosen explicitly"  # the engine's reason, as a sentence
     assert type(w.bridge.session.engine.renderer).__name__ == "LiteRenderer"
     assert len(list((dirs / "cache" / "atlas").glob("*.npz"))) == 1
     stop(qtbot, w)
@@ -76,9 +76,10 @@ def test_default_renderer_is_auto_measured_once_and_explained(qtbot, dirs, astro
     w.bridge.renderer_changed.connect(said.append)
     run_until_frames(qtbot, w, timeout=300000)
     first = w.renderer_label.text()
-    assert said[0].startswith("auto: timing the full renderer on CPU") and said[-1] == first  # before, then after
+    assert said[0].startswith("auto: timing the full renderer on CPU")
+    assert first == said[-1][:1].upper() + said[-1][1:]  # before, then after (shown as a sentence)
     lite = type(w.bridge.session.engine.renderer).__name__ == "LiteRenderer"
-    assert first.startswith("lite mode: the full renderer measured" if lite else "full renderer: measured"), first
+    assert first.startswith("Lite mode: the full renderer measured" if lite else "Full renderer: measured"), first
     assert (dirs / "cache" / "renderer-speed.json").is_file()
     stop(qtbot, w)
     run_until_frames(qtbot, w, w.preview.frames_shown + 3)

@@ -1,0 +1,120 @@
+"""The window as a new user meets it (offscreen, real widgets): it fits a laptop screen, Start is off until it can
+work, nothing shown is cut off or left over from a finished run, and every setting says what it changes."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtWidgets import QFormLayout, QLabel, QMessageBox
+
+from app.main_window import NEEDS_PORTRAIT, RESOURCES, SHORTCUTS
+from app.settings import AppSettings
+from tests.test_app_window import astronaut_png, dirs, drop, make_window, window  # noqa: F401
+
+LAPTOP = (1024, 640)  # a 1366x768 screen less its panels, or a 1280x720 one
+
+
+def settle(qtbot, w) -> None:
+    qtbot.waitUntil(lambda: w.camera_available is not None, timeout=10000)  # its warning changes the layout
+    qtbot.wait(50)
+
+
+def test_window_fits_a_laptop_screen_and_settings_scroll(qtbot, dirs):  # noqa: F811
+    w = make_window(qtbot, AppSettings(renderer="full"))
+    w.resize(*LAPTOP)
+    settle(qtbot, w)
+    assert (w.width(), w.height()) == LAPTOP, "the window's minimum size is larger than a laptop screen"
+    column = w.right_scroll.widget()
+    assert w.right_scroll.verticalScrollBar().maximum() > 0  # the settings scroll instead
+    assert w.right_scroll.viewport().width() >= column.minimumSizeHint().width()  # and are not cut at the right
+    label = w.set_box_form.labelForField(w.renderer_combo)
+    assert label.width() >= label.sizeHint().width()
+    assert w.preview.height() >= 200 and w.start_button.isVisible()
+    w.close()
+
+
+def test_long_message_list_scrolls_instead_of_cutting_its_text(qtbot, dirs):  # noqa: F811
+    w = make_window(qtbot, AppSettings(renderer="full"))
+    w.resize(*LAPTOP)
+    settle(qtbot, w)
+    for k in range(8):
+        w.show_message(f"Message {k}: " + "a long explanation that wraps over several lines " * 4, warning=True)
+    qtbot.wait(50)
+    assert w.message_panel.height() <= w.message_panel.MAX_HEIGHT + 60
+    assert w.preview.height() >= 200
+    for label in w.message_panel.scroll.widget().findChildren(QLabel):
+        if label.isVisible():
+            assert label.height() >= label.heightForWidth(label.width()), f"message cut off: {label.text()[:30]}"
+    w.close()
+
+
+def test_start_is_off_until_there_is_a_portrait(qtbot, dirs, astronaut_png):  # noqa: F811
+    w = make_window(qtbot, AppSettings(camera_enabled=False, renderer="full"))
+    assert not w.start_button.isEnabled() and not w.start_action.isEnabled()
+    assert w.start_button.toolTip() == NEEDS_PORTRAIT and w.preview._placeholder == NEEDS_PORTRAIT
+    drop(w.portrait_list, [astronaut_png])
+    qtbot.waitUntil(lambda: len(w.library) == 1, timeout=30000)
+    assert w.start_button.isEnabled() and w.start_action.isEnabled() and w.start_button.toolTip() == ""
+    assert w.preview._placeholder == "Press Start (F5) to go live."
+    w.remove_button.click()
+    assert not w.start_button.isEnabled() and not w.start_action.isEnabled()
+    w.close()
+
+
+def test_stopped_window_shows_no_leftover_frame_or_level(qtbot, dirs):  # noqa: F811
+    w = make_window(qtbot, AppSettings(camera_enabled=False, renderer="full"))
+    w.preview.show_frame(np.zeros((64, 64, 3), np.uint8))
+    w.level_meter.set_level(-10, -5)
+    w._state_changed("stopped")  # what the bridge says when a run ends (an audio file played to its end, Stop)
+    w._update_meter()
+    assert w.preview.current_image() is None and w.preview._placeholder.startswith("Stopped")
+    assert w.level_meter.level <= -120
+    w._renderer_state("lite mode: the full renderer measured 2.4 s a frame")
+    assert w.renderer_label.text() == "Lite mode: the full renderer measured 2.4 s a frame"
+    w.close()
+
+
+def test_settings_have_units_and_say_what_they_do(window):  # noqa: F811
+    assert window.fps_spin.text().endswith(" fps") and window.window_spin.text().endswith(" frames")
+    assert window.expr_spin.text().endswith("×") and window.head_spin.text().endswith("×")
+    form = window.set_box_form
+    checked = []
+    for row in range(form.rowCount()):
+        field = form.itemAt(row, QFormLayout.ItemRole.FieldRole)
+        if field is not None and field.widget() is not None:
+            label = form.labelForField(field.widget())
+            if label is not None:  # a setting, not a note row
+                assert field.widget().toolTip(), f"the setting '{label.text()}' has no tooltip"
+                checked.append(label.text())
+    assert "Frame rate" in checked and "Renderer" in checked
+    assert window.refresh_inputs_button.accessibleName() == "Rescan audio devices"
+
+
+def test_shortcuts_dialog_is_an_aligned_table_with_a_way_out(qtbot, window):  # noqa: F811
+    window.help_action.trigger()
+    box = window.shortcuts_box
+    qtbot.waitUntil(box.isVisible, timeout=2000)
+    text = box.text()
+    assert text.startswith("<table>")
+    for what, key in SHORTCUTS:
+        assert f"<b>{key}</b></td><td>{what}</td>" in text
+    assert box.standardButtons() == QMessageBox.StandardButton.Ok
+    box.close()
+
+
+def test_weights_dialog_shows_its_first_line(qtbot, dirs):  # noqa: F811
+    from PySide6.QtWidgets import QWidget
+
+    from app.first_run import WeightsDialog
+
+    parent = QWidget()  # styled like the main window: a larger font than the dialog was sized for
+    parent.setStyleSheet((RESOURCES / "styles" / "headcast.qss").read_text(encoding="utf-8"))
+    qtbot.addWidget(parent)
+    parent.show()
+    d = WeightsDialog(parent)
+    d.show()
+    qtbot.waitUntil(d.isVisible, timeout=2000)
+    qtbot.wait(50)
+    info = d.info
+    assert info.y() >= 0 and info.height() >= info.heightForWidth(info.width()), "the dialog cuts its text"
+    assert d.cancel_button.isVisible() and d.cancel_button.isEnabled()
+    d.reject()
