@@ -802,7 +802,9 @@ class MainWindow(QMainWindow):
             self._camera_state(self._camera_probe_label)
         self.camera_label.setToolTip(text)  # the full hint with the commands
         if not ok and self.camera_check.isChecked():
-            self.show_message(f"Virtual camera unavailable; the preview still works. {text}",
+            what_to_do = text.split("\n(")[0]  # the backend's own error stays in the label's tooltip and the log
+            log.info("virtual camera probe: %s", text)
+            self.show_message(f"Virtual camera unavailable; the preview still works. {what_to_do}",
                               warning=True, key="camera-unavailable")
 
     @Slot(str)
@@ -820,6 +822,8 @@ class MainWindow(QMainWindow):
                                   .get(state, "Start"))
         self.start_button.setIcon(icon("stop" if running else "start"))
         self.start_action.setText("Stop" if running else "Start")
+        if state in ("starting", "stopping"):  # not "stopped" next to a Starting… button
+            self.status_label.setText(f"{state}…")
         if state == "stopped":
             self.status_label.setText("stopped")
             self.preview.clear()  # a frozen last frame under "stopped" looks live; the placeholder says it is not

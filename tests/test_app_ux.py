@@ -4,6 +4,7 @@ work, nothing shown is cut off or left over from a finished run, and every setti
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PySide6.QtWidgets import QFormLayout, QLabel, QMessageBox
 
 from app.main_window import NEEDS_PORTRAIT, RESOURCES, SHORTCUTS
@@ -64,6 +65,8 @@ def test_stopped_window_shows_no_leftover_frame_or_level(qtbot, dirs):  # noqa: 
     w = make_window(qtbot, AppSettings(camera_enabled=False, renderer="full"))
     w.preview.show_frame(np.zeros((64, 64, 3), np.uint8))
     w.level_meter.set_level(-10, -5)
+    w._state_changed("starting")
+    assert w.status_label.text() == "starting…" and w.start_button.text() == "Starting…"
     w._state_changed("stopped")  # what the bridge says when a run ends (an audio file played to its end, Stop)
     w._update_meter()
     assert w.preview.current_image() is None and w.preview._placeholder.startswith("Stopped")
@@ -118,3 +121,14 @@ def test_weights_dialog_shows_its_first_line(qtbot, dirs):  # noqa: F811
     assert info.y() >= 0 and info.height() >= info.heightForWidth(info.width()), "the dialog cuts its text"
     assert d.cancel_button.isVisible() and d.cancel_button.isEnabled()
     d.reject()
+
+
+def test_camera_warning_says_what_to_do_without_the_libraries_error(window, qtbot):  # noqa: F811
+    """Real probe on this machine (no v4l2loopback): the message gives the fix; the backend's raw error (library
+    names, device globs) is kept for the curious in the camera label's tooltip."""
+    qtbot.waitUntil(lambda: window.camera_available is not None, timeout=10000)
+    if window.camera_available:
+        pytest.skip("this machine has a virtual camera")
+    shown = [m for m in window.messages if m.startswith("Virtual camera unavailable")]
+    assert len(shown) == 1 and "pyvirtualcam" not in shown[0] and "backend" not in shown[0]
+    assert "(" in window.camera_label.toolTip()  # the full probe text, raw error included
