@@ -54,6 +54,10 @@ SHORTCUTS = (
     ("Add portraits", "Ctrl+O"),
     ("Keyboard shortcuts", "F1"),
 )
+STATUS_HELP = (  # the status line's terms in plain words (its tooltip): the line itself stays short
+    "render: pictures made per second · output: pictures sent to the camera per second\n"
+    "latency: time from the voice to its picture, p50 = typical, p95 = slowest 1 in 20\n"
+    "drops: pictures skipped to keep up · repeats: a picture sent again while the next one renders")
 NEEDS_PORTRAIT = "Add a portrait first: drop a photo here or on the library, or press Ctrl+O."
 NO_INPUT = "none"  # the input list's placeholder kind when the computer has no microphone at all
 RESOLUTIONS = ((512, 512), (640, 480), (720, 720), (1280, 720), (256, 256))
@@ -875,7 +879,7 @@ class MainWindow(QMainWindow):
         if st is None:
             return
         self.status_label.setText(status_text(st))
-        self.status_label.setToolTip(st.get("state", ""))
+        self.status_label.setToolTip(f"{st.get('state', '')}\n\n{STATUS_HELP}".strip())
 
     # ---- weights ------------------------------------------------------------------------------------
     def show_weights_dialog(self) -> None:

@@ -67,6 +67,12 @@ def test_stopped_window_shows_no_leftover_frame_or_level(qtbot, dirs):  # noqa: 
     w.level_meter.set_level(-10, -5)
     w._state_changed("starting")
     assert w.status_label.text() == "starting…" and w.start_button.text() == "Starting…"
+    w.bridge.stats = lambda: {"render_fps": 24.0, "output_fps": 25.0, "latency_ms_p50": 120.0,
+                              "latency_ms_p95": 140.0, "drops": 1, "repeats": 2, "device": "CPU", "state": "running"}
+    w._update_stats()  # every term of the status line is explained where it is shown
+    assert "p50/p95" in w.status_label.text() and "p95 = slowest 1 in 20" in w.status_label.toolTip()
+    assert all(f"{term}:" in w.status_label.toolTip() for term in ("render", "output", "latency", "drops", "repeats"))
+    del w.bridge.stats
     w._state_changed("stopped")  # what the bridge says when a run ends (an audio file played to its end, Stop)
     w._update_meter()
     assert w.preview.current_image() is None and w.preview._placeholder.startswith("Stopped")
