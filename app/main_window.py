@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
         self.mute_button = QPushButton(icon("mute"), "Mute avatar")
         self.mute_button.setCheckable(True)
         centre = QWidget()
-        c = QVBoxLayout(centre)
+        c = self.centre_layout = QVBoxLayout(centre)
         c.addWidget(self.synthetic_label)
         c.addWidget(self.message_panel)
         c.addWidget(self.preview, 1)
@@ -245,6 +245,8 @@ class MainWindow(QMainWindow):
             "expressions). auto: lite when the full renderer measures below 25 fps on this machine.")
         self.renderer_label = QLabel("")
         self.renderer_label.setWordWrap(True)
+        self.renderer_label.setAccessibleName("Renderer in use")
+        self.renderer_label.setVisible(False)  # until a run says which renderer it uses
         self.atlas_bar = QProgressBar()
         self.atlas_bar.setFormat("Lite atlas: %v/%m frames")
         self.atlas_bar.setVisible(False)
@@ -268,8 +270,10 @@ class MainWindow(QMainWindow):
         f.addRow("Latency budget", self.budget_spin)
         self.budget_spin.valueChanged.connect(self._settings_changed)
         f.addRow("Renderer", self.renderer_combo)
-        f.addRow(self.renderer_label)
-        f.addRow(self.atlas_bar)
+        # which renderer runs and the atlas progress sit under the preview (built above), not at the foot of the
+        # settings: there they scrolled out of sight on a 720 px screen while Start waited minutes for the atlas
+        self.centre_layout.insertWidget(self.centre_layout.indexOf(self.preview) + 1, self.renderer_label)
+        self.centre_layout.insertWidget(self.centre_layout.indexOf(self.preview) + 2, self.atlas_bar)
 
         right = QWidget()
         r = QVBoxLayout(right)
@@ -850,6 +854,7 @@ class MainWindow(QMainWindow):
     def _renderer_state(self, reason: str) -> None:
         """Which renderer runs and why (e.g. 'lite mode: the full renderer measured 0.13 fps ...')."""
         self.renderer_label.setText(reason[:1].upper() + reason[1:])  # a sentence, like the atlas lines below
+        self.renderer_label.setVisible(bool(reason))
         self.atlas_bar.setVisible(False)
 
     @Slot(int, int)
@@ -858,6 +863,7 @@ class MainWindow(QMainWindow):
         self.atlas_bar.setRange(0, total)
         self.atlas_bar.setValue(done)
         self.atlas_bar.setVisible(done < total)
+        self.renderer_label.setVisible(True)
         if done < total:
             self.renderer_label.setText(f"Lite mode: rendering this portrait's atlas ({done}/{total} frames), "
                                         "once; it is reused from then on.")

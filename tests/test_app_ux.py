@@ -30,6 +30,12 @@ def test_window_fits_a_laptop_screen_and_settings_scroll(qtbot, dirs):  # noqa: 
     label = w.set_box_form.labelForField(w.renderer_combo)
     assert label.width() >= label.sizeHint().width()
     assert w.preview.height() >= 200 and w.start_button.isVisible()
+    w._renderer_state("auto: timing the full renderer on CPU")
+    w._atlas_progress(2, 6)  # a lite atlas being built: the progress is in sight, not scrolled away
+    qtbot.wait(50)
+    for shown in (w.renderer_label, w.atlas_bar):
+        assert shown.isVisible() and not shown.visibleRegion().isEmpty(), "hidden below the fold"
+        assert shown.visibleRegion().boundingRect().height() == shown.height(), "cut off"
     w.close()
 
 
