@@ -186,6 +186,7 @@ class VerticalScroll(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to the controls inside (scrolled into view), not here
 
     def minimumSizeHint(self) -> QSize:
         extra = self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()

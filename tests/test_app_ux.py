@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QLabel, QMessageBox
 
 from app.main_window import NEEDS_PORTRAIT, RESOURCES, SHORTCUTS
@@ -144,3 +145,19 @@ def test_camera_warning_says_what_to_do_without_the_libraries_error(window, qtbo
     shown = [m for m in window.messages if m.startswith("Virtual camera unavailable")]
     assert len(shown) == 1 and "pyvirtualcam" not in shown[0] and "backend" not in shown[0]
     assert "(" in window.camera_label.toolTip()  # the full probe text, raw error included
+
+
+def test_tab_goes_from_control_to_control(window):  # noqa: F811
+    """Every Tab stop is a control a user can operate (the scrolling containers are not stops of their own)."""
+    from PySide6.QtWidgets import QAbstractScrollArea, QListWidget
+
+    x, stops = window.portrait_list, []
+    for _ in range(300):
+        x = x.nextInFocusChain()
+        if x is window.portrait_list:
+            break
+        if x.focusPolicy() & Qt.FocusPolicy.TabFocus and x.isVisible() and x.isEnabled() and x.focusProxy() is None:
+            stops.append(x)
+    containers = [x for x in stops if isinstance(x, QAbstractScrollArea) and not isinstance(x, QListWidget)]
+    assert containers == []
+    assert window.input_combo in stops and window.renderer_combo in stops and window.add_button in stops
