@@ -583,6 +583,11 @@ class MainWindow(QMainWindow):
         j = self.audio_out_combo.findData(self.settings.audio_output_device)
         if j >= 0:
             self.audio_out_combo.setCurrentIndex(j)
+        has_output = self.audio_out_combo.count() > 0  # nothing to play the delayed voice on: say so, do not offer
+        self.audio_out_check.setEnabled(has_output)
+        self.audio_out_check.setToolTip("Plays your voice, delayed to match the avatar's mouth, on this output"
+                                        if has_output else "No audio output device found; plug one in and rescan")
+        self._update_delay_enabled()
         self._open_monitor()
 
     def _find_input(self, choice: InputChoice) -> int:
@@ -661,6 +666,7 @@ class MainWindow(QMainWindow):
     def _audio_out_changed(self) -> None:
         self.settings.audio_output_enabled = self.audio_out_check.isChecked()
         self.settings.audio_output_device = self.audio_out_combo.currentData()
+        self._update_delay_enabled()
         if self.audio_out is not None:
             if self.monitor is not None:
                 self.monitor.remove_tap(self.audio_out.push)
@@ -678,6 +684,12 @@ class MainWindow(QMainWindow):
                 self.audio_out = None
                 self.show_message(f"Cannot open the audio output {name}: {exc}", warning=True)
         self._save()
+
+    def _update_delay_enabled(self) -> None:
+        """The output list and the delay only matter while the delayed voice is on."""
+        on = self.audio_out_check.isEnabled() and self.audio_out_check.isChecked()
+        self.audio_out_combo.setEnabled(on)
+        self.delay_spin.setEnabled(on)
 
     def _loop_toggled(self, on: bool) -> None:
         self.settings.loop_audio_file = on

@@ -161,3 +161,20 @@ def test_tab_goes_from_control_to_control(window):  # noqa: F811
     containers = [x for x in stops if isinstance(x, QAbstractScrollArea) and not isinstance(x, QListWidget)]
     assert containers == []
     assert window.input_combo in stops and window.renderer_combo in stops and window.add_button in stops
+
+
+def test_delayed_voice_controls_are_off_when_they_cannot_work(qtbot, dirs, monkeypatch):  # noqa: F811
+    from app import audio_io
+
+    monkeypatch.setattr(audio_io, "output_devices", lambda: [])
+    w = make_window(qtbot, AppSettings(renderer="full", audio_output_enabled=True))
+    assert not w.audio_out_check.isEnabled() and "No audio output device" in w.audio_out_check.toolTip()
+    assert not w.audio_out_combo.isEnabled() and not w.delay_spin.isEnabled()
+    speakers = audio_io.AudioDevice(0, "Speakers", "ALSA", 2, 48000.0)
+    monkeypatch.setattr(audio_io, "output_devices", lambda: [speakers])
+    w.refresh_inputs_button.click()
+    w.audio_out_check.setChecked(False)
+    assert w.audio_out_check.isEnabled() and not w.delay_spin.isEnabled()
+    w.audio_out_check.setChecked(True)
+    assert w.audio_out_combo.isEnabled() and w.delay_spin.isEnabled()
+    w.close()
