@@ -734,7 +734,16 @@ class MainWindow(QMainWindow):
                                      f"{self.audio_out.device_name}")
 
     # ---- settings -----------------------------------------------------------------------------------
+    def _update_motion_controls(self) -> None:
+        """Window, steps and guidance steer a motion model (dit, joyvasa), the encoding JoyVASA alone: off when
+        the chosen motion source ignores them, so a change that cannot do anything is not offered."""
+        motion = self.motion_combo.currentText()
+        for w in (self.window_spin, self.steps_spin, self.cfg_spin):
+            w.setEnabled(motion != "retarget")
+        self.encoding_combo.setEnabled(motion == "joyvasa")
+
     def _settings_changed(self, *_args) -> None:
+        self._update_motion_controls()
         if self._restoring:
             return
         s = self.settings

@@ -178,3 +178,15 @@ def test_delayed_voice_controls_are_off_when_they_cannot_work(qtbot, dirs, monke
     w.audio_out_check.setChecked(True)
     assert w.audio_out_combo.isEnabled() and w.delay_spin.isEnabled()
     w.close()
+
+
+def test_motion_model_settings_are_off_for_the_source_that_ignores_them(qtbot, dirs):  # noqa: F811
+    w = make_window(qtbot, AppSettings(renderer="full", motion_source="retarget"))
+    model_only = (w.window_spin, w.steps_spin, w.cfg_spin)
+    assert not any(c.isEnabled() for c in model_only) and not w.encoding_combo.isEnabled()
+    assert w.expr_spin.isEnabled() and w.head_spin.isEnabled()  # the gains apply to every source
+    w.motion_combo.setCurrentText("dit")
+    assert all(c.isEnabled() for c in model_only) and not w.encoding_combo.isEnabled()
+    w.motion_combo.setCurrentText("joyvasa")
+    assert all(c.isEnabled() for c in model_only) and w.encoding_combo.isEnabled()
+    w.close()
