@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.face import FACE_ORDER
+from core.timebase import FPS
 from resources import resource_dir
 
 from . import audio_io
@@ -188,7 +189,9 @@ class MainWindow(QMainWindow):
         self.audio_out_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.audio_out_combo.setMinimumContentsLength(14)
         self.delay_spin = QDoubleSpinBox(minimum=-1, maximum=5000, singleStep=10, decimals=0, suffix=" ms")
-        self.delay_spin.setSpecialValueText("auto (pipeline latency)")
+        self.delay_spin.setSpecialValueText("auto (match the avatar)")
+        self.delay_spin.setToolTip("How much later your voice plays on the chosen output, so it lines up with the "
+                                   "avatar's mouth; auto uses the measured delay")
         self.delay_label = QLabel("")
         out_box = QGroupBox("Outputs")
         f = QFormLayout(out_box)
@@ -224,8 +227,8 @@ class MainWindow(QMainWindow):
                                      "directly (fastest); the others use a motion model (more natural, slower)")
         self.fps_spin.setToolTip("Frames per second sent to the camera")
         self.resolution_combo.setToolTip("The virtual camera's picture size")
-        self.window_spin.setToolTip("Motion model only: how many frames of motion it makes at once (at 25 fps, "
-                                    "25 frames = 1 second); longer is smoother but reacts later")
+        self.window_spin.setToolTip(f"Motion model only: how many frames of motion it makes at once (at {FPS} fps, "
+                                    f"{FPS} frames = 1 second); longer is smoother but reacts later")
         self.steps_spin.setToolTip("Motion model only: more steps give finer motion but cost time per window")
         self.cfg_spin.setToolTip("Motion model only: how strongly the motion follows the voice (higher: "
                                  "livelier mouth, less natural)")
@@ -708,7 +711,7 @@ class MainWindow(QMainWindow):
         measured = measured_latency_ms(self.settings.device, self.settings.motion_source)
         if measured is not None:
             return measured, "measured"
-        return self.bridge.latency_ms(), "estimated; measure it with `python -m core bench latency`"
+        return self.bridge.latency_ms(), "estimated"  # the label's tooltip says how to measure it
 
     def _delay_changed(self, value: float) -> None:
         self.settings.audio_delay_ms = AUTO_DELAY if value < 0 else float(value)
@@ -730,8 +733,11 @@ class MainWindow(QMainWindow):
                 target, how = self._auto_delay()
                 if abs(target - self.audio_out.delay_ms) > 20:
                     self.audio_out.set_delay_ms(target)
-            self.delay_label.setText(f"voice delayed {self.audio_out.delay_ms:.0f} ms ({how}) → "
+            self.delay_label.setText(f"Voice delayed {self.audio_out.delay_ms:.0f} ms ({how}) → "
                                      f"{self.audio_out.device_name}")
+            self.delay_label.setToolTip("" if how != "estimated" else
+                                        "Estimated from the running avatar; for a measured figure run "
+                                        "`python -m core bench latency` once on this computer")
 
     # ---- settings -----------------------------------------------------------------------------------
     def _update_motion_controls(self) -> None:

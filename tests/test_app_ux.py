@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QMessageBox
 
 from app.main_window import NEEDS_PORTRAIT, RESOURCES, SHORTCUTS
 from app.settings import AppSettings
+from core.timebase import FPS
 from tests.test_app_window import astronaut_png, dirs, drop, make_window, window  # noqa: F401
 
 LAPTOP = (1024, 640)  # a 1366x768 screen less its panels, or a 1280x720 one
@@ -103,6 +104,9 @@ def test_settings_have_units_and_say_what_they_do(window):  # noqa: F811
                 checked.append(label.text())
     assert "Frame rate" in checked and "Renderer" in checked
     assert window.refresh_inputs_button.accessibleName() == "Rescan audio devices"
+    window.delay_spin.setValue(-1)
+    assert window.delay_spin.text() == "auto (match the avatar)"  # not "pipeline latency"
+    assert f"(at {FPS} fps, {FPS} frames = 1 second)" in window.window_spin.toolTip()
 
 
 def test_shortcuts_dialog_is_an_aligned_table_with_a_way_out(qtbot, window):  # noqa: F811
