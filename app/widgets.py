@@ -189,6 +189,8 @@ class VerticalScroll(QScrollArea):
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to the controls inside (scrolled into view), not here
 
     def minimumSizeHint(self) -> QSize:
+        if self.widget() is None:  # being torn down
+            return super().minimumSizeHint()
         extra = self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
         return QSize(self.widget().minimumSizeHint().width() + extra, 80)
 
@@ -290,6 +292,8 @@ class _FitScroll(VerticalScroll):
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
     def sizeHint(self) -> QSize:
+        if self.widget() is None or self.widget().layout() is None:  # being torn down
+            return super().sizeHint()
         lay = self.widget().layout()
         width = max(self.viewport().width(), 100)
         h = lay.totalHeightForWidth(width) if lay.hasHeightForWidth() else lay.totalSizeHint().height()
