@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_renderer_arguments(parser, default="full")
 
 
+class MotionDumpError(OSError):
+    """Writing the --dump-motion file failed (disk full, folder removed)."""
+
+
 class MotionRecorder:
     """Wraps a motion source and keeps every row it produces (and its aux values, e.g. the lip ratio)."""
 
@@ -59,8 +63,11 @@ class MotionRecorder:
     def save(self, path: str | Path) -> Path:
         arrays = {"motion": np.concatenate(self.rows) if self.rows else np.zeros((0, 70), np.float32)}
         arrays.update({k: np.concatenate(v) for k, v in self.aux.items()})
-        with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, source=np.array(self.name), fps=np.array(FPS), **arrays)
+        try:
+            with atomic_path(path, suffix=".npz") as tmp:
+                np.savez(tmp, source=np.array(self.name), fps=np.array(FPS), **arrays)
+        except OSError as exc:  # so the message names this file, not --out (or None)
+            raise MotionDumpError(exc.errno, exc.strerror or str(exc)) from exc
         return Path(path)
 
 
@@ -143,7 +150,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # writing the output failed late (disk full, folder removed): no temporary names
-        print(f"error: cannot write {args.out}: {exc.strerror or exc}. Free some space or choose another "
+        target = args.dump_motion if isinstance(exc, MotionDumpError) else args.out
+        print(f"error: cannot write {target}: {exc.strerror or exc}. Free some space or choose another "
               "folder.", file=sys.stderr)
         return 2
 

@@ -49,10 +49,12 @@ def check_output(path: str | Path, suffix: str, inputs: dict[str, str | Path] | 
     (checked by creating and removing a probe file, which also works for root and read-only mounts).
     """
     path = Path(path)
-    if path.suffix.lower() != suffix:
-        raise OutputPathError(f"{option} must end in {suffix} (got {path}).")
-    if path.is_dir():
+    if path.is_dir():  # before the suffix: a folder named without .mp4 is a folder, not a wrong extension
         raise OutputPathError(f"{option} {path} is a folder; give a file name such as {path / ('out' + suffix)}.")
+    if path.suffix.lower() != suffix:
+        hint = f"; Headcast writes {suffix} only" if path.suffix else ""
+        example = path.with_name(path.stem + suffix) if path.stem not in ("", ".", "..") else path / f"out{suffix}"
+        raise OutputPathError(f"{option} must end in {suffix} (got {path}{hint}). Use e.g. {example}.")
     for what, other in (inputs or {}).items():
         if other is not None and _same_file(path, Path(other)):
             raise OutputPathError(f"{option} {path} is the {what} file itself; writing there would destroy it. "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import wave
 from dataclasses import dataclass
 from fractions import Fraction
@@ -12,6 +13,7 @@ import numpy as np
 from core.atomic import atomic_path
 from core.timebase import SAMPLE_RATE
 
+log = logging.getLogger(__name__)
 
 class AudioLoadError(ValueError):
     """An audio file is missing, has no audio stream, or cannot be decoded."""
@@ -94,6 +96,22 @@ def _decode_pcm_wav(path: Path) -> AudioClip:
     return AudioClip(np.ascontiguousarray(a.reshape(-1, channels).T), int(rate))
 
 
+def _finite_in_range(a: np.ndarray, path: Path) -> np.ndarray:
+    """Float recordings may hold NaN/inf (a broken export) or peaks beyond +-1 (float headroom). Both are valid
+    files but break what follows: the AAC encoder rejects NaN (a traceback at the end of a render) and a player
+    clips the loud peaks. Non-finite samples become silence and a clip peaking above 1 is scaled down to peak 1
+    (a gain, not a clip, so the waveform keeps its shape); each is logged. Integer formats never need this."""
+    finite = np.isfinite(a)
+    if not finite.all():
+        log.warning("%s: %d non-finite samples (NaN/inf) replaced by silence", path, int(a.size - finite.sum()))
+        a = np.where(finite, a, np.float32(0))
+    peak = float(np.abs(a).max()) if a.size else 0.0
+    if peak > 1.0:
+        log.warning("%s: peaks at %.2f (above full scale); scaled down by that factor", path, peak)
+        a = a / np.float32(peak)
+    return a
+
+
 def decode_audio(path: str | Path) -> AudioClip:
     """Any container/codec PyAV (FFmpeg) reads -> AudioClip at the file's own rate and channel count. Without
     PyAV installed, PCM WAV files still load (standard library) and anything else says what to install."""
@@ -117,12 +135,15 @@ def decode_audio(path: str | Path) -> AudioClip:
             stream = container.streams.audio[0]
             rate = stream.codec_context.sample_rate or stream.rate
             chunks = []
+            float_input = False
             for frame in container.decode(stream):
                 a = frame.to_ndarray()
                 if a.dtype.kind == "u":  # 8-bit PCM is unsigned: 128 is silence
                     a = (a.astype(np.float32) - 128.0) / 128.0
                 elif a.dtype.kind == "i":
                     a = a.astype(np.float32) / np.iinfo(a.dtype).max
+                else:  # float formats (and every lossy codec's decoder output)
+                    float_input = True
                 channels = len(frame.layout.channels)
                 a = a.reshape(channels, -1) if frame.format.is_planar else a.reshape(-1, channels).T
                 chunks.append(a.astype(np.float32))
@@ -133,7 +154,10 @@ def decode_audio(path: str | Path) -> AudioClip:
                              "Export the recording again as WAV, MP3 or M4A.") from exc
     if not chunks or not sum(c.shape[1] for c in chunks):
         raise AudioLoadError(f"{path} contains no audio samples (an empty recording). Use a file with speech.")
-    return AudioClip(np.ascontiguousarray(np.concatenate(chunks, axis=1)), int(rate))
+    samples = np.concatenate(chunks, axis=1)
+    if float_input:
+        samples = _finite_in_range(samples, path)
+    return AudioClip(np.ascontiguousarray(samples, dtype=np.float32), int(rate))
 
 
 def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:

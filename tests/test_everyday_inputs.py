@@ -1,0 +1,158 @@
+"""Everyday inputs through the real loaders and the render CLI: unusual-but-valid files work and give the right
+pixels/samples; bad ones give one sentence naming the file and the fix (exit 2), never a traceback."""
+
+from __future__ import annotations
+
+import errno
+import re
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+from core.__main__ import main as core_main
+from core.audio.io import decode_audio
+from core.face import FaceCropper, ImageLoadError, load_image
+
+
+# ------------------------------------------------------------------------------------------------ portraits
+def _rgba16_png(path, rgb):
+    """16-bit RGBA PNG, top 40 rows fully transparent."""
+    a = np.dstack([rgb[..., ::-1], np.full(rgb.shape[:2], 255, np.uint8)]).astype(np.uint16) * 257
+    a[:40, :, 3] = 0
+    cv2.imwrite(str(path), a)
+    expected = rgb.copy()
+    expected[:40] = 255  # composited on white
+    return expected
+
+
+def _gray_alpha16_png(path, rgb):
+    """8-bit gray + alpha PNG (Pillow mode LA)."""
+    gray = rgb[..., 1]
+    from PIL import Image
+
+    Image.fromarray(gray).convert("LA").save(path)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def _float_tiff(path, rgb):
+    cv2.imwrite(str(path), (rgb[..., ::-1] / 255.0).astype(np.float32))
+    return rgb
+
+
+def _gray16_png(path, rgb):
+    cv2.imwrite(str(path), rgb[..., 0].astype(np.uint16) * 257)
+    return np.repeat(rgb[..., :1], 3, axis=2)
+
+
+@pytest.mark.parametrize("make", [_rgba16_png, _gray_alpha16_png, _float_tiff, _gray16_png],
+                         ids=["rgba16.png", "la.png", "float32.tiff", "gray16.png"])
+def test_unusual_image_formats_load_with_the_right_pixels(tmp_path, astronaut, make):
+    path = tmp_path / make.__name__.lstrip("_").replace("_", ".", 1)
+    path = path.with_suffix(".tiff" if "tiff" in path.name else ".png")
+    expected = make(path, astronaut)
+    got = load_image(path)
+    assert got.dtype == np.uint8 and got.shape == astronaut.shape
+    assert np.abs(got.astype(int) - expected).max() <= 1
+
+
+def test_empty_and_heic_photos_say_what_to_do(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageLoadError, match=r"empty\.jpg is empty \(0 bytes\).*complete photo"):
+        load_image(empty)
+    heic = tmp_path / "IMG_0001.HEIC"  # an iPhone photo: ISO-BMFF with a heic brand, which OpenCV cannot decode
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    with pytest.raises(ImageLoadError, match=r"IMG_0001\.HEIC is a HEIC/HEIF photo.*Convert it to JPEG"):
+        load_image(heic)
+
+
+@pytest.mark.parametrize("shape", [(512, 4000), (4000, 512)], ids=["banner", "tower"])
+def test_face_on_a_large_flat_background_is_found(astronaut, shape):
+    """A portrait pasted into a white banner: detection used to shrink it by the long side and equalise the
+    histogram of a mostly white image, and found no face."""
+    h, w = shape
+    canvas = np.full((h, w, 3), 255, np.uint8)
+    y, x = (h - 512) // 2, (w - 512) // 2
+    canvas[y:y + 512, x:x + 512] = astronaut
+    plain = FaceCropper().crop(astronaut, "astronaut")
+    crop = FaceCropper().crop(canvas, "banner")
+    assert crop.n_faces == 1
+    assert np.allclose(np.array(crop.box) - [x, y, x, y], plain.box, atol=12)
+
+
+# ------------------------------------------------------------------------------------------------ audio
+def _float_wav(path, samples: np.ndarray, sr: int) -> None:
+    """IEEE-float mono WAV (format tag 3), written by hand: the standard library writes PCM only."""
+    data = samples.astype("<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, sr, sr * 4, 4, 32)
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def _tone(n: int, sr: int, amp: float) -> np.ndarray:
+    return (amp * np.sin(2 * np.pi * 220 * np.arange(n) / sr)).astype(np.float32)
+
+
+def test_float_wav_with_nan_inf_and_overs_decodes_finite_and_in_range(tmp_path):
+    x = _tone(16000, 16000, 3.0)  # peaks at 3x full scale (float headroom)
+    x[100:200], x[300], x[400] = np.nan, np.inf, -np.inf
+    _float_wav(tmp_path / "broken.wav", x, 16000)
+    clip = decode_audio(tmp_path / "broken.wav")
+    assert np.isfinite(clip.samples).all()
+    assert np.abs(clip.samples).max() == pytest.approx(1.0, abs=1e-6)
+    # a gain, not a clip: the waveform keeps its shape
+    good = np.isfinite(x)
+    assert np.allclose(clip.samples[0][good], x[good] / 3.0, atol=1e-5)
+    assert not clip.samples[0][100:200].any()
+
+
+def test_render_with_a_nan_float_wav_writes_the_mp4(tmp_path, astronaut):
+    """Was: a traceback from the AAC encoder (avcodec_send_frame returned EINVAL) after the whole render."""
+    portrait = tmp_path / "p.png"
+    cv2.imwrite(str(portrait), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    x = _tone(12000, 16000, 0.4)
+    x[5000:5100] = np.nan
+    _float_wav(tmp_path / "nan.wav", x, 16000)
+    out = tmp_path / "o.mp4"
+    assert core_main(["render", "--portrait", str(portrait), "--audio", str(tmp_path / "nan.wav"), "--out", str(out),
+                      "--synthetic-weights", "tiny", "--device", "cpu"]) == 0
+    assert out.stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+@pytest.mark.parametrize("out, expected", [
+    ("folder", r"--out .*folder is a folder; give a file name such as .*folder/out\.mp4"),
+    ("clip.mov", r"--out must end in \.mp4 \(got .*clip\.mov; Headcast writes \.mp4 only\)\. Use e\.g\. .*clip\.mp4"),
+    ("video", r"--out must end in \.mp4 \(got .*video\)\. Use e\.g\. .*video\.mp4"),
+], ids=["folder", "mov", "no-suffix"])
+def test_output_path_mistakes_are_one_sentence(tmp_path, capsys, out, expected):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "p.png").write_bytes(b"x")
+    (tmp_path / "a.wav").write_bytes(b"x")
+    rc = core_main(["render", "--portrait", str(tmp_path / "p.png"), "--audio", str(tmp_path / "a.wav"),
+                    "--out", str(tmp_path / out), "--synthetic-weights", "tiny"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(expected, err), err
+
+
+def test_full_disk_while_saving_the_motion_dump_names_that_file(tmp_path, astronaut, capsys, monkeypatch):
+    """Was: 'error: cannot write None: No space left on device' (the --out name, absent with --dump-motion)."""
+    portrait = tmp_path / "p.png"
+    cv2.imwrite(str(portrait), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    _float_wav(tmp_path / "a.wav", _tone(12000, 16000, 0.4), 16000)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    dump = tmp_path / "m.npz"
+    rc = core_main(["render", "--portrait", str(portrait), "--audio", str(tmp_path / "a.wav"),
+                    "--dump-motion", str(dump), "--synthetic-weights", "tiny", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert f"error: cannot write {dump}: No space left on device. Free some space" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "p.png"]  # no temporary name left behind
