@@ -11,7 +11,7 @@ forehead, resampled to 256x256.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -159,6 +159,17 @@ class FaceCrop:
     def inverse(self) -> np.ndarray:
         """(2, 3) crop pixel coords -> image pixel coords."""
         return cv2.invertAffineTransform(self.matrix)
+
+    def resized(self, old_hw: tuple[int, int], new_hw: tuple[int, int]) -> FaceCrop:
+        """The same crop for the image resized from `old_hw` to `new_hw` (cv2.resize's pixel-centre convention).
+
+        Why: the renderer scales big portraits down to its output size, but faces are found at the size the user
+        gave (a face in a 4000x512 banner shrunk to 1280 px wide is too small to detect)."""
+        sy, sx = new_hw[0] / old_hw[0], new_hw[1] / old_hw[1]
+        to_old = np.array([[1 / sx, 0, 0.5 / sx - 0.5], [0, 1 / sy, 0.5 / sy - 0.5], [0, 0, 1]])
+        scale = np.array([sx, sy, sx, sy])
+        return replace(self, matrix=self.matrix @ to_old, box=tuple(float(v) for v in np.array(self.box) * scale),
+                       boxes=tuple(tuple(float(v) for v in np.array(b) * scale) for b in self.boxes))
 
 
 @dataclass

@@ -82,6 +82,28 @@ def test_face_on_a_large_flat_background_is_found(astronaut, shape):
     assert np.allclose(np.array(crop.box) - [x, y, x, y], plain.box, atol=12)
 
 
+def test_renderer_finds_the_face_before_scaling_a_banner_down(astronaut):
+    """Renderer.prepare scales portraits to 1280 px on the long side; it used to do that before detection, so a
+    face in a 4000x512 banner (164 px tall after scaling) was not found. The crop is now taken at full size and
+    its matrix moved to the scaled canvas: warping the canvas with it gives the same crop."""
+    from core.device import pick_device
+    from core.liveportrait import LivePortraitConfig, build_liveportrait
+    from core.render import MAX_OUTPUT_SIDE, Renderer
+
+    canvas = np.full((512, 4000, 3), 255, np.uint8)
+    canvas[:, 1744:2256] = astronaut
+    renderer = Renderer(build_liveportrait(LivePortraitConfig.tiny(), seed=0), pick_device("cpu"))
+    portrait = renderer.prepare(canvas, "banner.png")
+    h, w = portrait.image.shape[:2]
+    assert max(h, w) == MAX_OUTPUT_SIDE
+    s = w / 4000
+    plain = FaceCropper().crop(astronaut)
+    assert np.allclose(np.array(portrait.face.box), (np.array(plain.box) + [1744, 0, 1744, 0]) * s, atol=4)
+    again = cv2.warpAffine(portrait.image, portrait.face.matrix, (256, 256), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+    assert np.abs(again.astype(int) - portrait.face.crop).mean() < 12
+
+
 # ------------------------------------------------------------------------------------------------ audio
 def _float_wav(path, samples: np.ndarray, sr: int) -> None:
     """IEEE-float mono WAV (format tag 3), written by hand: the standard library writes PCM only."""
