@@ -127,6 +127,7 @@ class EngineBridge(QObject):
         self._choice: InputChoice | None = None
         self._report.connect(self._on_report)
         self.session.on_atlas_progress = lambda done, total: self._report.emit("atlas", (done, total))
+        self.session.on_renderer_note = lambda text: self._report.emit("renderer", text)
 
     @property
     def _engine(self):
@@ -245,6 +246,8 @@ class EngineBridge(QObject):
             self.camera_changed.emit(payload)
         elif kind == "atlas":
             self.atlas_progress.emit(*payload)
+        elif kind == "renderer":
+            self.renderer_changed.emit(payload)
         elif kind == "finished" and self.state in ("running", "starting"):
             path = self._choice.value if self._choice is not None else ""
             self.input_finished.emit(path or "")

@@ -137,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
     from core.lite.cli import AtlasProgressBar
 
     session.on_atlas_progress = AtlasProgressBar()
+    session.on_renderer_note = lambda text: print(f"renderer: {text}", file=sys.stderr, flush=True)
     interrupted = False
     try:
         image = load_image(args.portrait)

@@ -161,6 +161,7 @@ class LiveSession:
         self.choice: InputChoice | None = None
         self.renderer_choice = None  # core.lite.select.RendererChoice of the last start: which renderer and why
         self.on_atlas_progress: Callable[[int, int], None] | None = None  # lite atlas build (done, total)
+        self.on_renderer_note: Callable[[str], None] | None = None  # auto: what is being timed, before it is
         self._cache_key = None
         self._cache = None
         self._lock = threading.Lock()
@@ -229,7 +230,8 @@ class LiveSession:
         except ValueError as exc:
             raise AtlasError(str(exc)) from exc
         renderer, self.renderer_choice = resolve_renderer(config.renderer, full, portrait, grid,
-                                                          self.on_atlas_progress, face=face)
+                                                          self.on_atlas_progress, face=face,
+                                                          on_note=self.on_renderer_note)
         log.info("renderer: %s", self.renderer_choice.reason)
         return renderer
 

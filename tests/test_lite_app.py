@@ -72,8 +72,11 @@ def test_default_renderer_is_auto_measured_once_and_explained(qtbot, dirs, astro
     drop(w.portrait_list, [astronaut_png])
     qtbot.waitUntil(lambda: len(w.library) == 1, timeout=20000)
     w.select_input(InputChoice("generator"))
+    said = []
+    w.bridge.renderer_changed.connect(said.append)
     run_until_frames(qtbot, w, timeout=300000)
     first = w.renderer_label.text()
+    assert said[0].startswith("auto: timing the full renderer on CPU") and said[-1] == first  # before, then after
     lite = type(w.bridge.session.engine.renderer).__name__ == "LiteRenderer"
     assert first.startswith("lite mode: the full renderer measured" if lite else "full renderer: measured"), first
     assert (dirs / "cache" / "renderer-speed.json").is_file()

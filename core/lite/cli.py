@@ -59,7 +59,9 @@ def select_renderer(args: argparse.Namespace, full, image: np.ndarray, source_na
     progress = AtlasProgressBar()
     try:
         renderer, choice = resolve_renderer(args.renderer, full, image, grid, progress, batch=batch,
-                                            source_name=source_name, face=face)
+                                            source_name=source_name, face=face,
+                                            on_note=lambda text: print(f"renderer: {text}", file=sys.stderr,
+                                                                       flush=True))
     finally:
         progress.close()
     print(f"renderer: {choice.reason}", file=sys.stderr)

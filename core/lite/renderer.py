@@ -45,7 +45,28 @@ from core.render import PreparedPortrait, Renderer
 
 log = logging.getLogger(__name__)
 
-FREE_REFS = 3  # sys.getrefcount of a pooled array nobody else holds: the pool list, the loop name, the argument
+
+
+def _first_free(arrays: list[np.ndarray], free_refs: int) -> np.ndarray | None:
+    """The first of `arrays` that nothing outside the pool references (no frame of it is queued, shown or kept
+    anywhere: a view or a torch tensor of a frame holds the array too), else None."""
+    for frames in arrays:
+        if sys.getrefcount(frames) <= free_refs:
+            return frames
+    return None
+
+
+def _free_refs() -> int:
+    """sys.getrefcount of an array only the pool holds, measured through `_first_free` itself: the count depends
+    on the interpreter (3.11: the list, the loop name and the argument = 3; 3.14 borrows stack references and
+    reports fewer), and a count one too high would hand out a frame someone still shows."""
+    refs = 0
+    while _first_free([np.empty(0)], refs) is None:
+        refs += 1
+    return refs
+
+
+FREE_REFS = _free_refs()
 
 
 @dataclass(repr=False)
@@ -178,9 +199,9 @@ class LiteRenderer:
                 np.copyto(frames[i], portrait.image)
             return frames
         arrays = portrait.pool.setdefault(b, [])
-        for frames in arrays:
-            if sys.getrefcount(frames) <= FREE_REFS:  # no frame of it is queued, shown or kept anywhere
-                return frames
+        frames = _first_free(arrays, FREE_REFS)
+        if frames is not None:
+            return frames
         frames = np.repeat(portrait.image[None], b, axis=0)  # warm-up only: the pool grows to what is held
         arrays.append(frames)
         return frames

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,9 +73,10 @@ def _load_speeds(path: Path) -> dict:
 
 
 def choose_renderer(mode: str, renderer, portrait, fps: int = FPS, batch: int = 1,
-                    root: str | Path | None = None) -> RendererChoice:
+                    root: str | Path | None = None, on_note: Callable[[str], None] | None = None) -> RendererChoice:
     """`mode` full | lite | auto. `renderer`/`portrait`: the full renderer and a portrait it prepared (auto
-    times them). `batch`: frames per render call live (GPUs batch; CPUs gain nothing from it)."""
+    times them). `batch`: frames per render call live (GPUs batch; CPUs gain nothing from it). `on_note(text)`
+    hears, before a measurement, what is being timed (two official frames take ~20 s on a CPU: say why)."""
     if mode not in RENDERERS:
         raise ValueError(f"renderer {mode!r}: choose one of {', '.join(RENDERERS)}")
     if mode != "auto":
@@ -87,6 +89,9 @@ def choose_renderer(mode: str, renderer, portrait, fps: int = FPS, batch: int = 
     if remembered:
         full_fps = float(entry["fps"])
     else:
+        if on_note is not None:
+            on_note(f"auto: timing the full renderer on {renderer.spec.describe()} once (remembered for later "
+                    "starts)…")
         full_fps = measure_full_fps(renderer, portrait, batch)
         speeds[key] = {"fps": full_fps, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
         try:
@@ -105,13 +110,13 @@ def choose_renderer(mode: str, renderer, portrait, fps: int = FPS, batch: int = 
 
 
 def resolve_renderer(mode: str, full, image, grid=None, on_progress=None, cancel=None, batch: int = 1,
-                     source_name: str | None = None, store=None, face: int | None = None):
+                     source_name: str | None = None, store=None, face: int | None = None, on_note=None):
     """The renderer to run for `mode` and the choice with its reason: `full` itself, or a LiteRenderer whose
     atlas for `image` is loaded (built first if missing, reporting `on_progress(done, total)`; `cancel()`
     stops a build). For the CLI and the app alike; call it off the GUI thread."""
     from core.lite.renderer import LiteRenderer
 
-    choice = choose_renderer(mode, full, full.prepare(image, source_name, face=face), batch=batch)
+    choice = choose_renderer(mode, full, full.prepare(image, source_name, face=face), batch=batch, on_note=on_note)
     if choice.kind == "full":
         return full, choice
     lite = LiteRenderer(full, grid, store)
