@@ -163,7 +163,7 @@ def _render(args, renderer, motion, portrait, audio, clip, face) -> int:
 
     engine = Engine(renderer, motion, EngineSettings(max_batch=args.batch))
     engine.set_portrait(portrait.image, face=face)
-    sink = VideoFileSink(args.out, fps=FPS, audio=clip.samples, audio_rate=clip.rate)
+    sink = VideoFileSink(args.out, fps=FPS, audio=clip.stereo(), audio_rate=clip.rate)
     total = frames_for_samples(len(audio))
     bar = tqdm(total=total, unit="frame", desc="render", file=sys.stderr)
     errors: list[BaseException] = []

@@ -178,3 +178,66 @@ def test_full_disk_while_saving_the_motion_dump_names_that_file(tmp_path, astron
     assert rc == 2 and "Traceback" not in err
     assert f"error: cannot write {dump}: No space left on device. Free some space" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "p.png"]  # no temporary name left behind
+
+
+# ------------------------------------------------------------------------------------------------ surround
+def test_downmix_keeps_sides_drops_lfe_and_cannot_clip():
+    from core.audio.io import default_layout, downmix_matrix
+
+    m = downmix_matrix(default_layout(6))  # FL FR FC LFE BL BR
+    assert m[0, 0] > 0 and m[1, 0] == 0 and m[1, 1] > 0 and m[0, 1] == 0  # fronts stay on their side
+    assert m[0, 2] == m[1, 2] > 0  # centre into both
+    assert not m[:, 3].any()  # LFE dropped
+    assert m.sum(axis=1).max() <= 1.0 + 1e-6  # full scale everywhere cannot clip
+    assert downmix_matrix(default_layout(10)).shape == (2, 10)  # more channels than named ones
+
+
+def _wav_6ch(path, samples: np.ndarray, sr: int) -> None:
+    """(6, n) float -> 16-bit PCM WAV without a channel mask (the WAV order FL FR FC LFE BL BR)."""
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(samples.shape[0])
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes((samples.T * 32767).astype("<i2").tobytes())
+
+
+def test_render_folds_a_51_file_to_stereo_not_dual_mono(tmp_path, astronaut):
+    """Was: every channel averaged into both sides (5.1 became mono, with the LFE mixed into the speech)."""
+    import av
+
+    portrait = tmp_path / "p.png"
+    cv2.imwrite(str(portrait), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    sr, n = 48000, 36000
+    six = np.zeros((6, n), np.float32)
+    six[0] = _tone(n, sr, 0.5)  # speech on the front left only
+    six[3] = _tone(n, sr, 0.9)  # a loud LFE
+    _wav_6ch(tmp_path / "surround.wav", six, sr)
+    out = tmp_path / "o.mp4"
+    assert core_main(["render", "--portrait", str(portrait), "--audio", str(tmp_path / "surround.wav"),
+                      "--out", str(out), "--synthetic-weights", "tiny", "--device", "cpu"]) == 0
+    with av.open(str(out)) as c:
+        audio = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=1)
+    assert audio.shape[0] == 2
+    left, right = np.abs(audio[:, 4000:-4000]).max(axis=1)
+    assert left > 0.1 and right < 0.02, (left, right)
+
+
+def test_a_files_own_channel_layout_is_folded_by_name(tmp_path):
+    """A 5.1(side) FLAC names its channels FL FR FC LFE SL SR: the left surround folds into the left side."""
+    import av
+
+    sr, n = 48000, 4800
+    with av.open(str(tmp_path / "side.flac"), "w") as c:
+        s = c.add_stream("flac", rate=sr, layout="5.1(side)")
+        x = np.zeros((n, 6), np.int16)
+        x[:, 4] = 16000  # SL only
+        frame = av.AudioFrame.from_ndarray(x.reshape(1, -1), format="s16", layout="5.1(side)")
+        frame.sample_rate = sr
+        for packet in (*s.encode(frame), *s.encode(None)):
+            c.mux(packet)
+    clip = decode_audio(tmp_path / "side.flac")
+    assert clip.layout == ("FL", "FR", "FC", "LFE", "SL", "SR")
+    left, right = np.abs(clip.stereo()).max(axis=1)
+    assert left > 0.1 and right == 0

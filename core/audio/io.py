@@ -49,6 +49,7 @@ class AudioClip:
 
     samples: np.ndarray
     rate: int
+    layout: tuple[str, ...] = ()  # FFmpeg channel names ("FL", "FR", "FC", "LFE", ...) when the file says them
 
     @property
     def channels(self) -> int:
@@ -57,6 +58,12 @@ class AudioClip:
     @property
     def duration(self) -> float:
         return self.samples.shape[1] / self.rate
+
+    def stereo(self) -> np.ndarray:
+        """(<=2, n): mono and stereo as they are; more channels folded down to stereo by `downmix_matrix`."""
+        if self.channels <= 2:
+            return self.samples
+        return (downmix_matrix(self.layout or default_layout(self.channels)) @ self.samples).astype(np.float32)
 
     def mono(self, sr: int = SAMPLE_RATE) -> np.ndarray:
         """Channels averaged, resampled to `sr`: what the audio models take."""
@@ -70,6 +77,44 @@ class AudioClip:
                 "Use a recording of the speech to animate."
             )
         return self
+
+
+# the order of a WAV file's channels when it has no channel mask (and FFmpeg's default layouts up to 7.1)
+WAV_ORDER = ("FL", "FR", "FC", "LFE", "BL", "BR", "SL", "SR")
+
+
+def default_layout(channels: int) -> tuple[str, ...]:
+    """Channel names of a file that does not state them: the WAV order, unknown ("") past eight."""
+    return WAV_ORDER[:channels] + ("",) * max(0, channels - len(WAV_ORDER))
+
+
+_LEFT = {"FL", "FLC", "BL", "SL", "TFL", "TBL", "WL", "TSL", "BFL"}
+_RIGHT = {"FR", "FRC", "BR", "SR", "TFR", "TBR", "WR", "TSR", "BFR"}
+_FRONT = {"FL", "FR"}
+
+
+def downmix_matrix(layout: tuple[str, ...] | list[str]) -> np.ndarray:
+    """(2, channels) surround -> stereo, the usual ITU-R BS.775 fold-down: fronts at 1, centres and surrounds
+    at -3 dB (0.707) into their side (centres into both), LFE dropped; unknown channels at 0.5 into both. Rows are
+    scaled so a full-scale signal on every channel cannot clip.
+
+    Why: averaging every channel into both sides (what the mp4 writer did) turned 5.1 into mono and let the LFE
+    into the speech."""
+    m = np.zeros((2, len(layout)), np.float32)
+    for i, name in enumerate(layout):
+        name = str(name).upper()
+        if name.startswith("LFE"):
+            continue
+        gain = 1.0 if name in _FRONT else 0.7071
+        if name in _LEFT:
+            m[0, i] = gain
+        elif name in _RIGHT:
+            m[1, i] = gain
+        elif name.endswith("C") or name == "MONO":  # FC, BC, TC, TFC, TBC...
+            m[:, i] = 0.7071
+        else:
+            m[:, i] = 0.5
+    return m / max(1.0, float(m.sum(axis=1).max()))
 
 
 def _decode_pcm_wav(path: Path) -> AudioClip:
@@ -145,6 +190,7 @@ def decode_audio(path: str | Path) -> AudioClip:
                 else:  # float formats (and every lossy codec's decoder output)
                     float_input = True
                 channels = len(frame.layout.channels)
+                layout = tuple(c.name for c in frame.layout.channels)
                 a = a.reshape(channels, -1) if frame.format.is_planar else a.reshape(-1, channels).T
                 chunks.append(a.astype(np.float32))
     except AudioLoadError:
@@ -157,7 +203,9 @@ def decode_audio(path: str | Path) -> AudioClip:
     samples = np.concatenate(chunks, axis=1)
     if float_input:
         samples = _finite_in_range(samples, path)
-    return AudioClip(np.ascontiguousarray(samples, dtype=np.float32), int(rate))
+    if any(name in ("", "NONE") or name.startswith("USR") for name in layout):
+        layout = ()  # unnamed channels (a WAV without a channel mask): AudioClip.stereo assumes the WAV order
+    return AudioClip(np.ascontiguousarray(samples, dtype=np.float32), int(rate), layout)
 
 
 def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
