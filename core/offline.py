@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_renderer_arguments(parser, default="full")
 
 
+SILENT_PEAK = 1e-4  # -80 dBFS: below a 16-bit file's dither, so only digital silence is called silent
+
+
 class MotionDumpError(OSError):
     """Writing the --dump-motion file failed (disk full, folder removed)."""
 
@@ -111,6 +114,9 @@ def main(args: argparse.Namespace) -> int:
     except (AudioLoadError, ImageLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not np.abs(clip.samples).max() > SILENT_PEAK:  # valid, but almost surely the wrong file or a muted mic
+        print(f"note: {args.audio} is silent (no sample above -80 dBFS): the face will not speak. Check that "
+              "this is the recording you meant.", file=sys.stderr)
     # torch from here on
     from core.lite.atlas import AtlasError
     from core.liveportrait import CheckpointError

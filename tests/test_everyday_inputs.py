@@ -241,3 +241,15 @@ def test_a_files_own_channel_layout_is_folded_by_name(tmp_path):
     assert clip.layout == ("FL", "FR", "FC", "LFE", "SL", "SR")
     left, right = np.abs(clip.stereo()).max(axis=1)
     assert left > 0.1 and right == 0
+
+
+def test_silent_audio_renders_with_a_note(tmp_path, astronaut, capsys):
+    portrait = tmp_path / "p.png"
+    cv2.imwrite(str(portrait), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    _float_wav(tmp_path / "silence.wav", np.zeros(12000, np.float32), 16000)
+    dump = tmp_path / "m.npz"
+    assert core_main(["render", "--portrait", str(portrait), "--audio", str(tmp_path / "silence.wav"),
+                      "--dump-motion", str(dump), "--synthetic-weights", "tiny", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "silence.wav is silent (no sample above -80 dBFS): the face will not speak" in err
+    assert dump.is_file()
