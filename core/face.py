@@ -130,6 +130,8 @@ def load_image(path: str | Path) -> np.ndarray:
             cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     else:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if bytes(data[:4]) in (b"II*\x00", b"MM\x00*"):
+        return image  # OpenCV's TIFF decoder turns TIFF pixels upright itself: applying the tag again was wrong
     return apply_orientation(image, exif_orientation(data))
 
 

@@ -253,3 +253,23 @@ def test_silent_audio_renders_with_a_note(tmp_path, astronaut, capsys):
     err = capsys.readouterr().err
     assert "silence.wav is silent (no sample above -80 dBFS): the face will not speak" in err
     assert dump.is_file()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("suffix", [".tiff", ".jpg", ".webp"])
+def test_every_exif_orientation_ends_upright(tmp_path, astronaut, orientation, suffix):
+    """Stored pixels + orientation tag -> the upright photo, as a viewer shows it. Was: TIFF turned twice
+    (OpenCV's TIFF decoder already applies the tag)."""
+    from PIL import Image
+
+    upright = np.ascontiguousarray(astronaut[:, :400])  # not square: a wrong turn changes the shape
+    to_stored = {1: lambda x: x, 2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1],
+                 5: lambda x: x.swapaxes(0, 1), 6: lambda x: np.rot90(x, 1), 7: lambda x: x[::-1, ::-1].swapaxes(0, 1),
+                 8: lambda x: np.rot90(x, -1)}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}{suffix}"
+    Image.fromarray(np.ascontiguousarray(to_stored(upright))).save(path, exif=exif, quality=95, lossless=True)
+    got = load_image(path)
+    assert got.shape == upright.shape
+    assert np.abs(got.astype(int) - upright).mean() < 3
