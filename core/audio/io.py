@@ -117,28 +117,61 @@ def downmix_matrix(layout: tuple[str, ...] | list[str]) -> np.ndarray:
     return m / max(1.0, float(m.sum(axis=1).max()))
 
 
+WAVE_PCM, WAVE_FLOAT, WAVE_EXTENSIBLE = 1, 3, 0xFFFE
+
+
+def _riff_wav(path: Path) -> tuple[int, int, int, int, bytes]:
+    """(format, channels, rate, bits, sample bytes) of a RIFF WAV, read chunk by chunk. Why not `wave`: before
+    Python 3.12 it rejects WAVE_FORMAT_EXTENSIBLE (how DAWs write 24-bit and multichannel files) and float."""
+    data = path.read_bytes()
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError("no RIFF/WAVE header")
+    fmt = None
+    pos = 12
+    while pos + 8 <= len(data):
+        cid, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        body = data[pos + 8:pos + 8 + size]  # a truncated last chunk keeps what is there
+        if cid == b"fmt " and len(body) >= 16:
+            tag, channels, rate = (int.from_bytes(body[i:i + n], "little") for i, n in ((0, 2), (2, 2), (4, 4)))
+            bits = int.from_bytes(body[14:16], "little")
+            if tag == WAVE_EXTENSIBLE and len(body) >= 26:
+                tag = int.from_bytes(body[24:26], "little")  # the sub-format GUID starts with the plain tag
+            fmt = (tag, channels, rate, bits)
+        elif cid == b"data":
+            if fmt is None:
+                raise ValueError("data before the fmt chunk")
+            return (*fmt, body)
+        pos += 8 + size + (size & 1)
+    raise ValueError("no fmt/data chunk")
+
+
 def _decode_pcm_wav(path: Path) -> AudioClip:
-    """A plain PCM WAV through the standard library: what a machine without PyAV (the lent GPU machine, a
-    headless server) can still read. 8-bit unsigned and 16/24/32-bit signed samples."""
+    """A WAV without PyAV: what a machine without it (the lent GPU machine, a headless server) can still read.
+    8-bit unsigned, 16/24/32-bit signed and 32/64-bit float samples, plain or WAVE_FORMAT_EXTENSIBLE."""
     try:
-        with wave.open(str(path), "rb") as w:
-            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-            raw = w.readframes(w.getnframes())
-    except (wave.Error, EOFError) as exc:
+        tag, channels, rate, bits, raw = _riff_wav(path)
+        kind = {(WAVE_PCM, 8): "u1", (WAVE_PCM, 16): "<i2", (WAVE_PCM, 24): "<i3", (WAVE_PCM, 32): "<i4",
+                (WAVE_FLOAT, 32): "<f4", (WAVE_FLOAT, 64): "<f8"}.get((tag, bits))
+        if kind is None or not channels or not rate:
+            raise ValueError(f"format {tag}, {bits}-bit")
+    except (OSError, ValueError) as exc:
         raise AudioLoadError(f"{path} is not a PCM WAV file this build can read without PyAV ({exc}). "
                              "Install PyAV (pip install av) or export the recording as 16-bit PCM WAV.") from exc
-    if width == 3:  # 24-bit: widen to 32 bits (low byte zero) so one integer path serves all
+    width = bits // 8
+    raw = raw[: len(raw) - len(raw) % (width * channels)]  # a truncated file: whole frames only
+    if kind == "<i3":  # widen to 32 bits (low byte zero) so one integer path serves all
         b = np.frombuffer(raw, np.uint8).reshape(-1, 3)
-        raw = np.concatenate([np.zeros((len(b), 1), np.uint8), b], axis=1).tobytes()
-        width = 4
-    if width == 1:
+        raw, kind = np.concatenate([np.zeros((len(b), 1), np.uint8), b], axis=1).tobytes(), "<i4"
+    if kind == "u1":  # 8-bit PCM is unsigned: 128 is silence
         a = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif tag == WAVE_FLOAT:
+        a = np.frombuffer(raw, kind).astype(np.float32)
     else:
-        kind = {2: "<i2", 4: "<i4"}[width]
         a = np.frombuffer(raw, kind).astype(np.float32) / float(np.iinfo(kind).max)
     if not a.size:
         raise AudioLoadError(f"{path} contains no audio samples (an empty recording). Use a file with speech.")
-    return AudioClip(np.ascontiguousarray(a.reshape(-1, channels).T), int(rate))
+    a = np.ascontiguousarray(a.reshape(-1, channels).T)
+    return AudioClip(_finite_in_range(a, path) if tag == WAVE_FLOAT else a, int(rate))
 
 
 def _finite_in_range(a: np.ndarray, path: Path) -> np.ndarray:
