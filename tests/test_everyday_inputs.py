@@ -330,3 +330,32 @@ def test_extensible_and_float_wav_load_without_pyav_as_with_it(tmp_path, monkeyp
     assert without.rate == with_av.rate == sr
     assert without.samples.shape == with_av.samples.shape == (channels, n)
     assert np.abs(without.samples - with_av.samples).max() < 1e-4
+
+
+def test_long_output_names_work_and_too_long_ones_are_one_sentence(tmp_path, astronaut, capsys):
+    """A valid 240-byte name failed with 'folder is not writable (File name too long)' (the temporary name added
+    ~30 bytes); a 260-byte one raised a raw OSError from Path.is_dir."""
+    portrait = tmp_path / "p.png"
+    cv2.imwrite(str(portrait), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    _float_wav(tmp_path / "a.wav", _tone(12000, 16000, 0.4), 16000)
+    long = tmp_path / ("é" * 118 + ".npz")  # 240 bytes in UTF-8: allowed
+    assert core_main(["render", "--portrait", str(portrait), "--audio", str(tmp_path / "a.wav"),
+                      "--dump-motion", str(long), "--synthetic-weights", "tiny", "--device", "cpu"]) == 0
+    assert long.is_file() and sorted(p.name for p in tmp_path.iterdir()) == sorted(["p.png", "a.wav", long.name])
+    capsys.readouterr()
+    too_long = tmp_path / ("y" * 260 + ".mp4")
+    assert core_main(["render", "--portrait", str(portrait), "--audio", str(tmp_path / "a.wav"),
+                      "--out", str(too_long), "--synthetic-weights", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "is too long a file name (264 bytes; file systems allow 255). Choose a shorter name." in err
+
+
+def test_temporaries_of_long_names_are_found_again(tmp_path):
+    from core.atomic import stale_temporaries, temporary_path
+
+    target = tmp_path / ("z" * 250)
+    tmp = temporary_path(target, ".partial.mp4")
+    assert len(tmp.name.encode()) <= 255
+    dead = tmp.with_name(tmp.name.replace(f".{__import__('os').getpid()}.", ".999999999."))
+    tmp.rename(dead)
+    assert stale_temporaries(target, ".partial.mp4") == [dead]
