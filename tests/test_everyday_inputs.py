@@ -359,3 +359,14 @@ def test_temporaries_of_long_names_are_found_again(tmp_path):
     dead = tmp.with_name(tmp.name.replace(f".{__import__('os').getpid()}.", ".999999999."))
     tmp.rename(dead)
     assert stale_temporaries(target, ".partial.mp4") == [dead]
+
+
+def test_dc_offset_does_not_reach_the_models(tmp_path):
+    """A constant offset is inaudible but changed DiT/JoyVASA motion: mono() (what the models take) removes it,
+    the clip's own samples (what the mp4 carries) keep it."""
+    x = _tone(16000, 16000, 0.3)
+    _float_wav(tmp_path / "dc.wav", x + 0.4, 16000)
+    _float_wav(tmp_path / "clean.wav", x, 16000)
+    dc, clean = decode_audio(tmp_path / "dc.wav"), decode_audio(tmp_path / "clean.wav")
+    assert dc.samples.mean() == pytest.approx(0.4, abs=1e-3)
+    assert np.abs(dc.mono() - clean.mono()).max() < 1e-3
