@@ -129,3 +129,24 @@ def test_prepare_from_a_path_names_the_file_without_a_face(renderer, tmp_path, a
     good = tmp_path / "astronaut.png"
     cv2.imwrite(str(good), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
     assert renderer.prepare(good) is renderer.prepare(astronaut)  # same pixels, same content hash: one entry
+
+
+def test_render_bench_leaves_emulated_bf16_out_of_its_default_official_rows(monkeypatch):
+    """On a CPU without native bf16 an official frame takes tens of minutes in bf16: the default run skips the row
+    (and says so); asking for it measures it; a CPU with AVX512-BF16/AMX gets it by default."""
+    import argparse
+
+    import torch
+
+    from core.bench import render as bench
+    from core.device import DeviceSpec
+
+    cpu = DeviceSpec(torch.device("cpu"), torch.float32)
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    default, asked, tiny = (parser.parse_args(a) for a in ([], ["--precisions", "fp32,bf16"], ["--size", "tiny"]))
+    for native, expect in ((False, False), (True, True)):
+        monkeypatch.setattr(bench, "_native_bf16", lambda native=native: native)
+        assert any(p == "bf16" for _, p in bench.variants_for(cpu, default)) == expect
+        assert any(p == "bf16" for _, p in bench.variants_for(cpu, asked))
+        assert any(p == "bf16" for _, p in bench.variants_for(cpu, tiny))  # tiny bf16 takes seconds

@@ -22,6 +22,8 @@ import json
 import math
 import os
 import platform
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -147,6 +149,8 @@ def step_parity(args: argparse.Namespace) -> dict:
             t0 = time.perf_counter()
             with torch.no_grad():
                 outs = _outputs(net, name, xs, MOTION_KEYS)
+            if spec.is_cuda:  # kernels run asynchronously: without this, `seconds` is the launch time only
+                torch.cuda.synchronize(spec.device)
             seconds = time.perf_counter() - t0
             for key, out in outs.items():
                 err = _error(out, refs[name][key])
@@ -156,6 +160,8 @@ def step_parity(args: argparse.Namespace) -> dict:
                 result["ok"] &= ok
                 result["rows"].append({"precision": precision, "network": name, "output": key, **err, "ok": ok,
                                        "seconds": seconds})
+            print(f"parity {precision} {name}: {seconds:.2f} s", flush=True)
+            _save_partial(args, result)
         del m
     tmp.cleanup()
     return result
@@ -239,7 +245,23 @@ def step_onnx(args: argparse.Namespace) -> dict:
                 result["rows"].append({"network": name, "output": key, "provider": net.provider, **err, "ok": ok,
                                        "export_s": export_s, "run_s": run_s,
                                        "mb": round(path.stat().st_size / 2**20, 1)})
+            print(f"onnx {name}: export {export_s:.1f} s, run {run_s:.2f} s ({net.provider})", flush=True)
+            _save_partial(args, result)
     return result
+
+
+def _save_partial(args: argparse.Namespace, result: dict) -> None:
+    """The rows so far, marked partial: a step killed at its limit (official sizes on an unknown machine) still
+    reports the networks it finished. The complete result replaces it when the step ends."""
+    if args.result:
+        _write_result(args.result, dict(result, partial=True))
+
+
+def _write_result(path: str, result: dict) -> None:
+    from core.atomic import atomic_path
+
+    with atomic_path(path, suffix=".json") as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=1, default=str))
 
 
 def step_core(args: argparse.Namespace) -> dict:
@@ -265,18 +287,20 @@ def plan(dry: bool, device: str) -> list[tuple[str, float, list[str]]]:
     steps = [
         ("env", 30, ["env"]),
         ("parity", 60, ["parity", "--precisions", "fp32,bf16" if dry else "fp32,fp16,bf16"]),
-        ("onnx", 90, ["onnx"]),
-        ("bench-eager", 50, [*bench, "--backends", "eager", "--precisions", precisions, *b_all, *frames]),
+        ("onnx", 75, ["onnx"]),
+        ("bench-eager", 45, [*bench, "--backends", "eager", "--precisions", precisions, *b_all, *frames]),
         # the dry run leaves out the eager baseline where a CPU cannot run the backend anyway (it is the slow part)
-        ("bench-cudagraph", 50, [*bench, "--backends", "cudagraph", "--precisions", precisions, *b_all,
+        ("bench-cudagraph", 45, [*bench, "--backends", "cudagraph", "--precisions", precisions, *b_all,
                                  *(["--no-baseline"] if dry else [])]),
-        ("bench-compile", 20 if dry else 80, [*bench, "--backends", "compile", "--precisions",
+        # compile: ~2 networks x 2 batch sizes of inductor + Triton builds on first use; the batch-1 row is written
+        # before the batch-8 recompile starts, so a timeout there still keeps it
+        ("bench-compile", 20 if dry else 95, [*bench, "--backends", "compile", "--precisions",
                                                "fp32" if dry else "fp16", "--batches", "1" if dry else "1,8",
                                                *(["--no-baseline"] if dry else [])]),
         # the GPU machine's onnxruntime is a CPU build: one frame per row is all the budget allows there
-        ("bench-onnx", 60, [*bench, "--backends", "onnx", "--precisions", "fp32" if dry else "fp32,fp16",
+        ("bench-onnx", 55, [*bench, "--backends", "onnx", "--precisions", "fp32" if dry else "fp32,fp16",
                             "--batches", "1", "--frames", "1"]),
-        ("engine", 45, ["core", "--", "bench", "engine", "--size", size, "--device", device,
+        ("engine", 40, ["core", "--", "bench", "engine", "--size", size, "--device", device,
                         *(["--frames", "8"] if dry else [])]),
     ]
     # the latency bench: through a PulseAudio virtual microphone where sounddevice and pulseaudio exist; the GPU
@@ -290,65 +314,115 @@ def plan(dry: bool, device: str) -> list[tuple[str, float, list[str]]]:
     return steps
 
 
-def run_all(args: argparse.Namespace) -> int:
+class _Stopped(Exception):
+    """SIGTERM reached the driver (e.g. the outer `timeout` in gpu-check.sh): stop the step, keep the report."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Stopped()
+
+
+def run_step(cmd: list[str], limit: float, env: dict | None = None) -> tuple[str, str]:
+    """Run one step's command with a hard limit -> (status ok | failed | timeout | interrupted, its output).
+
+    The step runs in its own process group and the whole group is killed at the limit: torch.compile's worker
+    processes, onnxruntime's or an engine's helpers must not outlive their step and hold CPU cores or GPU memory
+    while the next step is timed. What the step printed before it was stopped is kept.
+    """
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace", start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=limit)
+        return ("ok" if proc.returncode == 0 else "failed"), out or ""
+    except subprocess.TimeoutExpired:
+        status = "timeout"
+    except BaseException:  # _Stopped, Ctrl-C: stop the step's processes before the driver goes
+        status = "interrupted"
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the group ended on its own just now
+        pass
+    try:  # everything printed so far (communicate keeps what it read before the timeout)
+        out, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired as exc:  # a process of the group that escaped the kill holds the pipe
+        out = _text(exc.stdout) + "\n[gpu-check] output cut: a process of the step still held its pipe"
+        proc.kill()
+    return status, out or ""
+
+
+def run_all(args: argparse.Namespace, steps: list[tuple[str, float, list[str]]] | None = None) -> int:
+    """Run the plan (or `steps`, same form). Only gpu-check.json and gpu-check.md are written to the output folder:
+    the device tool brings back at most 8 files from it, so step results, bench rows and caches (ONNX exports of
+    ~0.5 GB, inductor and Triton caches) live in a scratch folder that is removed at the end."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="headcast-gpucheck-"))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
                PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     if args.dry_run:
         env["HEADCAST_BLOCK_IMPORTS"] = ",".join(BLOCKED)
-    env.setdefault("HEADCAST_CACHE_DIR", str(out / "cache"))
-    env.setdefault("HEADCAST_WEIGHTS_DIR", str(out / "weights"))
+    for var, folder in (("HEADCAST_CACHE_DIR", "cache"), ("HEADCAST_WEIGHTS_DIR", "weights"),
+                        ("TORCHINDUCTOR_CACHE_DIR", "inductor"), ("TRITON_CACHE_DIR", "triton")):
+        env.setdefault(var, str(scratch / folder))
+    # a step killed at its limit cannot clean up its temporary folders (the kit's 0.5 GB of checkpoints per
+    # bench step): they go under the scratch folder, which the driver removes
+    (scratch / "tmp").mkdir()
+    env["TMPDIR"] = str(scratch / "tmp")
     device = "cpu" if args.dry_run else args.device
     budget = args.budget_s if not args.dry_run or args.budget_s != TOTAL_BUDGET_S else TOTAL_BUDGET_S * DRY_SLACK
     t_start = time.perf_counter()
     report: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "dry_run": args.dry_run, "device": device,
                     "budget_s": budget, "steps": []}
     only = set(args.only.split(",")) if args.only else None
-    for name, limit, argv in plan(args.dry_run, device):
-        if only and name not in only:
-            continue
-        left = budget - (time.perf_counter() - t_start)
-        limit = min(limit, left)
-        entry: dict = {"name": name, "limit_s": round(limit, 1)}
-        if not argv:
-            entry.update(status="skipped", reason="not applicable")
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        for name, limit, argv in (plan(args.dry_run, device) if steps is None else steps):
+            if only and name not in only:
+                continue
+            left = budget - (time.perf_counter() - t_start)
+            limit = min(limit, left)
+            entry: dict = {"name": name, "limit_s": round(limit, 1)}
+            if not argv:
+                entry.update(status="skipped", reason="not applicable")
+                report["steps"].append(entry)
+                continue
+            if limit < 5:
+                entry.update(status="skipped", reason="total budget spent")
+                report["steps"].append(entry)
+                continue
+            result_file = scratch / f"{name}.json"
+            rows = scratch / f"{name}-rows.json"
+            cmd = [sys.executable, "-m", "core.bench.gpucheck", "--step", argv[0], "--result", str(result_file),
+                   "--device", device, *(["--dry-run"] if args.dry_run else []), *argv[1:]]
+            if name.startswith("bench-"):
+                cmd += ["--json", str(rows), "--budget-s", str(max(1.0, limit * 0.6))]
+            print(f"[gpu-check] {name}: limit {limit:.0f} s", flush=True)
+            t0 = time.perf_counter()
+            status, log = run_step(cmd, limit, env)
+            entry["seconds"] = round(time.perf_counter() - t0, 1)
+            entry["log_tail"] = log[-6000:]
+            if result_file.is_file():
+                entry["result"] = json.loads(result_file.read_text())
+                if status == "ok" and not entry["result"].get("ok", True):
+                    status = "failed"
+            if rows.is_file():
+                entry["rows"] = json.loads(rows.read_text())
+            entry["status"] = status
             report["steps"].append(entry)
-            continue
-        if limit < 5:
-            entry.update(status="skipped", reason="total budget spent")
-            report["steps"].append(entry)
-            continue
-        result_file = out / f"{name}.json"
-        result_file.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "core.bench.gpucheck", "--step", argv[0], "--result", str(result_file),
-               "--device", device, *(["--dry-run"] if args.dry_run else []), *argv[1:]]
-        if name.startswith("bench-"):
-            cmd += ["--json", str(out / f"{name}-rows.json"), "--budget-s", str(max(1.0, limit * 0.6))]
-        print(f"[gpu-check] {name}: limit {limit:.0f} s", flush=True)
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=limit)
-            status = "ok" if proc.returncode == 0 else "failed"
-            log = proc.stdout + proc.stderr
-        except subprocess.TimeoutExpired as exc:
-            status = "timeout"
-            log = _text(exc.stdout) + _text(exc.stderr)
-        entry["seconds"] = round(time.perf_counter() - t0, 1)
-        entry["log_tail"] = log[-6000:]
-        if result_file.is_file():
-            entry["result"] = json.loads(result_file.read_text())
-            if status == "ok" and not entry["result"].get("ok", True):
-                status = "failed"
-        rows = out / f"{name}-rows.json"
-        if rows.is_file():
-            entry["rows"] = json.loads(rows.read_text())
-        entry["status"] = status
-        report["steps"].append(entry)
-        print(f"[gpu-check] {name}: {status} in {entry['seconds']:.1f} s", flush=True)
+            print(f"[gpu-check] {name}: {status} in {entry['seconds']:.1f} s", flush=True)
+            _write_report(out, report)
+            if status == "interrupted":
+                break
+    except _Stopped:  # between two steps: the report so far is written below
+        report["interrupted"] = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        report["total_s"] = round(time.perf_counter() - t_start, 1)
         _write_report(out, report)
-    report["total_s"] = round(time.perf_counter() - t_start, 1)
-    _write_report(out, report)
+        try:
+            shutil.rmtree(scratch)
+        except OSError as exc:
+            print(f"[gpu-check] could not remove the scratch folder {scratch}: {exc}", flush=True)
     print((out / "gpu-check.md").read_text())
     return 0 if all(s["status"] in ("ok", "skipped") for s in report["steps"]) else 1
 
@@ -379,7 +453,8 @@ def markdown(report: dict) -> str:
     for s in report["steps"]:
         res = s.get("result") or {}
         if s["name"] in ("parity", "onnx") and res.get("rows"):
-            lines += ["", f"## {s['name']} ({res.get('reference', 'vs eager fp32')})", "",
+            partial = " (PARTIAL: the step stopped before its end)" if res.get("partial") else ""
+            lines += ["", f"## {s['name']} ({res.get('reference', 'vs eager fp32')}){partial}", "",
                       "| precision / provider | network | output | max abs | rel l2 | ok |",
                       "| --- | --- | --- | ---: | ---: | --- |"]
             for r in res["rows"]:
@@ -409,7 +484,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core.bench.gpucheck", description=__doc__.splitlines()[0])
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, app packages blocked")
     p.add_argument("--out", default="gpu-check-out", help="folder for gpu-check.json / .md and step files")
@@ -420,7 +495,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--result", default=None, help=argparse.SUPPRESS)
     p.add_argument("--precisions", default="fp32", help=argparse.SUPPRESS)
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.step is None:
         return run_all(args)
     _install_blocker()
@@ -430,10 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     fn = {"env": step_env, "parity": step_parity, "onnx": step_onnx, "core": step_core}[args.step]
     result = fn(args)
     if args.result:
-        from core.atomic import atomic_path
-
-        with atomic_path(args.result, suffix=".json") as tmp:
-            Path(tmp).write_text(json.dumps(result, indent=1, default=str))
+        _write_result(args.result, result)
     return 0 if result.get("ok", True) and result.get("rc", 0) == 0 else 1
 
 
