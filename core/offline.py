@@ -12,7 +12,14 @@ import numpy as np
 
 from core.atomic import atomic_path
 from core.cli import EXIT_INTERRUPTED, second_ctrl_c_quits
-from core.cli_args import add_pipeline_arguments, motion_settings, pipeline_kwargs
+from core.cli_args import (
+    add_face_argument,
+    add_pipeline_arguments,
+    face_index,
+    face_problem,
+    motion_settings,
+    pipeline_kwargs,
+)
 from core.face import FACE_ORDER
 from core.timebase import FPS, SAMPLE_RATE, frames_for_samples
 
@@ -24,8 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_pipeline_arguments(parser)
     parser.add_argument("--dump-motion", help="write per-frame motion (and the lip ratio, if any) to this .npz")
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch")
-    parser.add_argument("--face", type=int, metavar="N",
-                        help=f"which face to animate when the photo has several: 1, 2, ... numbered {FACE_ORDER}")
+    add_face_argument(parser)
 
     from core.lite.cli import add_renderer_arguments
 
@@ -81,8 +87,9 @@ def _check_paths(args: argparse.Namespace) -> str | None:
 
     if not args.out and not args.dump_motion:
         return "give --out OUT.mp4, or --dump-motion FILE.npz (or both)"
-    if args.face is not None and args.face < 1:
-        return f"--face counts from 1 (the largest face); got {args.face}"
+    problem = face_problem(args)
+    if problem:
+        return problem
     for option, value, what in (("--portrait", args.portrait, "portrait image"), ("--audio", args.audio, "audio")):
         path = Path(value)
         if not path.exists():
@@ -129,7 +136,7 @@ def main(args: argparse.Namespace) -> int:
 
         renderer, motion = build_pipeline(**pipeline_kwargs(args), settings=motion_settings(args), offline=True)
         motion = MotionRecorder(motion)
-        face = None if args.face is None else args.face - 1
+        face = face_index(args)
         portrait = renderer.prepare(image, args.portrait, face=face)  # raises NoFaceError naming the file
         if portrait.face.n_faces > 1 and face is None:
             print(f"note: {portrait.face.n_faces} faces in {args.portrait}; using face 1 (faces are numbered "
