@@ -182,15 +182,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     t_end = time.monotonic()
-    stats = session.stats()
-    motion_name = session.engine.motion.name if session.engine is not None else config.motion
-    if stats is not None:  # written before the wait for the device below, so a second Ctrl-C loses nothing
-        _write_report(args, config, session, clock, stats, t_start, t_end, motion_name, finished, errors,
-                      interrupted)
-    if interrupted:
-        print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
-              flush=True)
-    with second_ctrl_c_quits("the frame being rendered"):
+    with second_ctrl_c_quits("the frame being rendered"):  # from here on, a Ctrl-C quits at once
+        stats = session.stats()
+        motion_name = session.engine.motion.name if session.engine is not None else config.motion
+        if stats is not None:  # written before the wait for the device below, so a second Ctrl-C loses nothing
+            _write_report(args, config, session, clock, stats, t_start, t_end, motion_name, finished, errors,
+                          interrupted)
+        if interrupted:
+            print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
+                  flush=True)
         session.close(timeout=120.0)  # waits for a render in progress: nothing may run on the device at exit
     if stats is None:
         return EXIT_INTERRUPTED if interrupted else 1

@@ -196,10 +196,10 @@ def _render(args, renderer, motion, portrait, audio, clip, face) -> int:
     except KeyboardInterrupt:
         # Ctrl-C: wait for the render in progress (a torch op cannot be cut short, and a thread inside one at
         # exit aborts the process), then drop the partial file; a second Ctrl-C drops it and quits at once
-        bar.close()
-        print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
-              flush=True)
         with second_ctrl_c_quits("the frame being rendered", cleanup=sink.abort):
+            bar.close()
+            print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
+                  flush=True)
             engine.stop(timeout=120.0)
         sink.abort()
         print(f"interrupted: {args.out} was not written", file=sys.stderr)
