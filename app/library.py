@@ -18,7 +18,11 @@ import numpy as np
 
 from core.atomic import atomic_path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# what core.face.load_image decodes (OpenCV): the CLI takes all of them, so the app does too. HEIC/HEIF are let
+# through so the loader's own sentence (convert to JPEG) is shown instead of a bare "wrong type".
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif", ".heic",
+                  ".heif")
+IMAGE_KINDS = "PNG, JPEG, WebP, BMP, TIFF, GIF or AVIF"
 THUMB_SIZE = 128
 INDEX_FILE = "library.json"
 
@@ -57,7 +61,7 @@ def collect_image_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
         elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
             found.append(p)
         elif p.exists():
-            skipped.append(f"{p.name}: not a PNG, JPEG or WebP image")
+            skipped.append(f"{p.name}: not a {IMAGE_KINDS} image")
         else:
             skipped.append(f"{p}: no such file")
     return found, skipped
@@ -89,20 +93,30 @@ def analyse_portrait(path: Path, cropper, folder: Path, face: int | None = None)
     except ImageLoadError as exc:
         raise PortraitError(str(exc)) from exc
     except Exception as exc:  # a decoder failure outside the loader's own checks
-        raise PortraitError(f"{path.name} is not a readable image. Use a PNG, JPEG or WebP photo.") from exc
+        raise PortraitError(f"{path.name} is not a readable image. Use a {IMAGE_KINDS} photo.") from exc
     try:
         found = cropper.crop(image, source_name=path.name, face=face)
     except (NoFaceError, FaceChoiceError) as exc:
         raise PortraitError(str(exc)) from exc
-    folder.mkdir(parents=True, exist_ok=True)
     crop_path = folder / (f"{digest}-crop.png" if not found.index else f"{digest}-face{found.index + 1}-crop.png")
     thumb_path = folder / f"{digest}-thumb.png"
-    _write_png_atomic(crop_path, np.ascontiguousarray(found.crop))
     h, w = image.shape[:2]
     scale = THUMB_SIZE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     thumb = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    _write_png_atomic(thumb_path, thumb)
+    written = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for target, pixels in ((crop_path, np.ascontiguousarray(found.crop)), (thumb_path, thumb)):
+            existed = target.exists()  # named by content: another library entry may use it already
+            _write_png_atomic(target, pixels)
+            if not existed:
+                written.append(target)
+    except OSError as exc:  # a full disk or a read-only data folder: nothing half-added stays behind
+        for target in written:
+            target.unlink(missing_ok=True)
+        raise PortraitError(f"{path.name} could not be added: the portrait library folder {folder} is not "
+                            f"writable ({exc.strerror or exc}). Free some disk space, then add it again.") from exc
     return Portrait(str(path.resolve()), digest, str(crop_path), str(thumb_path), int(w), int(h),
                     faces=int(found.n_faces), face=int(found.index))
 

@@ -39,7 +39,7 @@ from resources import resource_dir
 
 from . import audio_io
 from .engine_bridge import NO_MICROPHONE, EngineBridge, InputChoice
-from .library import PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
+from .library import IMAGE_KINDS, IMAGE_SUFFIXES, PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
 from .settings import AUTO_DELAY, BACKENDS, MOTION_SOURCES, RENDERER_CHOICES, AppSettings, data_dir, save_settings
 from .tasks import TaskRunner
 from .widgets import LevelMeter, MessagePanel, PortraitList, PreviewWidget, VerticalScroll, dropped_paths
@@ -450,7 +450,7 @@ class MainWindow(QMainWindow):
 
     def _add_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Add portraits", str(Path.home()),
-                                                "Images (*.png *.jpg *.jpeg *.webp)")
+                                                f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)})")
         if files:
             self.add_paths([Path(f) for f in files])
 
@@ -462,7 +462,7 @@ class MainWindow(QMainWindow):
             self.show_message(f"Skipped {s}", warning=True)
         if not files:
             if not skipped:
-                self.show_message("No PNG, JPEG or WebP images in what was dropped.", warning=True)
+                self.show_message(f"No {IMAGE_KINDS} images in what was dropped.", warning=True)
             return
         self.statusBar().showMessage(f"Finding faces in {len(files)} image(s)…")
         for f in files:

@@ -43,13 +43,30 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+TEMP_NAME_BYTES = 180  # a target's name longer than this is shortened in its temporary names (+ a hash)
+
+
+def temporary_stem(path: Path) -> str:
+    """The target's name as its temporary files carry it. Why shortened: a file system allows 255 bytes per name,
+    so a valid 240-byte output name plus `.<pid>.<random>.partial.mp4` could not be created at all."""
+    name = path.name
+    raw = os.fsencode(name)
+    if len(raw) <= TEMP_NAME_BYTES:
+        return name
+    import hashlib
+
+    head = raw[:TEMP_NAME_BYTES - 13].decode("utf-8", "ignore")  # "ignore": never half a character
+    return f"{head}~{hashlib.sha1(raw).hexdigest()[:12]}"
+
+
 def stale_temporaries(path: str | Path, suffix: str = ".tmp") -> list[Path]:
     """Temporary files for `path` (this module's naming) whose writing process is gone."""
     path = Path(path)
-    prefix = f".{path.name}."
+    stem = temporary_stem(path)
+    prefix = f".{stem}."
     stale = []
     try:
-        candidates = list(path.parent.glob(f".{glob_escape(path.name)}.*{suffix}"))
+        candidates = list(path.parent.glob(f".{glob_escape(stem)}.*{suffix}"))
     except OSError:
         return []
     for p in candidates:
@@ -70,7 +87,7 @@ def temporary_path(path: str | Path, suffix: str = ".tmp") -> Path:
     for old in stale_temporaries(path, suffix):
         old.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{temporary_stem(path)}.{os.getpid()}.", suffix=suffix)
     os.close(fd)
     return Path(tmp)
 

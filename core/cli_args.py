@@ -14,6 +14,25 @@ from core.motion.factory import KINDS
 from core.motion.source import JOYVASA_ENCODINGS, MotionSettings
 
 
+def add_face_argument(parser: argparse.ArgumentParser) -> None:
+    """`--face N` for the commands that take a portrait (`render`, `live`): 1-based, as people count."""
+    from core.face import FACE_ORDER
+
+    parser.add_argument("--face", type=int, metavar="N",
+                        help=f"which face to animate when the photo has several: 1, 2, ... numbered {FACE_ORDER}")
+
+
+def face_index(args: argparse.Namespace) -> int | None:
+    """`--face` as the 0-based index core.face takes (None: the largest, with a warning when there are more)."""
+    return None if args.face is None else args.face - 1
+
+
+def face_problem(args: argparse.Namespace) -> str | None:
+    if args.face is not None and args.face < 1:
+        return f"--face counts from 1 (the largest face); got {args.face}"
+    return None
+
+
 def add_pipeline_arguments(parser: argparse.ArgumentParser, motion_default: str = "auto") -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     parser.add_argument("--synthetic-weights", choices=("tiny", "full"),

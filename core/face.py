@@ -11,7 +11,7 @@ forehead, resampled to 256x256.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -20,7 +20,10 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 CROP_SIZE = 256
-DETECT_MAX_SIDE = 1024  # detection runs on a downscaled copy of larger images; the crop uses full resolution
+# detection runs on a copy of larger images downscaled to about DETECT_MAX_SIDE^2 pixels (the crop uses full
+# resolution). By area, not by the longer side: a 4000x512 banner shrunk to 1024 px wide left a 131 px tall face
+# strip in which no face was found; by area the face keeps 366 px and a square photo is treated as before.
+DETECT_MAX_SIDE = 1024
 MIN_FACE_PX = 40
 HAAR_SIZE = 0.82  # LivePortrait landmark-square side / Haar box side
 HAAR_CENTER_Y = 0.645  # landmark-square centre, as a fraction of the Haar box height
@@ -51,8 +54,11 @@ def exif_orientation(data: bytes | np.ndarray) -> int:
 
     from PIL import Image
 
+    raw = bytes(data)
+    if raw[:8] == b"\x89PNG\r\n\x1a\n" and b"eXIf" not in raw and b"exif" not in raw:
+        return 1  # a PNG without EXIF: Pillow would decode the whole image to look for it (2 s at 8000x6000)
     try:
-        with Image.open(io.BytesIO(bytes(data))) as im:
+        with Image.open(io.BytesIO(raw)) as im:
             value = int(im.getexif().get(EXIF_ORIENTATION_TAG, 1))
     except Exception:  # no EXIF, or a format Pillow does not know (OpenCV decodes the pixels anyway)
         return 1
@@ -78,6 +84,23 @@ def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def _is_heif(data: np.ndarray) -> bool:
+    """An ISO-BMFF file whose brand is HEIF/HEIC (what OpenCV's wheel cannot decode; AVIF it can)."""
+    head = bytes(data[:32])
+    return head[4:8] == b"ftyp" and any(b in head[8:32] for b in (b"heic", b"heix", b"heif", b"hevc", b"mif1"))\
+        and b"avif" not in head[8:32]
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """16-bit and 32-bit integer images scaled to 8 bits; float images (TIFF/EXR, 0..1 by convention) clipped."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype.kind == "f":
+        return np.round(np.clip(np.nan_to_num(image), 0.0, 1.0) * 255).astype(np.uint8)
+    scaled = image.astype(np.float32) * np.float32(255 / np.iinfo(image.dtype).max)  # signed: negatives are black
+    return np.round(np.clip(scaled, 0, 255)).astype(np.uint8)
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Read png/jpg/webp/bmp as upright RGB uint8 (H, W, 3): EXIF orientation applied, alpha composited on
     white. The one image loader: the CLI, the renderer and the app's library all read portraits through it."""
@@ -85,21 +108,34 @@ def load_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise ImageLoadError(f"Portrait not found: {path}. Check the path, or drop the image file into the app again.")
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if not data.size:
+        raise ImageLoadError(f"{path} is empty (0 bytes): the download or copy did not finish. "
+                             "Use the complete photo file.")
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
+        if _is_heif(data):
+            raise ImageLoadError(f"{path} is a HEIC/HEIF photo (the iPhone default), which Headcast cannot read. "
+                                 "Convert it to JPEG (on the iPhone: Settings > Camera > Formats > Most Compatible, "
+                                 "or share it as JPEG) and use that file.")
         raise ImageLoadError(
             f"Cannot read {path} as an image (corrupt or unsupported format). Use a PNG, JPEG or WebP photo."
         )
+    image = _to_uint8(image)  # before compositing: a 16-bit alpha is 0..65535
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 4:
-        rgb = image[..., :3].astype(np.float32)
-        alpha = image[..., 3:].astype(np.float32) / 255
-        image = cv2.cvtColor((rgb * alpha + 255 * (1 - alpha)).astype(np.uint8), cv2.COLOR_BGR2RGB)
+    elif image.shape[2] in (2, 4):  # gray + alpha, BGR + alpha: composited on white
+        color, alpha = image[..., :-1], image[..., -1:]
+        if alpha.min() < 255:  # integer blend: an 8000x6000 RGBA photo in float32 took 2.3 GB and 19 s
+            a = alpha.astype(np.uint16)
+            color = ((color * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)  # <= 65152: fits uint16
+        image = cv2.cvtColor(color, cv2.COLOR_GRAY2RGB) if color.shape[2] == 1 else \
+            cv2.cvtColor(color, cv2.COLOR_BGR2RGB)
     else:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if image.dtype != np.uint8:  # 16-bit PNGs
-        image = (image / (np.iinfo(image.dtype).max / 255)).astype(np.uint8)
+    if bytes(data[:4]) in (b"II*\x00", b"MM\x00*"):
+        return image  # OpenCV's TIFF decoder turns TIFF pixels upright itself: applying the tag again was wrong
     return apply_orientation(image, exif_orientation(data))
 
 
@@ -129,6 +165,17 @@ class FaceCrop:
     def inverse(self) -> np.ndarray:
         """(2, 3) crop pixel coords -> image pixel coords."""
         return cv2.invertAffineTransform(self.matrix)
+
+    def resized(self, old_hw: tuple[int, int], new_hw: tuple[int, int]) -> FaceCrop:
+        """The same crop for the image resized from `old_hw` to `new_hw` (cv2.resize's pixel-centre convention).
+
+        Why: the renderer scales big portraits down to its output size, but faces are found at the size the user
+        gave (a face in a 4000x512 banner shrunk to 1280 px wide is too small to detect)."""
+        sy, sx = new_hw[0] / old_hw[0], new_hw[1] / old_hw[1]
+        to_old = np.array([[1 / sx, 0, 0.5 / sx - 0.5], [0, 1 / sy, 0.5 / sy - 0.5], [0, 0, 1]])
+        scale = np.array([sx, sy, sx, sy])
+        return replace(self, matrix=self.matrix @ to_old, box=tuple(float(v) for v in np.array(self.box) * scale),
+                       boxes=tuple(tuple(float(v) for v in np.array(b) * scale) for b in self.boxes))
 
 
 @dataclass
@@ -206,9 +253,11 @@ class HaarDetector:
             raise RuntimeError(f"OpenCV Haar cascades missing under {root}; reinstall opencv-python-headless 4.x")
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
-        min_side = max(MIN_FACE_PX, min(gray.shape) // 12)
-        for cascade in self._cascades:
+        plain = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        min_side = max(MIN_FACE_PX, min(plain.shape) // 12)
+        # equalised first (dim photos), then as is: a face on a large flat background (a portrait pasted into a
+        # white banner) loses its contrast when the whole image's histogram is equalised, and was not found
+        for gray, cascade in ((g, c) for g in (cv2.equalizeHist(plain), plain) for c in self._cascades):
             boxes = cascade.detectMultiScale(gray, scaleFactor=1.08, minNeighbors=6, minSize=(min_side, min_side))
             if len(boxes):
                 # Haar boxes run from the forehead to below the mouth, wider than the jaw. LivePortrait's square is
@@ -441,7 +490,7 @@ class FaceCropper:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"{source_name}: expected an RGB uint8 image, got {image.dtype} {image.shape}")
         h, w = image.shape[:2]
-        shrink = min(1.0, DETECT_MAX_SIDE / max(h, w))
+        shrink = min(1.0, DETECT_MAX_SIDE / float(np.sqrt(h * w)))
         small = cv2.resize(image, (round(w * shrink), round(h * shrink)), interpolation=cv2.INTER_AREA) \
             if shrink < 1 else image
         faces = self.detector.detect(small)

@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from core.cli import EXIT_INTERRUPTED, second_ctrl_c_quits
-from core.cli_args import add_pipeline_arguments, motion_settings, pipeline_kwargs
+from core.cli_args import (
+    add_face_argument,
+    add_pipeline_arguments,
+    face_index,
+    face_problem,
+    motion_settings,
+    pipeline_kwargs,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch at most")
     parser.add_argument("--quiet", action="store_true", help="no status line every second")
     add_pipeline_arguments(parser, motion_default="retarget")
+    add_face_argument(parser)
     from core.lite.cli import add_renderer_arguments
 
     add_renderer_arguments(parser, default="auto")  # live means live: lite where full cannot keep up
@@ -56,7 +64,14 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"--latency-budget must be positive milliseconds (got {args.latency_budget})"
     if args.stats_json and not Path(args.stats_json).resolve().parent.is_dir():
         return f"--stats-json {args.stats_json}: its folder does not exist; create it first"
-    return None
+    if args.stats_json:  # a folder, a read-only place or the portrait itself: said now, not after the run
+        from core.outputs import OutputPathError, check_output
+
+        try:
+            check_output(args.stats_json, ".json", {"portrait": args.portrait}, "--stats-json")
+        except OutputPathError as exc:
+            return str(exc)
+    return face_problem(args)
 
 
 class SinkClock:
@@ -111,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from core.audio.io import AudioLoadError
     from core.engine import AudioSourceError, EngineSettings
-    from core.face import FaceModelError, ImageLoadError, NoFaceError, load_image
+    from core.face import FaceChoiceError, FaceModelError, ImageLoadError, NoFaceError
     from core.lite.atlas import AtlasError
     from core.liveportrait import CheckpointError
     from core.motion.factory import MotionSourceUnavailable
@@ -140,9 +155,10 @@ def _run(args: argparse.Namespace) -> int:
     session.on_renderer_note = lambda text: print(f"renderer: {text}", file=sys.stderr, flush=True)
     interrupted = False
     try:
-        image = load_image(args.portrait)
         t_start = time.monotonic()  # replaced by the stream's start once the models are loaded
-        camera = session.start(config, image, choice, camera=args.camera, sinks=(clock,))
+        # the path, not decoded pixels: a photo without a face (or without face N) is then named in the message
+        camera = session.start(config, args.portrait, choice, camera=args.camera, sinks=(clock,),
+                               face=face_index(args))
         t_start = time.monotonic()
         engine = session.engine
         print(f"live: {engine.motion.name} motion on {engine.renderer.spec.describe()}, input {args.input}, "
@@ -158,22 +174,23 @@ def _run(args: argparse.Namespace) -> int:
                 _status(session.stats())
     except KeyboardInterrupt:
         interrupted = True
-    except (AudioLoadError, AudioSourceError, MicrophoneNotConnected, ImageLoadError, NoFaceError, FaceModelError,
+    except (AudioLoadError, AudioSourceError, MicrophoneNotConnected, ImageLoadError, NoFaceError, FaceChoiceError,
+            FaceModelError,
             MissingWeightsError, WeightsChecksumError, CheckpointError, MotionSourceUnavailable,
             FileNotFoundError, AtlasError) as exc:
         session.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     t_end = time.monotonic()
-    stats = session.stats()
-    motion_name = session.engine.motion.name if session.engine is not None else config.motion
-    if stats is not None:  # written before the wait for the device below, so a second Ctrl-C loses nothing
-        _write_report(args, config, session, clock, stats, t_start, t_end, motion_name, finished, errors,
-                      interrupted)
-    if interrupted:
-        print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
-              flush=True)
-    with second_ctrl_c_quits("the frame being rendered"):
+    with second_ctrl_c_quits("the frame being rendered"):  # from here on, a Ctrl-C quits at once
+        stats = session.stats()
+        motion_name = session.engine.motion.name if session.engine is not None else config.motion
+        if stats is not None:  # written before the wait for the device below, so a second Ctrl-C loses nothing
+            _write_report(args, config, session, clock, stats, t_start, t_end, motion_name, finished, errors,
+                          interrupted)
+        if interrupted:
+            print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
+                  flush=True)
         session.close(timeout=120.0)  # waits for a render in progress: nothing may run on the device at exit
     if stats is None:
         return EXIT_INTERRUPTED if interrupted else 1

@@ -12,7 +12,14 @@ import numpy as np
 
 from core.atomic import atomic_path
 from core.cli import EXIT_INTERRUPTED, second_ctrl_c_quits
-from core.cli_args import add_pipeline_arguments, motion_settings, pipeline_kwargs
+from core.cli_args import (
+    add_face_argument,
+    add_pipeline_arguments,
+    face_index,
+    face_problem,
+    motion_settings,
+    pipeline_kwargs,
+)
 from core.face import FACE_ORDER
 from core.timebase import FPS, SAMPLE_RATE, frames_for_samples
 
@@ -24,12 +31,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_pipeline_arguments(parser)
     parser.add_argument("--dump-motion", help="write per-frame motion (and the lip ratio, if any) to this .npz")
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch")
-    parser.add_argument("--face", type=int, metavar="N",
-                        help=f"which face to animate when the photo has several: 1, 2, ... numbered {FACE_ORDER}")
+    add_face_argument(parser)
 
     from core.lite.cli import add_renderer_arguments
 
     add_renderer_arguments(parser, default="full")
+
+
+SILENT_PEAK = 1e-4  # -80 dBFS: below a 16-bit file's dither, so only digital silence is called silent
+
+
+class MotionDumpError(OSError):
+    """Writing the --dump-motion file failed (disk full, folder removed)."""
 
 
 class MotionRecorder:
@@ -59,8 +72,11 @@ class MotionRecorder:
     def save(self, path: str | Path) -> Path:
         arrays = {"motion": np.concatenate(self.rows) if self.rows else np.zeros((0, 70), np.float32)}
         arrays.update({k: np.concatenate(v) for k, v in self.aux.items()})
-        with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, source=np.array(self.name), fps=np.array(FPS), **arrays)
+        try:
+            with atomic_path(path, suffix=".npz") as tmp:
+                np.savez(tmp, source=np.array(self.name), fps=np.array(FPS), **arrays)
+        except OSError as exc:  # so the message names this file, not --out (or None)
+            raise MotionDumpError(exc.errno, exc.strerror or str(exc)) from exc
         return Path(path)
 
 
@@ -71,8 +87,9 @@ def _check_paths(args: argparse.Namespace) -> str | None:
 
     if not args.out and not args.dump_motion:
         return "give --out OUT.mp4, or --dump-motion FILE.npz (or both)"
-    if args.face is not None and args.face < 1:
-        return f"--face counts from 1 (the largest face); got {args.face}"
+    problem = face_problem(args)
+    if problem:
+        return problem
     for option, value, what in (("--portrait", args.portrait, "portrait image"), ("--audio", args.audio, "audio")):
         path = Path(value)
         if not path.exists():
@@ -104,6 +121,9 @@ def main(args: argparse.Namespace) -> int:
     except (AudioLoadError, ImageLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not np.abs(clip.samples).max() > SILENT_PEAK:  # valid, but almost surely the wrong file or a muted mic
+        print(f"note: {args.audio} is silent (no sample above -80 dBFS): the face will not speak. Check that "
+              "this is the recording you meant.", file=sys.stderr)
     # torch from here on
     from core.lite.atlas import AtlasError
     from core.liveportrait import CheckpointError
@@ -116,7 +136,7 @@ def main(args: argparse.Namespace) -> int:
 
         renderer, motion = build_pipeline(**pipeline_kwargs(args), settings=motion_settings(args), offline=True)
         motion = MotionRecorder(motion)
-        face = None if args.face is None else args.face - 1
+        face = face_index(args)
         portrait = renderer.prepare(image, args.portrait, face=face)  # raises NoFaceError naming the file
         if portrait.face.n_faces > 1 and face is None:
             print(f"note: {portrait.face.n_faces} faces in {args.portrait}; using face 1 (faces are numbered "
@@ -143,7 +163,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # writing the output failed late (disk full, folder removed): no temporary names
-        print(f"error: cannot write {args.out}: {exc.strerror or exc}. Free some space or choose another "
+        target = args.dump_motion if isinstance(exc, MotionDumpError) else args.out
+        print(f"error: cannot write {target}: {exc.strerror or exc}. Free some space or choose another "
               "folder.", file=sys.stderr)
         return 2
 
@@ -155,7 +176,7 @@ def _render(args, renderer, motion, portrait, audio, clip, face) -> int:
 
     engine = Engine(renderer, motion, EngineSettings(max_batch=args.batch))
     engine.set_portrait(portrait.image, face=face)
-    sink = VideoFileSink(args.out, fps=FPS, audio=clip.samples, audio_rate=clip.rate)
+    sink = VideoFileSink(args.out, fps=FPS, audio=clip.stereo(), audio_rate=clip.rate)
     total = frames_for_samples(len(audio))
     bar = tqdm(total=total, unit="frame", desc="render", file=sys.stderr)
     errors: list[BaseException] = []
@@ -175,10 +196,10 @@ def _render(args, renderer, motion, portrait, audio, clip, face) -> int:
     except KeyboardInterrupt:
         # Ctrl-C: wait for the render in progress (a torch op cannot be cut short, and a thread inside one at
         # exit aborts the process), then drop the partial file; a second Ctrl-C drops it and quits at once
-        bar.close()
-        print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
-              flush=True)
         with second_ctrl_c_quits("the frame being rendered", cleanup=sink.abort):
+            bar.close()
+            print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
+                  flush=True)
             engine.stop(timeout=120.0)
         sink.abort()
         print(f"interrupted: {args.out} was not written", file=sys.stderr)

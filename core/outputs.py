@@ -17,6 +17,9 @@ MAGIC = {
 }
 
 
+NAME_MAX = 255  # bytes per file name on ext4, APFS, NTFS (UTF-16 units there) and most others
+
+
 class OutputPathError(ValueError):
     """An output path that cannot or must not be written; the message names it and the fix."""
 
@@ -49,10 +52,16 @@ def check_output(path: str | Path, suffix: str, inputs: dict[str, str | Path] | 
     (checked by creating and removing a probe file, which also works for root and read-only mounts).
     """
     path = Path(path)
-    if path.suffix.lower() != suffix:
-        raise OutputPathError(f"{option} must end in {suffix} (got {path}).")
-    if path.is_dir():
+    size = len(os.fsencode(path.name))
+    if size > NAME_MAX:
+        raise OutputPathError(f"{option} {path.name[:40]}... is too long a file name ({size} bytes; file systems "
+                              f"allow {NAME_MAX}). Choose a shorter name.")
+    if path.is_dir():  # before the suffix: a folder named without .mp4 is a folder, not a wrong extension
         raise OutputPathError(f"{option} {path} is a folder; give a file name such as {path / ('out' + suffix)}.")
+    if path.suffix.lower() != suffix:
+        hint = f"; Headcast writes {suffix} only" if path.suffix else ""
+        example = path.with_name(path.stem + suffix) if path.stem not in ("", ".", "..") else path / f"out{suffix}"
+        raise OutputPathError(f"{option} must end in {suffix} (got {path}{hint}). Use e.g. {example}.")
     for what, other in (inputs or {}).items():
         if other is not None and _same_file(path, Path(other)):
             raise OutputPathError(f"{option} {path} is the {what} file itself; writing there would destroy it. "
@@ -68,7 +77,7 @@ def check_output(path: str | Path, suffix: str, inputs: dict[str, str | Path] | 
     if not existing.is_dir():
         raise OutputPathError(f"Cannot write {path}: {existing} is a file, not a folder.")
     if existing == folder:
-        probe = folder / f".{path.name}.{os.getpid()}.probe"
+        probe = folder / f".headcast.{os.getpid()}.probe"  # short: a long output name must not fail here
         try:
             probe.touch()
             probe.unlink()

@@ -106,10 +106,11 @@ class Renderer:
             return self._cache[key]
 
         h, w = image.shape[:2]
+        face = self.cropper.crop(image, source_name, face=face)  # at the size given: small faces stay findable
         if max(h, w) > MAX_OUTPUT_SIDE:
             s = MAX_OUTPUT_SIDE / max(h, w)
             image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-        face = self.cropper.crop(image, source_name, face=face)
+            face = face.resized((h, w), image.shape[:2])
         dev, dtype = self.spec.device, self.spec.storage_dtype
         x = torch.from_numpy(face.crop).to(dev).permute(2, 0, 1)[None].float().div_(255)
         feature_3d = self.models.appearance_feature_extractor(x.to(dtype))

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +43,9 @@ def test_argument_errors_are_fast_and_import_no_torch(tmp_path, speech_wav):
         (["--portrait", str(speech_wav), "--input", "test", "--seconds", "0"], "--seconds must be positive"),
         (["--portrait", str(speech_wav), "--input", "test", "--stats-json", str(tmp_path / "no" / "s.json")],
          "folder does not exist"),
+        (["--portrait", str(speech_wav), "--input", "test", "--stats-json", str(tmp_path)], "is a folder"),
+        (["--portrait", str(speech_wav), "--input", "test", "--stats-json", str(speech_wav)], "must end in .json"),
+        (["--portrait", str(speech_wav), "--input", "test", "--face", "0"], "--face counts from 1"),
     ]
     for argv, message in cases:
         r = subprocess.run([sys.executable, "-c", code, "live", *argv], cwd=REPO, env=env(), capture_output=True,
@@ -176,3 +180,17 @@ def test_live_official_size_on_cpu_stays_bounded_and_says_it_cannot_keep_up(tmp_
     assert not s["keeping_up"] and "cannot keep up" in s["state"] and "of 25 fps" in s["state"]
     if s["frames_emitted"]:  # each frame: at most the budget plus the render of one frame late
         assert s["latency_ms_max"] <= s["latency_budget_ms"] + 1.5 * s["stage_ms"]["render"] + 500, s
+
+
+@pytest.mark.slow
+def test_a_photo_without_that_face_is_named_and_exits_2(tmp_path, portrait_png):
+    import cv2
+
+    blank = tmp_path / "gradient.png"
+    cv2.imwrite(str(blank), np.tile(np.linspace(0, 255, 256, dtype=np.uint8), (256, 1)))
+    common = ["--input", "test", "--synthetic-weights", "tiny", "--device", "cpu", "--renderer", "full",
+              "--seconds", "1"]
+    r = core("live", "--portrait", str(blank), *common)
+    assert r.returncode == 2 and "gradient.png" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    r = core("live", "--portrait", str(portrait_png), "--face", "3", *common)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "face" in r.stderr.lower(), r.stderr[-2000:]

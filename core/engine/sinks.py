@@ -123,7 +123,8 @@ class VideoFileSink:
     """H.264 + AAC mp4 through PyAV, written to a temporary name and renamed only by a successful close().
 
     `audio`: mono samples at `audio_rate`, or (channels, n) as the user's file had them; the mp4 keeps that rate
-    (AAC rates; others become 48 kHz) and up to two channels (more are mixed down to stereo). The temporary
+    (AAC rates; others become 48 kHz) and up to two channels (more are folded down to stereo, in the WAV channel
+    order; `AudioClip.stereo()` folds a file's own layout). The temporary
     name carries the process id, so a killed run's leftover is removed by the next run (core.atomic).
     """
 
@@ -154,8 +155,10 @@ class VideoFileSink:
             return None, rate
         a = np.asarray(audio, np.float32)
         a = a[None] if a.ndim == 1 else a
-        if a.shape[0] > 2:
-            a = np.repeat(a.mean(axis=0, keepdims=True), 2, axis=0)
+        if a.shape[0] > 2:  # a file's surround channels: pass AudioClip.stereo() to keep their layout
+            from core.audio.io import default_layout, downmix_matrix
+
+            a = downmix_matrix(default_layout(a.shape[0])) @ a
         if rate not in AAC_RATES:
             from core.audio.io import resample
 
