@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from core.atomic import atomic_path, set_aside
 from core.backends import BACKENDS
 from core.lite import RENDERERS
 from core.motion.source import JOYVASA_ENCODINGS, MotionSettings
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "headcast"
 SETTINGS_FILE = "settings.json"
@@ -164,9 +167,11 @@ def load_settings(path: Path | None = None) -> tuple[AppSettings, list[str]]:
         raw = json.loads(text)
         if not isinstance(raw, dict):
             raise ValueError("the top level is not a JSON object")
-    except ValueError as exc:
-        kept = f" The broken file was kept as {path.name}.bad." if set_aside(path) else ""
-        return AppSettings(), [f"Settings file {path} is corrupt ({exc}); using defaults.{kept}"]
+    except ValueError as exc:  # the parser's words ("Expecting property name ...") go to the log, not the window
+        log.warning("settings file %s unreadable: %s", path, exc)
+        kept = f" The damaged file was kept as {path.name}.bad." if set_aside(path) else ""
+        return AppSettings(), [f"Settings file {path} is corrupt (not valid settings, perhaps edited by hand or cut "
+                               f"short by a crash); Headcast started with the default settings.{kept}"]
     settings, warnings = settings_from_dict(raw)
     return settings, [f"Settings {path}: {w}" for w in warnings]
 

@@ -138,3 +138,22 @@ def test_settings_are_applied_on_the_worker_between_batches():
     engine.stop()
     assert motion.configured_on[-1] == "headcast-worker" and motion.window == 5
     assert engine.stats().latency_budget_ms == 2000
+
+
+def test_output_fps_right_after_the_first_frame_is_the_stream_rate():
+    """Half a second into the stream the sinks have had ~12 frames: that is 25 fps, not "12 fps over the last
+    second" (which read as a stream at half speed beside the render rate, right after every start)."""
+    renderer = FakeRenderer(per_frame=0.002)
+    engine, rec, errors = make(renderer, WindowMotion(1), motion=MotionSettings(window=1))
+    engine.start(GeneratorSource())
+    try:
+        deadline = time.monotonic() + 30
+        while len(rec.infos) < 8:
+            assert time.monotonic() < deadline and not errors, "no frames"
+            time.sleep(0.005)
+        stats = engine.stats()
+        since_first = engine.clock.now() - rec.infos[0].emit_time
+    finally:
+        engine.stop()
+    assert since_first < 0.9  # still inside the first second of output: the case the old figure got wrong
+    assert 18 <= stats.output_fps <= 32, (stats.output_fps, len(rec.infos), since_first)

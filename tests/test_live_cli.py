@@ -127,7 +127,7 @@ def test_ctrl_c_in_live_exits_130_with_whole_stats(tmp_path, portrait_png):
     assert s["interrupted"] is True and s["frames_emitted"] > 0
     # no --renderer: live defaults to auto, which timed the full renderer here and says what it chose and why
     assert "; full renderer: measured" in err or "; lite mode: the full renderer measured" in err, err[-2000:]
-    assert "renderer: auto: timing the full renderer on CPU (float32) once" in err  # said before the wait
+    assert "renderer: auto: timing the full renderer on CPU once" in err  # said before the wait
 
 
 @pytest.mark.slow

@@ -280,6 +280,11 @@ class Engine:
         run = self._run
         now = self.clock.now()
         emitted = [t for t in list(self._emit_times) if now - t <= 1.0]
+        # over the last second, or since the first frame went out when that is more recent: right after a start
+        # "output 2 fps" beside "render 17 fps" would describe the wait for the first frame, not the stream
+        first_out = run.t_start + self._first_frame_s if run is not None and self._first_frame_s is not None else None
+        out_span = 1.0 if first_out is None else min(1.0, max(now - first_out, 1.0 / self.settings.fps))
+        output_fps = len(emitted) / out_span
         recent = [(t, lat) for t, lat in list(self._latencies) if now - t <= STATS_WINDOW_S]
         lat = np.array([x for _, x in recent]) * 1000 if recent else np.zeros(0)
         rendered = [(t, n) for t, n in list(self._render_log) if now - t <= STATS_WINDOW_S]
@@ -299,13 +304,13 @@ class Engine:
         fps = self.settings.fps
         keeping_up = capacity == 0.0 or capacity >= 0.95 * fps
         return EngineStats(
-            running=self.running, device=self.renderer.spec.describe(), fps=float(len(emitted)),
+            running=self.running, device=self.renderer.spec.describe(), fps=output_fps,
             latency_ms=float(np.median(lat)) if len(lat) else 0.0,
             first_frame_ms=1000 * self._first_frame_s if self._first_frame_s is not None else 0.0,
             stage_ms={k: 1000 * v for k, v in self._stage_s.items()}, audio_queue=len(run.audio) if run else 0,
             frame_queue=len(pacer.frames) if pacer else 0, frames_rendered=self._rendered,
             frames_emitted=self._emitted, underruns=repeats, drops=self._shed + drops_after, muted=self._muted,
-            output_fps=float(len(emitted)), render_fps=render_fps, capacity_fps=capacity, repeats=repeats,
+            output_fps=output_fps, render_fps=render_fps, capacity_fps=capacity, repeats=repeats,
             drops_before_render=self._shed, drops_after_render=drops_after,
             latency_ms_p50=float(np.percentile(lat, 50)) if len(lat) else 0.0,
             latency_ms_p95=float(np.percentile(lat, 95)) if len(lat) else 0.0,

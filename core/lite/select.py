@@ -45,6 +45,11 @@ def speed_key(renderer) -> str:
             f"{models_digest(renderer.models)}|torch {torch.__version__}|{torch.get_num_threads()} threads")
 
 
+def _device_name(renderer) -> str:
+    """'CPU' / 'NVIDIA GeForce RTX 4090' for sentences people read: the dtype in `describe()` is for logs."""
+    return renderer.spec.describe().rsplit(" (", 1)[0]
+
+
 def measure_full_fps(renderer, portrait, batch: int = 1, min_timed_s: float = 0.5) -> float:
     """Frames per second of the full renderer on this device (batch rows). The first batch is never timed: it
     carries one-off costs (CUDA context, cuDNN autotuning, lazy allocations) that on a GPU can exceed a second,
@@ -90,7 +95,7 @@ def choose_renderer(mode: str, renderer, portrait, fps: int = FPS, batch: int = 
         full_fps = float(entry["fps"])
     else:
         if on_note is not None:
-            on_note(f"auto: timing the full renderer on {renderer.spec.describe()} once (remembered for later "
+            on_note(f"auto: timing the full renderer on {_device_name(renderer)} once (remembered for later "
                     "starts)…")
         full_fps = measure_full_fps(renderer, portrait, batch)
         speeds[key] = {"fps": full_fps, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -101,7 +106,7 @@ def choose_renderer(mode: str, renderer, portrait, fps: int = FPS, batch: int = 
             log.warning("could not remember the renderer speed in %s: %s", path, exc)
     how = "remembered" if remembered else "measured"
     rate = f"{full_fps:.1f} fps" if full_fps >= 1 else f"{1 / max(full_fps, 1e-9):.1f} s a frame"
-    device = renderer.spec.describe()
+    device = _device_name(renderer)
     if full_fps >= fps * HEADROOM:
         return RendererChoice("full", f"full renderer: {how} {rate} on {device}, enough for {fps} fps",
                               full_fps, remembered)
