@@ -106,7 +106,8 @@ def test_ctrl_c_in_live_exits_130_with_whole_stats(tmp_path, portrait_png):
     stats = tmp_path / "s.json"
     p = subprocess.Popen([sys.executable, "-m", "core", "live", "--portrait", str(portrait_png), "--input", "test",
                           "--synthetic-weights", "tiny", "--device", "cpu", "--stats-json", str(stats)],
-                         cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         cwd=REPO, env={**env(), "HEADCAST_CACHE_DIR": str(tmp_path / "cache")},  # nothing remembered
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err = ""
     try:
         lines = []
