@@ -9,13 +9,10 @@ LivePortrait's motion extractor in batches on the device; convert to the 70-d la
 first frame* (exp and angle and translation differences, scale ratio - 1): at inference the portrait plays the
 role of frame 0, and a zero row renders it unchanged.
 
-Audio: `core.audio.load_audio` (16 kHz mono), then the app's streaming feature extractor with a longer hop:
-each encode covers the left context + `audio_hop` new frames + the lookahead (long overlapping chunks) instead of
-one encode per frame as live. Measured on a 9 s espeak-ng sentence with the stand-in speech model (relative L2 vs
-hop 1, i.e. the app's features; time): hop 5: 0.078, 4.3x faster; hop 10: 0.090, 5.7x; hop 25 (default): 0.125,
-18x; hop 50: 0.161, 27x; hop 100: 0.21, 43x. For scale, the same features one frame (40 ms) apart differ by 1.11
-and an offline pass over the whole clip by 0.33: the chunking error is about a ninth of one frame's change.
-`--audio-hop 1` reproduces the app's features exactly, at 18x the cost.
+Audio: `core.audio.load_audio` (16 kHz mono), then exactly the features the app streams live
+(`AudioFeatureExtractor.streamed`: the same one-frame hops, left context and lookahead, encoded in batches), so
+the model trains on what it will be fed. `audio_hop` > 1 trades that identity for fewer encodes (each covers the
+left context + `audio_hop` new frames + the lookahead); docs/TRAINING.md has the measured difference.
 
 Parallel and sharded: `workers` processes on one machine (each builds its own models), `shard` i/n across
 machines (a hash of the clip name decides, so machines agree without talking). Each finished video appends
@@ -76,7 +73,7 @@ class PreprocessConfig:
     min_frames: int = 35  # 10 context + 25 frames
     val_fraction: float = 0.05
     min_fps: float = float(FPS)  # slower videos are skipped: their motion would be a staircase of repeated frames
-    audio_hop: int = 25  # frames per speech-model encode (1 = exactly the app's streaming; see module doc)
+    audio_hop: int = 1  # frames per speech-model encode (1 = exactly the app's streaming; see module doc)
 
 
 @dataclass
@@ -262,9 +259,7 @@ def process_video(path: Path, name: str, motion_extractor, audio_extractor, crop
         cause = exc.__cause__
         detail = f"{cause.__class__.__name__}: {str(cause)[:100]}" if cause is not None else str(exc)
         raise SkipVideo(f"audio track damaged or truncated ({detail}). Re-download or re-encode the file") from exc
-    # long overlapping chunks: each encode covers the left context + `audio_hop` new frames + the lookahead
-    stream = audio_extractor.stream(hop_frames=cfg.audio_hop)
-    feats = torch.cat((stream.push(samples), stream.flush())).cpu().numpy()
+    feats = audio_extractor.streamed(samples, hop_frames=cfg.audio_hop).cpu().numpy()
     n = min(len(motion), len(feats))
     if n < cfg.min_frames:
         raise SkipVideo(f"too short ({n} frames at 25 fps; need {cfg.min_frames})")

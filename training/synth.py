@@ -7,7 +7,7 @@ pose, translation and scale sway as smooth random noise independent of the audio
 mouth from the audio features, so the held-out lip-sync proxy measures what it learnt from audio.
 
 Features: `wav2vec2` (default): the app's own path, `core.audio.AudioFeatureExtractor` streamed exactly as
-preprocessing does (long overlapping chunks, `audio_hop` frames per encode), with the installed
+the app streams it (`AudioFeatureExtractor.streamed`, the live hops encoded in batches), with the installed
 wav2vec2-base-960h, or with `synthetic_weights` the stand-in speech model (`AudioFeatureExtractor.stand_in`,
 deterministic, no download), which the dataset records so that the trained model renders with the same stand-in.
 `bands` (research only: the app cannot compute them, so such a model does not run there): log energies of 16
@@ -59,7 +59,9 @@ class SynthConfig:
     features: str = "wav2vec2"  # wav2vec2 (the app's features) | bands (cheap, research only)
     synthetic_weights: bool = False  # wav2vec2 features from the stand-in speech model instead of the installed one
     weights: str | None = None  # weights folder (None: the app's)
-    audio_hop: int = 25  # frames per speech-model encode, as preprocess
+    audio_hop: int = 1  # frames per speech-model encode (1: the app's live features, exactly)
+    lookahead_ms: float | None = None  # speech-feature lookahead (None: the app's default, AudioFeatureConfig)
+    left_context_s: float | None = None  # speech-feature left context (None: the app's default)
     mouth_amplitude: float = 0.05
     blink_amplitude: float = 0.04
     seed: int = 0
@@ -89,13 +91,17 @@ def make_speech(rng: np.random.Generator, workdir: Path) -> np.ndarray:
 
 def speech_model(cfg: SynthConfig):
     """The installed wav2vec2-base-960h, or the stand-in speech model with `synthetic_weights`."""
-    from core.audio.features import STAND_IN_MODEL, AudioFeatureExtractor
+    from core.audio.features import STAND_IN_MODEL, AudioFeatureConfig, AudioFeatureExtractor
 
+    streaming = {k: v for k, v in (("lookahead_ms", cfg.lookahead_ms), ("left_context_s", cfg.left_context_s))
+                 if v is not None}  # recorded in the dataset, carried by the model, rebuilt by the app
+    config = AudioFeatureConfig(**streaming)
     if cfg.synthetic_weights:
-        return AudioFeatureExtractor.from_pretrained(STAND_IN_MODEL)
+        return AudioFeatureExtractor.from_pretrained(STAND_IN_MODEL, config)
     from core.weights import WeightsRegistry
 
-    return AudioFeatureExtractor.from_pretrained(WeightsRegistry(cfg.weights).path("wav2vec2") / "wav2vec2-base-960h")
+    folder = WeightsRegistry(cfg.weights).path("wav2vec2") / "wav2vec2-base-960h"
+    return AudioFeatureExtractor.from_pretrained(folder, config)
 
 
 def band_features(samples: np.ndarray, n_bands: int = 16) -> np.ndarray:
@@ -156,9 +162,8 @@ def build(out: str | Path, cfg: SynthConfig, progress: bool = True) -> Path:
             envelope = frame_rms(speech)
             if extractor is None:
                 feats = band_features(speech)
-            else:  # as preprocess does: the app's streaming extractor with long hops
-                stream = extractor.stream(hop_frames=cfg.audio_hop)
-                feats = torch.cat((stream.push(speech), stream.flush())).numpy()
+            else:  # as preprocess does: exactly the features the app streams live
+                feats = extractor.streamed(speech, hop_frames=cfg.audio_hop).numpy()
             motion = make_motion(envelope, rng, cfg)
             name = f"synth_{i:04d}"
             save_shard(out / CLIPS_DIR / f"{name}.npz", motion, feats, envelope)
@@ -187,7 +192,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="use the stand-in speech model (no download) instead of the installed wav2vec2; the trained "
                         "model then renders with `python -m core render --synthetic-weights tiny --motion dit`")
     p.add_argument("--weights", default=None, help="weights folder (default: the app's, see `python -m core weights`)")
-    p.add_argument("--audio-hop", type=int, default=d.audio_hop, help="frames per speech-model encode (as preprocess)")
+    p.add_argument("--audio-hop", type=int, default=d.audio_hop,
+                   help="frames per speech-model encode (1: exactly the app's live features; as preprocess)")
+    p.add_argument("--lookahead-ms", type=float, default=None,
+                   help="speech-feature lookahead in ms (default: the app's, core.audio.features.AudioFeatureConfig)")
+    p.add_argument("--left-context-s", type=float, default=None,
+                   help="speech-feature left context in s (default: the app's)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the speech choices, blinks and head sway")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
 
@@ -200,7 +210,7 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     cfg = SynthConfig(clips=args.clips, val_clips=args.val_clips, lag=args.lag, features=args.features,
                       synthetic_weights=args.synthetic_weights, weights=args.weights, audio_hop=args.audio_hop,
-                      seed=args.seed)
+                      lookahead_ms=args.lookahead_ms, left_context_s=args.left_context_s, seed=args.seed)
     try:
         out = build(args.out, cfg)
     except (MissingWeightsError, FeatureModelError) as exc:

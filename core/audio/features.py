@@ -13,21 +13,19 @@ normalised samples are bit-identical offline and streaming.
 
 Streaming. Each hop encodes [left context + new frames + lookahead] and keeps only the new frames. Frame k is
 final once samples up to 640 (k + 1) + 40 + lookahead have arrived. Self-attention and the positional
-convolution see less context than an offline pass over the whole clip, so the features differ slightly.
-Measured (small random model with per-frame layer norm, 7.2 s espeak-ng sentence, 20 ms pushes; relative L2 /
-max abs vs offline), left context 1 s | 3 s:
-  lookahead  40 ms: 0.143 / 0.70 | 0.143 / 0.69
-  lookahead 120 ms: 0.043 / 0.16 | 0.042 / 0.16   (default: 3 s + 120 ms)
-  lookahead 400 ms: 0.006 / 0.05 | 0.004 / 0.03
-The right-hand context (lookahead) matters most: attention and the positional convolution (+-64 frames, 1.28 s,
-in wav2vec2-base) look ahead; more left context helps only once the lookahead is long.
-`STREAM_TOLERANCE` (relative L2 0.05) is the bound tests enforce at the defaults.
+convolution see less context than an offline pass over the whole clip, so the features differ from it. The
+right-hand context (lookahead) is what matters; the left context barely does (the relative L2 vs offline of a
+small random model with per-frame layer norm moves in the third decimal between 0.5 s and 3 s of left context),
+and the left context is what every hop pays for. The defaults (0.5 s left, 35 ms lookahead, one-frame hops) keep
+a frame's algorithmic latency at 37.5 ms, so a motion model may read two frames of features ahead and still
+answer within 120 ms of the voice, and encode about a sixth of the audio the former 3 s / 120 ms did
+(`test_default_streaming_is_short_and_four_times_cheaper`). docs/benchmarks.md has the measured error and cost.
+`STREAM_TOLERANCE` (relative L2 0.05) is the bound tests enforce at 120 ms of lookahead.
 
 Caveat for wav2vec2-base: its first convolution is followed by a GroupNorm over *time*, a statistic of the
 whole encoded window, so no finite context reproduces an offline pass (measured rel L2 ~0.5 with random
-weights). Training preprocessing therefore encodes with the same streaming extractor (`stream()`), with a
-longer hop (25 frames per encode: 18x fewer encodes, relative L2 0.125 vs hop 1 with the stand-in model; see
-docs/TRAINING.md), so the motion model trains on nearly the features it gets live.
+weights). Training data is therefore made with `AudioFeatureExtractor.streamed`: the live stream's very hops,
+encoded in batches, so the motion model trains on exactly the features it gets live.
 """
 
 from __future__ import annotations
@@ -53,8 +51,8 @@ STAND_IN_MODEL = "headcast/stand-in-wav2vec2"
 @dataclass
 class AudioFeatureConfig:
     model: str = "facebook/wav2vec2-base-960h"  # hub id or local folder
-    left_context_s: float = 3.0  # audio before the new frames that each streaming hop re-encodes
-    lookahead_ms: float = 120.0  # audio after a frame that must arrive before the frame is emitted
+    left_context_s: float = 0.5  # audio before the new frames that each streaming hop re-encodes
+    lookahead_ms: float = 35.0  # audio after a frame that must arrive before the frame is emitted
     hop_frames: int = 1  # streaming: frames per encode (1 = lowest latency; more = less compute)
     norm_tau_s: float = 2.0  # time constant of the running RMS normalisation
     max_offline_s: float = 30.0  # longer clips are encoded offline in overlapping chunks (memory)
@@ -150,10 +148,16 @@ class AudioFeatureExtractor:
     @torch.inference_mode()
     def encode_padded(self, padded: np.ndarray) -> torch.Tensor:
         """Normalised, padded samples (length 640 K + 80) -> (K, D) at 25 fps."""
-        x = torch.from_numpy(padded).to(self.device)[None]
-        hidden = self.model(x).last_hidden_state[0]
-        k = (len(padded) - LEFT_PAD - RIGHT_EXTRA) // SAMPLES_PER_FRAME
-        return hidden[: 2 * k].reshape(k, 2, -1).mean(1).float()
+        return self.encode_batch(padded[None])[0]
+
+    @torch.inference_mode()
+    def encode_batch(self, padded: np.ndarray) -> torch.Tensor:
+        """(B, 640 K + 80) windows of the same length -> (B, K, D) at 25 fps; each window is encoded on its own
+        (wav2vec2's GroupNorm and attention are per sample), so a batch gives what B single calls give."""
+        x = torch.from_numpy(np.ascontiguousarray(padded, np.float32)).to(self.device)
+        hidden = self.model(x).last_hidden_state
+        k = (padded.shape[1] - LEFT_PAD - RIGHT_EXTRA) // SAMPLES_PER_FRAME
+        return hidden[:, : 2 * k].reshape(len(padded), k, 2, -1).mean(2).float()
 
     def offline(self, samples: np.ndarray) -> torch.Tensor:
         """The whole clip at once (long clips: streamed with a long context, see `max_offline_s`)."""
@@ -175,6 +179,33 @@ class AudioFeatureExtractor:
         return StreamingFeatures(self, c.lookahead_ms if lookahead_ms is None else lookahead_ms,
                                  c.left_context_s if left_context_s is None else left_context_s,
                                  c.hop_frames if hop_frames is None else hop_frames)
+
+    def streamed(self, samples: np.ndarray, hop_frames: int | None = None, batch: int = 32) -> torch.Tensor:
+        """A whole clip exactly as `stream(hop_frames=...)` would emit it live (push everything, then flush), with
+        the hops' windows encoded `batch` at a time. Training data is made with this, so a motion model trains
+        on the very features the app feeds it, at a fraction of one-hop-at-a-time cost."""
+        stream = self.stream(hop_frames=hop_frames)
+        samples = np.asarray(samples, np.float32).reshape(-1)
+        padded = np.concatenate((np.zeros(LEFT_PAD, np.float32), stream.normalizer(samples)))
+        stream.samples_in = len(samples)
+        hop, ctx = stream.hop_frames, stream.context_frames
+        ready = stream._ready() // hop * hop  # frames the pushes would have released
+        ahead = stream.lookahead // SAMPLES_PER_FRAME  # whole frames of lookahead a window carries (then dropped)
+        # hop starts group by window length: the first ones have less left context, the rest all have `ctx`
+        groups: dict[int, list[int]] = {}
+        for first in range(0, ready, hop):
+            groups.setdefault(min(first, ctx), []).append(first)
+        out = torch.zeros(ready, self.dim)
+        for have, firsts in groups.items():
+            length = LEFT_PAD + (have + hop + ahead) * SAMPLES_PER_FRAME + RIGHT_EXTRA
+            for i in range(0, len(firsts), batch):
+                chunk = firsts[i : i + batch]
+                windows = np.stack([padded[(f - have) * SAMPLES_PER_FRAME :][:length] for f in chunk])
+                feats = self.encode_batch(windows)[:, have : have + hop].cpu()
+                for f, rows in zip(chunk, feats):
+                    out[f : f + hop] = rows
+        stream._buf, stream._start, stream.frames_emitted = padded, 0, ready
+        return torch.cat((out, stream.flush()))
 
 
 class StreamingFeatures:
@@ -239,6 +270,31 @@ class StreamingFeatures:
             self._buf = self._buf[keep_from:]
             self._start += keep_from
         return out
+
+
+# The streaming defaults before the conversational DiT (3 s of left context, 120 ms lookahead): benchmarks compare
+# the cost of today's defaults against them.
+FORMER_STREAMING = {"left_context_s": 3.0, "lookahead_ms": 120.0}
+
+
+def measure_stream_cost(extractor: AudioFeatureExtractor, seconds: float = 10.0) -> tuple[float, float]:
+    """Stream `seconds` of noise in 40 ms pushes after a warm-up as long as the left context -> (ms of compute per
+    second of audio, seconds of encoder input per second of audio), both over the timed part only."""
+    stream = extractor.stream()
+    rng = np.random.default_rng(0)
+    stream.push(rng.normal(0, 0.1, int(SAMPLE_RATE * (extractor.config.left_context_s + 0.2))).astype(np.float32))
+    blocks = rng.normal(0, 0.1, (int(seconds * SAMPLE_RATE) // SAMPLES_PER_FRAME, SAMPLES_PER_FRAME))
+    encoded = []
+    encode = extractor.encode_batch
+    extractor.encode_batch = lambda w: encoded.append(w.size) or encode(w)  # type: ignore[method-assign]
+    try:
+        t0 = time.perf_counter()
+        for block in blocks.astype(np.float32):
+            stream.push(block)
+        elapsed = time.perf_counter() - t0
+    finally:
+        del extractor.encode_batch
+    return 1000 * elapsed / seconds, sum(encoded) / SAMPLE_RATE / seconds
 
 
 def measure_hop_ms(extractor: AudioFeatureExtractor, hop_ms: float = 80.0, n: int = 10) -> float:
