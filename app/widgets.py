@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
+    QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -188,6 +190,30 @@ class PortraitList(QListWidget):
             self.files_dropped.emit(paths)
         else:
             event.ignore()
+
+
+class WheelGuard(QObject):
+    """Wheel events change a protected control (drop-down, number box, slider) only while it has the keyboard
+    focus, i.e. after the user clicked or tabbed to it. Otherwise the wheel scrolls the scroll area around the
+    control, as the user meant; the event is handed to it here rather than left to Qt's propagation to parents,
+    which skips events that did not come from the window system."""
+
+    def protect(self, control: QWidget) -> None:
+        control.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # not WheelFocus: a wheel must not focus it either
+        control.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.Wheel or not isinstance(watched, QWidget) or watched.hasFocus():
+            return False
+        area = watched.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is None:
+            event.ignore()  # nothing to scroll: the control stays as it is
+        else:
+            QApplication.sendEvent(area.viewport(), event)
+            event.accept()  # handled: Qt must not also pass it up the parents (that would scroll twice)
+        return True
 
 
 class VerticalScroll(QScrollArea):
