@@ -206,3 +206,9 @@ def test_make_run_checks_the_runtime_set_and_make_test_both(tmp_path):
     rules = (REPO / "Makefile").read_text()
     assert re.search(r"^run: runtime-deps ", rules, re.MULTILINE)
     assert re.search(r"^test: system-deps ", rules, re.MULTILINE)
+
+
+def test_the_readme_names_the_runtime_and_test_packages():
+    readme = (REPO / "README.md").read_text()
+    for package in _script_set("RUNTIME") + _script_set("TEST"):
+        assert package in readme, package
