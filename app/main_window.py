@@ -242,7 +242,7 @@ class MainWindow(QMainWindow):
         for label, value in (("checkpoint's own", None), ("prefix", "prefix"), ("fixed", "fixed")):
             self.encoding_combo.addItem(label, value)
         self.renderer_combo = QComboBox()
-        for r in RENDERER_CHOICES:
+        for r in sorted(RENDERER_CHOICES, key=lambda r: r != "auto"):  # the default (auto) first
             self.renderer_combo.addItem(r)
         self.renderer_combo.setToolTip(
             "full: LivePortrait every frame (needs a GPU for 25 fps). lite: a per-portrait atlas rendered once, then "
