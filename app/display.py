@@ -81,6 +81,24 @@ def _load(soname: str) -> bool:
     return False
 
 
+def wayland_plugin_present() -> bool:
+    """Whether the installed PySide6 (or the bundle) carries Qt's wayland platform plugin; found without importing
+    Qt (older wheels or a trimmed bundle may lack it, and asking Qt for a missing plugin aborts)."""
+    import importlib.util
+
+    folders: list[Path] = []
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        folders.append(Path(bundle) / "PySide6")
+    try:
+        spec = importlib.util.find_spec("PySide6")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        folders.extend(Path(p) for p in spec.submodule_search_locations)
+    return any(any((f / "Qt" / "plugins" / "platforms").glob("libqwayland*.so")) for f in folders)
+
+
 def missing_packages(libraries: Mapping[str, str], loads: Callable[[str], bool]) -> list[str]:
     """The packages whose library does not load, in the table's order, each named once."""
     missing: list[str] = []
@@ -102,9 +120,10 @@ def _apt(packages: list[str]) -> str:
 
 
 def choose_platform(env: Mapping[str, str], platform: str | None = None,
-                    loads: Callable[[str], bool] | None = None) -> DisplayChoice:
+                    loads: Callable[[str], bool] | None = None, wayland_plugin: bool | None = None) -> DisplayChoice:
     """Decide the Qt platform plugin for this session, or say why the window cannot open. Qt-free.
-    `platform` (default sys.platform) and `loads` (default: ctypes) are for tests."""
+    `platform` (default sys.platform), `loads` (default: ctypes) and `wayland_plugin` (default: look for the
+    plugin file) are for tests."""
     platform = platform or sys.platform
     loads = loads or _load
     without = f"without a screen, {terminal_commands()} work from a terminal"
@@ -124,7 +143,17 @@ def choose_platform(env: Mapping[str, str], platform: str | None = None,
             f"{without}."))
     wayland_missing = missing_packages(WAYLAND_LIBRARIES, loads) if wayland and first != "xcb" else []
     if wayland and first != "xcb" and not wayland_missing:
-        return DisplayChoice("wayland", f"Wayland session (WAYLAND_DISPLAY={wayland}): Qt's wayland plugin")
+        if wayland_plugin is None:
+            wayland_plugin = wayland_plugin_present()
+        if wayland_plugin:
+            return DisplayChoice("wayland", f"Wayland session (WAYLAND_DISPLAY={wayland}): Qt's wayland plugin")
+        if x11:
+            return DisplayChoice("xcb", f"Wayland session, but this PySide6 has no wayland plugin: X11 through "
+                                        f"XWayland (DISPLAY={x11})")
+        return DisplayChoice(None, "no wayland plugin", problem=(
+            "Headcast cannot open its window: this PySide6 has no Wayland plugin and there is no X11 display "
+            "(DISPLAY) to fall back to: reinstall it with `pip install --force-reinstall PySide6-Essentials` or "
+            f"enable XWayland; without a screen, {terminal_commands()} work from a terminal."))
     if first == "wayland" and not x11:
         why = (f"Qt's Wayland plugin needs {', '.join(wayland_missing)}" if wayland else
                "QT_QPA_PLATFORM=wayland is set but WAYLAND_DISPLAY is not")

@@ -58,8 +58,11 @@ def test_a_missing_xcb_library_names_its_package_and_the_apt_get_command():
 
 def test_wayland_sessions_use_the_wayland_plugin_and_fall_back_to_xwayland_with_a_reason():
     both = {"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}
-    assert choose_platform(both, "linux", all_load).platform == "wayland"
-    assert choose_platform({"WAYLAND_DISPLAY": "wayland-0"}, "linux", all_load).platform == "wayland"
+    assert choose_platform(both, "linux", all_load, wayland_plugin=True).platform == "wayland"
+    assert choose_platform({"WAYLAND_DISPLAY": "wayland-0"}, "linux", all_load, True).platform == "wayland"
+    no_plugin = choose_platform(both, "linux", all_load, wayland_plugin=False)
+    assert no_plugin.platform == "xcb" and "no wayland plugin" in no_plugin.reason
+    assert choose_platform({"WAYLAND_DISPLAY": "wayland-0"}, "linux", all_load, False).problem is not None
     fallback = choose_platform(both, "linux", hide("libwayland-cursor.so.0"))
     assert fallback.platform == "xcb" and "XWayland" in fallback.reason and "libwayland-cursor0" in fallback.reason
     # Wayland alone, without its libraries and without XWayland: the packages to install
@@ -75,6 +78,15 @@ def test_an_explicit_screenless_platform_and_other_systems_need_no_check():
         assert choice.problem is None and choice.platform == name
     for system in ("win32", "darwin"):
         assert choose_platform({}, system, hide(*XCB_LIBRARIES)).problem is None
+
+
+def test_the_installed_pyside6_carries_the_wayland_plugin():
+    """PySide6-Essentials >= 6.6 ships libqwayland*.so on Linux; the lookup must find it without importing Qt."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux plugin")
+    from app.display import wayland_plugin_present
+
+    assert wayland_plugin_present()
 
 
 def test_missing_packages_lists_each_package_once_in_table_order():
