@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.headcast-installed
 
-.PHONY: run test lint system-deps clean dist
+.PHONY: run test lint system-deps runtime-deps clean dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps 'silero-vad>=5'
 	touch $(STAMP)
 
-system-deps:
-	@sh packaging/system-deps.sh
+# The app's runtime libraries (Qt's X11/Wayland plugins, PortAudio) for `run`; those plus the test-only packages
+# for `test`. As root they are installed; otherwise the one apt-get command is printed (packaging/system-deps.sh).
+runtime-deps:
+	@sh packaging/system-deps.sh runtime
 
-run: $(STAMP)
+system-deps:
+	@sh packaging/system-deps.sh all
+
+run: runtime-deps $(STAMP)
 	$(PY) -m app
 
 test: system-deps $(STAMP)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
+
+from .display import EXIT_NO_DISPLAY, choose_platform
+
+log = logging.getLogger("app")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,6 +28,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("photos", nargs="*", type=Path, metavar="PHOTO",
                    help="photos to add to the portrait library (what a file manager's 'Open with' passes)")
     return p.parse_args(argv)
+
+
+def prepare_display(env) -> str | None:
+    """Pick Qt's platform plugin before Qt loads one (`app.display`), set it in `env` and log the choice;
+    returns the one-sentence problem when the window cannot open."""
+    choice = choose_platform(env)
+    if choice.problem is not None:
+        return choice.problem
+    if choice.platform and not env.get("QT_QPA_PLATFORM"):
+        env["QT_QPA_PLATFORM"] = choice.platform
+    fallback = "XWayland" in choice.reason
+    log.log(logging.WARNING if fallback else logging.INFO, "display: %s", choice.reason)
+    return None
 
 
 def build_window(args: argparse.Namespace):
@@ -66,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    problem = prepare_display(os.environ)
+    if problem is None:
+        from .qt_binding import binding_problem
+
+        problem = binding_problem()
+    if problem is not None:  # one sentence instead of Qt's abort (or a crash minutes into a call)
+        print(problem, file=sys.stderr, flush=True)
+        return EXIT_NO_DISPLAY
     import qasync
     from PySide6.QtWidgets import QApplication
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSlider,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -42,7 +44,7 @@ from .engine_bridge import NO_MICROPHONE, EngineBridge, InputChoice
 from .library import IMAGE_KINDS, IMAGE_SUFFIXES, PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
 from .settings import AUTO_DELAY, BACKENDS, MOTION_SOURCES, RENDERER_CHOICES, AppSettings, data_dir, save_settings
 from .tasks import TaskRunner
-from .widgets import LevelMeter, MessagePanel, PortraitList, PreviewWidget, VerticalScroll, dropped_paths
+from .widgets import LevelMeter, MessagePanel, PortraitList, PreviewWidget, VerticalScroll, WheelGuard, dropped_paths
 
 log = logging.getLogger(__name__)
 RESOURCES = resource_dir()  # package data: found in a checkout, a wheel and a bundle alike
@@ -61,7 +63,7 @@ STATUS_HELP = (  # the status line's terms in plain words (its tooltip): the lin
     "drops: pictures skipped to keep up · repeats: a picture sent again while the next one renders")
 NEEDS_PORTRAIT = "Add a portrait first: drop a photo here or on the library, or press Ctrl+O."
 NO_INPUT = "none"  # the input list's placeholder kind when the computer has no microphone at all
-RESOLUTIONS = ((512, 512), (640, 480), (720, 720), (1280, 720), (256, 256))
+RESOLUTIONS = ((256, 256), (512, 512), (640, 480), (720, 720), (1280, 720))  # by picture size, smallest first
 
 
 def icon(name: str) -> QIcon:
@@ -240,7 +242,7 @@ class MainWindow(QMainWindow):
         for label, value in (("checkpoint's own", None), ("prefix", "prefix"), ("fixed", "fixed")):
             self.encoding_combo.addItem(label, value)
         self.renderer_combo = QComboBox()
-        for r in RENDERER_CHOICES:
+        for r in sorted(RENDERER_CHOICES, key=lambda r: r != "auto"):  # the default (auto) first
             self.renderer_combo.addItem(r)
         self.renderer_combo.setToolTip(
             "full: LivePortrait every frame (needs a GPU for 25 fps). lite: a per-portrait atlas rendered once, then "
@@ -253,26 +255,28 @@ class MainWindow(QMainWindow):
         self.atlas_bar = QProgressBar()
         self.atlas_bar.setFormat("Lite atlas: %v/%m frames")
         self.atlas_bar.setVisible(False)
-        set_box = QGroupBox("Settings")
-        f = self.set_box_form = QFormLayout(set_box)
-        f.addRow("Compute device", self.device_combo)
-        f.addRow("Renderer backend", self.backend_combo)
-        f.addRow("Motion", self.motion_combo)
-        f.addRow("Frame rate", self.fps_spin)
-        f.addRow("Camera size", self.resolution_combo)
-        f.addRow("Motion window", self.window_spin)
-        f.addRow("Sampling steps", self.steps_spin)
-        f.addRow("Guidance (CFG)", self.cfg_spin)
-        f.addRow("Expression", self.expr_spin)
-        f.addRow("Head motion", self.head_spin)
-        f.addRow("JoyVASA encoding", self.encoding_combo)
         self.budget_spin = QSpinBox(minimum=0, maximum=10000, singleStep=50, suffix=" ms")
         self.budget_spin.setSpecialValueText("auto (GPU 300 ms, CPU 600 ms)")
         self.budget_spin.setToolTip("Latency budget: frames that would show later than this after the voice are "
                                     "skipped, so the avatar stays recent on a slow machine")
-        f.addRow("Latency budget", self.budget_spin)
         self.budget_spin.valueChanged.connect(self._settings_changed)
+        set_box = QGroupBox("Settings")
+        f = self.set_box_form = QFormLayout(set_box)
+        # the choices a user makes most often first, so they show without scrolling on a 720 px screen; the motion
+        # model's fine controls last
         f.addRow("Renderer", self.renderer_combo)
+        f.addRow("Camera size", self.resolution_combo)
+        f.addRow("Frame rate", self.fps_spin)
+        f.addRow("Compute device", self.device_combo)
+        f.addRow("Motion", self.motion_combo)
+        f.addRow("Expression", self.expr_spin)
+        f.addRow("Head motion", self.head_spin)
+        f.addRow("Latency budget", self.budget_spin)
+        f.addRow("Renderer backend", self.backend_combo)
+        f.addRow("Motion window", self.window_spin)
+        f.addRow("Sampling steps", self.steps_spin)
+        f.addRow("Guidance (CFG)", self.cfg_spin)
+        f.addRow("JoyVASA encoding", self.encoding_combo)
         # which renderer runs and the atlas progress sit under the preview (built above), not at the foot of the
         # settings: there they scrolled out of sight on a 720 px screen while Start waited minutes for the atlas
         self.centre_layout.insertWidget(self.centre_layout.indexOf(self.preview) + 1, self.renderer_label)
@@ -295,6 +299,12 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(1, 1)
         split.setSizes([260, 560, 340])
         self.setCentralWidget(split)
+        # a wheel turned over a drop-down or a number while scrolling the column changed it unnoticed (Camera size
+        # 512 -> 256): such controls take the wheel only once clicked or tabbed to; otherwise the column scrolls
+        self.wheel_guard = WheelGuard(self)
+        for control in (*self.findChildren(QComboBox), *self.findChildren(QAbstractSpinBox),
+                        *self.findChildren(QSlider)):
+            self.wheel_guard.protect(control)
 
         self.status_label = QLabel("stopped")
         self.statusBar().addPermanentWidget(self.status_label)
@@ -482,12 +492,18 @@ class MainWindow(QMainWindow):
         return analyse_portrait(path, self.bridge.get_cropper(), self.library.folder)
 
     def _portrait_added(self, portrait) -> None:
+        """Stopped: the new portrait becomes the current one. Live: it joins the library only; what the call sees
+        changes when the user picks it (click, Ctrl+Left/Right), never because a photo finished loading."""
         self._adding -= 1
         i = self.library.add(portrait)
         self.portrait_list.set_portraits(self.library.portraits)
-        self.portrait_list.setCurrentRow(i)
-        self._portrait_selected(i)
-        self.statusBar().showMessage(f"Added {portrait.name}", 5000)
+        if self.bridge.state in ("running", "starting"):
+            self.statusBar().showMessage(f"Added {portrait.name} to the library; click it (or press "
+                                         "Ctrl+Right) to switch the call to it", 8000)
+        else:
+            self.portrait_list.setCurrentRow(i)
+            self._portrait_selected(i)
+            self.statusBar().showMessage(f"Added {portrait.name}", 5000)
         if portrait.faces > 1:  # never a silent choice
             self.show_message(f"{portrait.name} has {portrait.faces} faces; animating face {portrait.face + 1} "
                               f"(faces are numbered {FACE_ORDER}). Pick another under “Detected face”.")
@@ -553,6 +569,8 @@ class MainWindow(QMainWindow):
         self.face_combo.setVisible(p.faces > 1)
         changed = self.settings.last_portrait != p.path
         self.settings.last_portrait = p.path
+        if changed:
+            self._save()  # now, not at close: after a crash or a kill the app comes back on this portrait
         if self.bridge.running and changed:
             self.bridge.set_portrait(p.path, p.face)
 

@@ -20,6 +20,7 @@ from .engine_bridge import InputChoice
 PORTRAIT_TIMEOUT_S = 120.0  # face detection of the first photo (cold OpenCV/ONNX start on a slow CPU)
 LIVE_TIMEOUT_S = 300.0  # model build + first rendered frame on a 2-core CPU with tiny synthetic weights
 STOP_TIMEOUT_S = 60.0
+FREEZE_CHECK_S = 30.0  # a live run must show a new preview frame at least this often
 
 
 def say(text: str) -> None:
@@ -32,6 +33,19 @@ async def _wait(condition: Callable[[], bool], timeout: float, what: str) -> Non
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def _keep_live(window, seconds: float) -> None:
+    """Stay live for `seconds`, checking every FREEZE_CHECK_S that new preview frames arrived (a long run that
+    froze halfway must not pass on the frames of its first minute)."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        before = window.preview.frames_shown
+        await asyncio.sleep(min(FREEZE_CHECK_S, left))
+        if not window.bridge.running:
+            raise RuntimeError("the run stopped by itself")
+        if left >= FREEZE_CHECK_S and window.preview.frames_shown == before:
+            raise RuntimeError(f"the preview froze: no new frame in {FREEZE_CHECK_S:.0f} s while live")
 
 
 async def run_smoke_test(window, seconds: float) -> int:
@@ -51,8 +65,12 @@ async def run_smoke_test(window, seconds: float) -> int:
             raise RuntimeError("the run did not start")
         say(f"live on {window.current_portrait().name}")
         first = window.preview.frames_shown
-        await asyncio.sleep(seconds)
+        none_refs = sys.getrefcount(None)
+        await _keep_live(window, seconds)
         shown = window.preview.frames_shown - first
+        # a Qt binding that drops references to None (PySide6 6.12.0 on Python < 3.12) aborts a long run; the
+        # soak test (tests/test_app_soak.py) reads this line
+        say(f"None references {none_refs} -> {sys.getrefcount(None)} ({sys.getrefcount(None) - none_refs:+d})")
         if not window.bridge.running:
             raise RuntimeError("the run stopped by itself")
         say(f"{shown} preview frames in {seconds:g} s; status: {window.status_label.text()}")

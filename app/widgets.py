@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
+    QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -33,14 +35,22 @@ def dropped_paths(event) -> list[Path]:
 
 
 class LevelMeter(QWidget):
-    """A horizontal bar from -60 dBFS to 0 dBFS with a falling peak mark."""
+    """A horizontal bar from -60 dBFS to 0 dBFS with a falling peak mark.
+
+    It repaints 20 times a second for the whole session, so painting allocates nothing: the colours are built
+    once (class attributes) and the bar and peak rectangles are reused (`setRect`)."""
 
     FLOOR = -60.0
+    BACKGROUND = QColor("#20242b")
+    QUIET, LOUD, CLIPPING = QColor("#3fb950"), QColor("#d29922"), QColor("#f85149")
+    PEAK = QColor("#e6edf3")
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.level = -120.0
         self.peak = -120.0
+        self._bar = QRectF()
+        self._peak_mark = QRectF()
         self.setMinimumSize(120, 12)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setAccessibleName("Microphone level")
@@ -56,17 +66,19 @@ class LevelMeter(QWidget):
     def fraction(self, db: float) -> float:
         return min(1.0, max(0.0, (db - self.FLOOR) / -self.FLOOR))
 
+    def bar_color(self) -> QColor:
+        return self.QUIET if self.level < -12 else self.LOUD if self.level < -3 else self.CLIPPING
+
     def paintEvent(self, event) -> None:
         p = QPainter(self)
-        r = self.rect()
-        p.fillRect(r, QColor("#20242b"))
-        f = self.fraction(self.level)
-        hue = "#3fb950" if self.level < -12 else "#d29922" if self.level < -3 else "#f85149"
-        color = QColor(hue)
-        p.fillRect(QRectF(0, 0, r.width() * f, r.height()), color)
+        w, h = self.width(), self.height()
+        p.fillRect(self.rect(), self.BACKGROUND)
+        self._bar.setRect(0.0, 0.0, w * self.fraction(self.level), h)
+        p.fillRect(self._bar, self.bar_color())
         if self.peak > self.FLOOR:
-            x = r.width() * self.fraction(self.peak)
-            p.fillRect(QRectF(max(0.0, x - 2), 0, 2, r.height()), QColor("#e6edf3"))
+            x = w * self.fraction(self.peak)
+            self._peak_mark.setRect(max(0.0, x - 2), 0.0, 2.0, h)
+            p.fillRect(self._peak_mark, self.PEAK)
         p.end()
 
 
@@ -74,8 +86,13 @@ class PreviewWidget(QWidget):
     """Shows the latest outgoing frame, letterboxed. The QImage wraps the frame's memory (no copy); the
     frame array is kept referenced for as long as the image is shown."""
 
+    BACKGROUND = QColor("#0d1117")
+    TEXT = QColor("#8b949e")
+    TEXT_FLAGS = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self._target = QRectF()  # where the frame is drawn, reused for every frame (paintEvent allocates nothing)
         self._frame: np.ndarray | None = None
         self._image: QImage | None = None
         self._placeholder = "No preview"
@@ -110,18 +127,17 @@ class PreviewWidget(QWidget):
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)
-        p.fillRect(self.rect(), QColor("#0d1117"))
+        p.fillRect(self.rect(), self.BACKGROUND)
         if self._image is None:
-            p.setPen(QColor("#8b949e"))
-            p.drawText(self.rect().adjusted(12, 12, -12, -12),
-                       Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
+            p.setPen(self.TEXT)
+            p.drawText(self.rect().adjusted(12, 12, -12, -12), self.TEXT_FLAGS, self._placeholder)
         else:
             iw, ih = self._image.width(), self._image.height()
             s = min(self.width() / iw, self.height() / ih)
             w, h = iw * s, ih * s
-            target = QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+            self._target.setRect((self.width() - w) / 2, (self.height() - h) / 2, w, h)
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            p.drawImage(target, self._image)
+            p.drawImage(self._target, self._image)
         p.end()
 
 
@@ -174,6 +190,30 @@ class PortraitList(QListWidget):
             self.files_dropped.emit(paths)
         else:
             event.ignore()
+
+
+class WheelGuard(QObject):
+    """Wheel events change a protected control (drop-down, number box, slider) only while it has the keyboard
+    focus, i.e. after the user clicked or tabbed to it. Otherwise the wheel scrolls the scroll area around the
+    control, as the user meant; the event is handed to it here rather than left to Qt's propagation to parents,
+    which skips events that did not come from the window system."""
+
+    def protect(self, control: QWidget) -> None:
+        control.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # not WheelFocus: a wheel must not focus it either
+        control.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.Wheel or not isinstance(watched, QWidget) or watched.hasFocus():
+            return False
+        area = watched.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is None:
+            event.ignore()  # nothing to scroll: the control stays as it is
+        else:
+            QApplication.sendEvent(area.viewport(), event)
+            event.accept()  # handled: Qt must not also pass it up the parents (that would scroll twice)
+        return True
 
 
 class VerticalScroll(QScrollArea):

@@ -1,16 +1,30 @@
 #!/bin/sh
-# Debian/Ubuntu packages the tests use: speech (espeak-ng), media (ffmpeg), the bundle build (binutils strip,
-# desktop-file-validate), audio (PortAudio, PulseAudio),
-# a virtual screen (Xvfb) and the libraries Qt's offscreen platform loads. Installs what is missing when
-# apt-get can run as root; otherwise prints the command to run.
-PKGS="espeak-ng ffmpeg binutils desktop-file-utils libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xvfb libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-xinerama0"
-command -v dpkg-query >/dev/null 2>&1 || { echo "system-deps: not a Debian system; install: $PKGS"; exit 0; }
+# Debian/Ubuntu system packages, in two sets:
+#   runtime  what the app needs on a desktop: the libraries Qt's X11 (xcb) and Wayland platform plugins load
+#            (a fresh Ubuntu desktop lacks libxcb-cursor0, and Qt then aborts at start) and PortAudio for the
+#            microphone. `make run` checks these. The table in app/display.py names the same libraries.
+#   test     what only the tests and the bundle build use: speech (espeak-ng), media (ffmpeg), the bundle build
+#            (binutils strip, desktop-file-validate), a virtual audio server (PulseAudio) and screen (Xvfb).
+# Usage: sh packaging/system-deps.sh [runtime|test|all]   (default: all)
+# As root it installs what is missing with apt-get; otherwise it prints the one command that does, and exits 0
+# (the app itself says what is missing if a library it needs is still absent).
+RUNTIME="libxcb1 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon0 libxkbcommon-x11-0 libwayland-client0 libwayland-cursor0 libgl1 libegl1 libfontconfig1 libdbus-1-3 libportaudio2"
+TEST="espeak-ng ffmpeg binutils desktop-file-utils pulseaudio pulseaudio-utils libasound2-plugins xvfb"
+case "${1:-all}" in
+  runtime) PKGS="$RUNTIME" ;;
+  test) PKGS="$TEST" ;;
+  all) PKGS="$RUNTIME $TEST" ;;
+  *) echo "system-deps: unknown set '$1'; use runtime, test or all" >&2; exit 2 ;;
+esac
+command -v dpkg-query >/dev/null 2>&1 || { echo "system-deps: not a Debian system; install the equivalents of: $PKGS"; exit 0; }
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
-if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-  echo "system-deps: missing:$missing -- run as root: apt-get install$missing"; exit 0; fi
+if [ "$(id -u)" != 0 ]; then
+  echo "system-deps: missing:$missing -- install with: sudo apt-get install -y$missing"
+  exit 0
+fi
 echo "system-deps: installing$missing"
-$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
