@@ -54,3 +54,14 @@ def test_measured_from_a_realtime_file(astronaut):
     assert r["lookahead_ms"] + r["cushion_ms"] <= r["algorithmic_p50_ms"] <= r["lookahead_ms"] + r["cushion_ms"] + 40
     assert r["p50_ms"] >= r["algorithmic_p50_ms"] and r["p95_ms"] >= r["p50_ms"]
     assert r["p50_ms"] <= r["budget_ms"] + r["batch"] * r["render_ms_per_frame"] + 100
+
+
+def test_json_report_has_each_sources_lookahead_and_percentiles(tmp_path):
+    out = tmp_path / "figures.json"
+    latency.write_json(out, {"retarget": {"lookahead_ms": 40.0, "p50_ms": 120.0, "p95_ms": 150.0, "drops": 0}})
+    import json
+
+    data = json.loads(out.read_text())
+    assert data["sources"]["retarget"]["lookahead_ms"] == 40.0
+    assert {"p50_ms", "p95_ms"} <= set(data["sources"]["retarget"])
+    assert [p.name for p in tmp_path.iterdir()] == ["figures.json"]  # no temporary file left behind
