@@ -340,3 +340,20 @@ def test_auto_does_not_count_the_first_call():
     r = FirstCallSlow()
     fps = select.measure_full_fps(r, portrait=None)
     assert fps > 100 and r.calls > 2  # ~2 ms a frame, timed for half a second's worth of calls (capped)
+
+
+def test_remembered_speed_is_per_backend(full, portrait, tmp_path, monkeypatch):
+    """A speed measured with one backend is not reused for another (issue 23: the key left the backend out)."""
+    import core.lite.select as select
+    from core.backends.runtime import FaceBackend
+
+    calls = []
+    monkeypatch.setattr(select, "measure_full_fps", lambda r, p, batch=1: calls.append(r.backend.name) or 3.0)
+    select.choose_renderer("auto", full, portrait.base, root=tmp_path)
+
+    class Other(FaceBackend):
+        kind = "other"
+
+    monkeypatch.setattr(full, "backend", Other(full.models, full.spec))
+    assert not select.choose_renderer("auto", full, portrait.base, root=tmp_path).remembered
+    assert calls == ["eager", "other"]

@@ -105,3 +105,19 @@ def test_models_loaded_from_a_root_cache_exports_beside_the_weights(liveportrait
     from core.backends.onnx_export import cache_dir_for
 
     assert cache_dir_for(kit_models) == liveportrait_root / "liveportrait" / "onnx"
+
+
+def test_export_of_another_code_version_is_replaced_and_pruned(tmp_path, monkeypatch):
+    """A fixed network (new code, same weights) gets a new export; the stale one is deleted, other weights' kept."""
+    import core.backends.onnx_export as onnx_export
+
+    models = build_liveportrait(LivePortraitConfig.tiny(), seed=0)
+    other = build_liveportrait(LivePortraitConfig.tiny(), seed=1)
+    old = export_network(models, "eye", cache_dir=tmp_path)
+    other_weights = export_network(other, "eye", cache_dir=tmp_path)
+    monkeypatch.setattr(onnx_export, "code_digest", lambda: "f" * 64)  # the networks' source changed
+    new = export_network(models, "eye", cache_dir=tmp_path)
+    assert new != old and new.is_file()
+    assert not old.exists() and not other_weights.exists()  # made by the old code: never usable again
+    again = export_network(other, "eye", cache_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([new.name, again.name])

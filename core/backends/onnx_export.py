@@ -10,12 +10,16 @@ partitioning, so no manual graph split is needed for correctness; the split cost
 frame, which the GPU check measures.
 
 Cache key = sha256 over the network's parameters and buffers (names, dtypes, shapes, bytes) + the export settings
-+ the torch version, so new weights, a new precision or a new exporter never reuse a stale file. Files are written
-through core.atomic, so an interrupted export never leaves a file that looks finished.
++ the torch version + the source of the code that builds the graph (core/liveportrait and this module), so new
+weights, a new precision, a new exporter or a fixed network never reuse a stale file. The code digest also stands
+in the file name: exports made by other code versions are deleted when a new one is written (they can never be
+used again), while exports of other weights under the same code stay. Files are written through core.atomic, so
+an interrupted export never leaves a file that looks finished.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -155,12 +159,41 @@ def cache_dir_for(models: LivePortraitModels) -> Path:
     return default_cache_dir() / "onnx"
 
 
+@functools.cache
+def code_digest() -> str:
+    """sha256 over the source of the networks (core/liveportrait) and of the export wrappers (this file)."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve()
+    for path in (*sorted((here.parent.parent / "liveportrait").glob("*.py")), here):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _prefix(name: str, settings: ExportSettings) -> str:
+    return f"{name}-{settings.precision}-op{settings.opset}-"
+
+
 def export_path(models: LivePortraitModels, name: str, settings: ExportSettings, cache_dir: Path) -> Path:
     net = getattr(models, name)
     key = hashlib.sha256(json.dumps({"weights": weights_hash(net), "settings": asdict(settings),
-                                     "config": models.config.name,
+                                     "config": models.config.name, "code": code_digest(),
                                      "torch": torch.__version__.split("+")[0]}, sort_keys=True).encode())
-    return Path(cache_dir) / f"{name}-{settings.precision}-op{settings.opset}-{key.hexdigest()[:20]}.onnx"
+    return Path(cache_dir) / f"{_prefix(name, settings)}c{code_digest()[:8]}-{key.hexdigest()[:20]}.onnx"
+
+
+def prune_stale_exports(path: Path, name: str, settings: ExportSettings) -> list[Path]:
+    """Delete this network's exports (same precision and opset) made by another code version -> what was deleted.
+    A file that cannot be deleted is left (the next export tries again)."""
+    current = f"{_prefix(name, settings)}c{code_digest()[:8]}-"
+    removed = []
+    for old in path.parent.glob(f"{_prefix(name, settings)}*.onnx"):
+        if not old.name.startswith(current):
+            try:
+                old.unlink()
+                removed.append(old)
+            except OSError as exc:
+                log.warning("could not delete the stale ONNX export %s: %s", old, exc)
+    return removed
 
 
 def export_network(models: LivePortraitModels, name: str, settings: ExportSettings | None = None,
@@ -205,6 +238,7 @@ def export_network(models: LivePortraitModels, name: str, settings: ExportSettin
         raise OnnxExportError(f"ONNX export of the {name} network failed ({exc.__class__.__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}); use another --backend "
                               "(eager) or report this with your torch version") from exc
+    prune_stale_exports(path, name, settings)
     return path
 
 

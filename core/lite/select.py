@@ -2,7 +2,7 @@
 
 `auto` measures instead of guessing from the device name: one warm-up batch, then timed batches (half a
 second's worth, at least one) of the full renderer with the user's portrait and networks. The figure is
-remembered in the cache folder (`renderer-speed.json`, keyed by device, dtype, network size, weights and torch
+remembered in the cache folder (`renderer-speed.json`, keyed by device, dtype, backend, network size, weights and torch
 version), so the measurement (two frames, ~20 s, on an idle 2-core CPU at official size; about a second on a GPU)
 runs once per machine and model.
 """
@@ -41,8 +41,9 @@ class RendererChoice:
 
 def speed_key(renderer) -> str:
     cfg = renderer.models.config
-    return (f"{renderer.spec.describe()}|{renderer.spec.dtype}|{getattr(cfg, 'name', 'custom')}|"
-            f"{models_digest(renderer.models)}|torch {torch.__version__}|{torch.get_num_threads()} threads")
+    return (f"{renderer.spec.describe()}|{renderer.spec.dtype}|{renderer.backend.name}|"
+            f"{getattr(cfg, 'name', 'custom')}|{models_digest(renderer.models)}|torch {torch.__version__}|"
+            f"{torch.get_num_threads()} threads")
 
 
 def _device_name(renderer) -> str:
