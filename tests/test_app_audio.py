@@ -314,9 +314,12 @@ def test_engine_runs_from_the_virtual_microphone(pulse, speech, qtbot, tmp_path,
         qtbot.wait(50)
         levels.append(w.level_meter.level)
     player.join()
+    # every frame of the 2 s of speech (50) is rendered and shown sooner or later: waited for, not timed, so a
+    # machine ten times slower passes too (the budget above keeps the engine from shedding any)
+    qtbot.waitUntil(lambda: w.bridge.stats()["frames_rendered"] >= 50, timeout=120_000)
+    qtbot.waitUntil(lambda: w.preview.frames_shown > 10, timeout=60_000)
     stats = w.bridge.stats()
-    assert w.preview.frames_shown > 10, w.messages[-3:]
-    assert stats["frames_rendered"] >= 20 and stats["latency_ms"] > 0, stats  # CPU: not a speed test
+    assert stats["latency_ms"] > 0, stats
     assert max(levels) > -30  # the meter ran alongside the engine's own stream
     w.bridge.stop()
     qtbot.waitUntil(lambda: w.bridge.state == "stopped", timeout=30000)
