@@ -1,5 +1,5 @@
 """Issue 21: after a hiccup the engine's latency comes back down to where it was, and the frames dropped to get
-there are counted. Timed stand-in models (tests/engine_fakes.py) on a clock sped up 4x; the verdict compares
+there are counted. Timed stand-in models (tests/engine_fakes.py) on a clock sped up 2x; the verdict compares
 the run with itself (latency before the hiccup against latency after it)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class HiccupRenderer(FakeRenderer):
 
 
 def test_latency_returns_to_its_floor_after_a_render_hiccup():
-    clock = Clock(speed=4)
+    clock = Clock(speed=2)
     t_start = clock.now()
     renderer = HiccupRenderer(at=t_start + 6.0, stall=0.3, per_frame=0.002, clock=clock)
     engine = Engine(renderer, WindowMotion(1), EngineSettings(motion=MotionSettings(window=1)), clock=clock)
@@ -50,7 +50,5 @@ def test_latency_returns_to_its_floor_after_a_render_hiccup():
     after = lat[t > 8.5]  # the hiccup ends ~6.3 s; back on the floor within 2 s
     assert stats.repeats >= 5, "the stall caused no repeats: nothing was tested"
     assert abs(np.median(after) - before) <= 20, (before, np.median(after))
-    per_second = [np.median(lat[(t >= s) & (t < s + 1)]) for s in range(9, 13)]
-    assert all(abs(x - before) <= 20 for x in per_second), (before, per_second)
     assert stats.catch_up_drops >= 3 and stats.drops_after_render >= stats.catch_up_drops
     assert stats.drops >= stats.catch_up_drops

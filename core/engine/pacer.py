@@ -15,6 +15,7 @@ OBSERVE_S = 0.5  # default span of shown frames whose spare time decides a catch
 # a tick this late (a starved thread) skips the ticks it missed instead of sending them back to back; shorter
 # scheduling delays on a loaded machine are made up by a short burst, as a skip would only trade one hitch for another
 REANCHOR_S = 0.2
+CATCH_UP_SLACK = 0.25  # periods: frames with more than 3/4 of a period to spare beyond the cushion are caught up
 
 
 class Pacer(Generic[T]):
@@ -30,10 +31,11 @@ class Pacer(Generic[T]):
     Catch-up: a source delivers one frame per tick on average, so a repeat leaves one more frame waiting for
     the rest of the run, one period of latency each time (issue 21: 127 -> 327 ms after 5 repeats, for good).
     The pacer notes each new frame's spare time (its tick minus its arrival). When every frame shown over the
-    last `observe_s` (no repeat or catch-up among them) waited at least `prebuffer_s` plus a whole period, the
-    stream is that many whole periods later than it needs to be: the oldest queued frames are dropped
-    (`catch_up_drops`, also counted in `drops`) while a newer one waits, so every later frame still keeps the
-    `prebuffer_s` cushion the start gave. `observe_s` must span a source's burst (a 25-frame window: > 1 s),
+    last `observe_s` (no repeat or catch-up among them) waited at least `prebuffer_s` plus 3/4 of a period,
+    the stream is that many periods (to the nearest quarter) later than it needs to be: the oldest queued
+    frames are dropped (`catch_up_drops`, also counted in `drops`) while a newer one waits, so every later
+    frame still keeps about the `prebuffer_s` cushion the start gave. `observe_s` must span a source's burst
+    (a 25-frame window: > 1 s),
     so the first frame of each window, the one with least to spare, is always among those observed; a bursty
     source's full queue is therefore never trimmed, and a machine that cannot keep up (frames arrive late,
     nothing to spare) is never made to skip more.
@@ -154,7 +156,9 @@ class Pacer(Generic[T]):
         if slot - self._observe_from < self.observe_s:
             return
         least = self._spare[0][1]
-        excess = int((least - self.prebuffer_s) / self.period + 1e-9)
+        # not floored: the cushion the stream ran with before is the prebuffer less a few ms of jitter, and
+        # flooring would leave a whole period of the backlog in place; a quarter period of jitter is allowed for
+        excess = int((least - self.prebuffer_s) / self.period + CATCH_UP_SLACK)
         dropped = 0
         while dropped < excess and len(self.frames) > 1:
             self._pop()
