@@ -195,3 +195,55 @@ def test_a_photo_without_that_face_is_named_and_exits_2(tmp_path, portrait_png):
     assert r.returncode == 2 and "gradient.png" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
     r = core("live", "--portrait", str(portrait_png), "--face", "3", *common)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "face" in r.stderr.lower(), r.stderr[-2000:]
+
+
+def _median(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else float("nan")
+
+
+@pytest.mark.slow
+def test_latency_comes_back_after_a_cpu_hog(tmp_path, portrait_png, speech_wav):
+    """Issue 21's done-when: a 55 s live run with every core taken for 10 s in the middle; the median latency
+    of the last 15 s is within 40 ms of the first 10 s (the run compared with itself, so the verdict does not
+    depend on how fast this machine is). Lite mode keeps the per-frame cost far below the period, so the hog
+    is the only hiccup; four 0.3 s freezes of the process during it make sure there are hiccups on any machine
+    (on main each one stayed in the latency for the rest of the run)."""
+    out = tmp_path / "s.json"
+    p = subprocess.Popen([sys.executable, "-m", "core", "live", "--portrait", str(portrait_png), "--input",
+                          str(speech_wav), "--loop", "--seconds", "55", "--synthetic-weights", "tiny", "--device",
+                          "cpu", "--renderer", "lite", "--atlas", "2x1", "--quiet", "--stats-json", str(out)],
+                         cwd=REPO, env={**env(), "HEADCAST_CACHE_DIR": str(tmp_path / "cache")},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    hogs: list[subprocess.Popen] = []
+    try:
+        while not any("Ctrl-C stops" in line for line in lines):  # streaming from here on
+            line = p.stderr.readline()
+            assert line or p.poll() is None, "".join(lines)
+            lines.append(line)
+        time.sleep(22.0)
+        hog = "import time\nend = time.monotonic() + 10\nwhile time.monotonic() < end: pass\n"
+        hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2 * (os.cpu_count() or 2))]
+        for _ in range(4):  # and now and then no CPU at all for 0.3 s: hiccups however fast this machine is
+            time.sleep(1.7)
+            p.send_signal(signal.SIGSTOP)
+            time.sleep(0.3)
+            p.send_signal(signal.SIGCONT)
+        for h in hogs:
+            h.wait(timeout=60)
+        rest = p.communicate(timeout=180)[1]
+    finally:
+        for proc in [p, *hogs]:
+            if proc.poll() is None:
+                proc.kill()
+    err = "".join(lines) + rest
+    assert p.returncode == 0, err[-3000:]
+    s = json.loads(out.read_text())
+    series = s["latency_ms_per_second"]
+    assert len(series) >= 54, series
+    first, last = _median(series[:10]), _median(series[-16:-1])  # the last entry may be a partial second
+    print(f"latency first 10 s {first:.1f} ms, last 15 s {last:.1f} ms, repeats {s['repeats']}, "
+          f"catch-up drops {s['catch_up_drops']}, drops {s['drops']}; per second {series}")
+    assert abs(last - first) <= 40, (first, last, s["repeats"], s["catch_up_drops"], series)
+    assert s["drops"] >= s["catch_up_drops"] > 0  # the freezes' backlog was shed, and counted
