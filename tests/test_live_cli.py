@@ -247,3 +247,72 @@ def test_latency_comes_back_after_a_cpu_hog(tmp_path, portrait_png, speech_wav):
           f"catch-up drops {s['catch_up_drops']}, drops {s['drops']}; per second {series}")
     assert abs(last - first) <= 40, (first, last, s["repeats"], s["catch_up_drops"], series)
     assert s["drops"] >= s["catch_up_drops"] > 0  # the freezes' backlog was shed, and counted
+
+
+# a process that fails with "models loaded" as soon as anything builds the networks: checks that must come first
+NO_MODELS = ("import sys, core.pipeline as p\n"
+             "def refuse(*a, **k):\n    raise SystemExit('models loaded before the check')\n"
+             "p.build_pipeline = refuse\n"
+             "from core.__main__ import main\nsys.exit(main(sys.argv[1:]))\n")
+
+
+def _no_virtual_camera() -> bool:
+    try:
+        import pyvirtualcam
+
+        pyvirtualcam.Camera(width=64, height=64, fps=25).close()
+    except Exception:
+        return True
+    return False
+
+
+@pytest.mark.skipif(not _no_virtual_camera(), reason="a virtual camera exists here")
+def test_live_camera_without_a_device_fails_at_once_with_the_fix(portrait_png):
+    """Issue 21: `live --camera` without a virtual camera ran on with no output at all and exit 0."""
+    r = subprocess.run([sys.executable, "-c", NO_MODELS, "live", "--portrait", str(portrait_png), "--input",
+                        "test", "--camera", "--synthetic-weights", "tiny"], cwd=REPO, env=env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --camera: no virtual camera could be opened"), r.stderr
+    assert "--camera optional" in lines[0] and "preview" not in r.stderr
+    if sys.platform.startswith("linux"):
+        assert "modprobe v4l2loopback" in lines[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _no_virtual_camera(), reason="a virtual camera exists here")
+def test_live_camera_optional_runs_without_one_and_says_so_once(tmp_path, portrait_png):
+    out = tmp_path / "s.json"
+    r = core("live", "--portrait", str(portrait_png), "--input", "test", "--camera", "optional", "--seconds", "2",
+             "--synthetic-weights", "tiny", "--device", "cpu", "--renderer", "full", "--quiet", "--stats-json",
+             str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("no virtual camera could be opened") == 1, r.stderr
+    assert "preview" not in r.stderr and "camera No virtual" not in r.stderr  # nothing only the app has
+    assert "camera off," in r.stderr  # the summary line says it plainly
+    assert json.loads(out.read_text())["camera_state"] == "off"
+
+
+@pytest.mark.slow
+def test_live_says_stopping_before_the_report(tmp_path, portrait_png):
+    """Issue 21: the "stopping" line came after "wrote stats", as if the report were the last word."""
+    stats = tmp_path / "s.json"
+    p = subprocess.Popen([sys.executable, "-m", "core", "live", "--portrait", str(portrait_png), "--input", "test",
+                          "--synthetic-weights", "tiny", "--device", "cpu", "--renderer", "full", "--quiet",
+                          "--stats-json", str(stats)], cwd=REPO, env=env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        while not any("Ctrl-C stops" in line for line in lines):
+            line = p.stderr.readline()
+            assert line or p.poll() is None, "".join(lines)
+            lines.append(line)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        err = "".join(lines) + p.communicate(timeout=120)[1]
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err[-2000:]
+    assert 0 <= err.index("stopping:") < err.index(f"wrote {stats}"), err[-2000:]
