@@ -118,14 +118,18 @@ def main(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    face = _precheck(args)  # before torch: no face or missing files are said in a second
+    if isinstance(face, str):
+        print(f"error: {face}", file=sys.stderr)
+        return 2
     try:
-        return _run(args)
+        return _run(args, face)
     except KeyboardInterrupt:  # during model loading: nothing is running yet
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, face: int) -> int:
     from core.audio.io import AudioLoadError
     from core.engine import AudioSourceError, EngineSettings
     from core.face import FaceChoiceError, FaceModelError, ImageLoadError, NoFaceError
@@ -169,7 +173,7 @@ def _run(args: argparse.Namespace) -> int:
         t_start = time.monotonic()  # replaced by the stream's start once the models are loaded
         # the path, not decoded pixels: a photo without a face (or without face N) is then named in the message
         camera = session.start(config, args.portrait, choice, camera=camera_wanted, sinks=(clock,),
-                               face=face_index(args))
+                               face=face)
         t_start = time.monotonic()
         engine = session.engine
         print(f"live: {engine.motion.name} motion on {engine.renderer.spec.describe()}, input {args.input}, "
@@ -209,6 +213,26 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: the run stopped: {errors[0]}", file=sys.stderr)
         return 1
     return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _precheck(args: argparse.Namespace) -> int | str:
+    """The checks that need no network weights, before any load: the run's files are installed and the photo
+    has the face asked for. Returns the face index to use, or the problem. A photo with several faces and no
+    --face is said once here; the index is then passed on, so nothing later says it again."""
+    from core.face import FaceChoiceError, FaceModelError, ImageLoadError, NoFaceError
+    from core.precheck import check_files, check_portrait, several_faces_note
+    from core.weights import MissingWeightsError
+
+    weights = pipeline_kwargs(args)["weights"]
+    try:
+        check_files(weights, args.motion)
+        found = check_portrait(args.portrait, face_index(args), weights)
+    except (NoFaceError, FaceChoiceError, FaceModelError, ImageLoadError, MissingWeightsError) as exc:
+        return str(exc)
+    note = several_faces_note(found, args.portrait, face_index(args))
+    if note:
+        print(note, file=sys.stderr)
+    return found.face.index
 
 
 def camera_problem() -> str | None:
