@@ -121,7 +121,7 @@ class Pacer(Generic[T]):
             else:
                 item, repeated = self._last, True
                 self.underruns += 1
-                self._restart_observation(slot + self.period)  # the frame after a repeat arrived late
+                self._restart_observation(slot + self.period)  # what was seen before a repeat no longer holds
             if self._t0 is None:
                 self._t0 = now
             self._last = item
