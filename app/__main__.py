@@ -17,8 +17,11 @@ log = logging.getLogger("app")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="headcast", description="One portrait + a microphone -> a talking head "
                                 "on a virtual webcam.")
-    p.add_argument("--synthetic-weights", choices=("tiny", "full"), default=None,
-                   help="developer option: random stand-in weights (no download); the window says so")
+    from core.cli_args import SIZES, size_value  # the sizes every command spells alike (light: no torch)
+
+    p.add_argument("--synthetic-weights", type=size_value, choices=SIZES, default=None, metavar="SIZE",
+                   help="developer option: random stand-in weights (no download), tiny or official size ('full' "
+                   "also works); the window says so")
     p.add_argument("--device", default=None, help="compute device for this run: auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--verbose", "-v", action="store_true")
     p.add_argument("--quit-after", type=float, default=None, metavar="SECONDS", help=argparse.SUPPRESS)
@@ -80,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     from core.__main__ import main as core_main
 
     if argv and (argv[0] == "core" or argv[0] in COMMANDS):  # `headcast render ...`: the bundle's one executable
-        return core_main(argv[1:] if argv[0] == "core" else argv)
+        name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "headcast"
+        prog = name if name not in ("__main__.py", "-c") else "python -m app"
+        return core_main(argv[1:] if argv[0] == "core" else argv, prog=f"{prog} core" if argv[0] == "core" else prog)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

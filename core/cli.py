@@ -3,6 +3,7 @@ and the second Ctrl-C."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
 import inspect
@@ -33,6 +34,33 @@ def add_lazy_commands(sub, commands: dict[str, tuple[str, str]], argv: list[str]
             add(sub_parser, argv=argv[1:])
         else:
             add(sub_parser)
+
+
+def option_before_command(parser: argparse.ArgumentParser, argv: list[str], commands) -> None:
+    """`prog --bogus` named the missing command instead of the unknown option (issue 21): say what is wrong
+    with what was typed, first. Exits through parser.error (status 2) when argv starts with an option other
+    than --help."""
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        parser.error(f"unknown option {argv[0]}: options go after the command; commands: {', '.join(commands)} "
+                     f"({parser.prog} COMMAND --help lists a command's options)")
+
+
+def parse_unknown_first(parser: argparse.ArgumentParser, command_parser: argparse.ArgumentParser | None,
+                        argv: list[str]) -> argparse.Namespace:
+    """parse_args, but an unknown option is named before a missing required one (argparse checks the required
+    ones first, so `train --bogus` used to complain about --data)."""
+    if command_parser is not None:
+        required = [a for a in command_parser._actions if a.required]
+        for action in required:
+            action.required = False
+        try:
+            _, extras = parser.parse_known_args(argv)
+        finally:
+            for action in required:
+                action.required = True
+        if extras:
+            command_parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return parser.parse_args(argv)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,24 @@ from core.backends import BACKENDS, PRECISIONS
 from core.motion.factory import KINDS
 from core.motion.source import JOYVASA_ENCODINGS, MotionSettings
 
+# Network sizes, one vocabulary for every command (issue 21: `official|tiny` here, `tiny|full` there): `tiny` is
+# the small test size, `official` LivePortrait's published size. "full" (the old spelling of `official` in
+# --synthetic-weights and `bench latency`) is still accepted; it was easy to mistake for `--renderer full`.
+SIZES = ("tiny", "official")
+SIZE_ALIASES = {"full": "official"}
+SIZE_HELP = "network size: tiny (the small test size) or official (LivePortrait's published size; 'full' also works)"
+
+
+def size_value(text: str) -> str:
+    """argparse `type` for a size: the aliases become their canonical word (choices then checks it)."""
+    return SIZE_ALIASES.get(text, text)
+
+
+def add_size_argument(parser: argparse.ArgumentParser, default: str, help_text: str = SIZE_HELP) -> None:
+    """`--size tiny|official` for the benches, defined once."""
+    parser.add_argument("--size", type=size_value, choices=SIZES, default=default,
+                        help=f"{help_text} (default: {default})")
+
 
 def add_face_argument(parser: argparse.ArgumentParser) -> None:
     """`--face N` for the commands that take a portrait (`render`, `live`): 1-based, as people count."""
@@ -35,8 +53,9 @@ def face_problem(args: argparse.Namespace) -> str | None:
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser, motion_default: str = "auto") -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    parser.add_argument("--synthetic-weights", choices=("tiny", "full"),
-                        help="developer option: random stand-in networks instead of installed weights")
+    parser.add_argument("--synthetic-weights", type=size_value, choices=SIZES, metavar="SIZE",
+                        help="developer option: random stand-in networks instead of installed weights, tiny or "
+                             "official size ('full' also works)")
     parser.add_argument("--motion", choices=KINDS, default=motion_default,
                         help=f"motion source (default: {motion_default})")
     parser.add_argument("--motion-checkpoint", help="a DiT motion model trained with `python -m training`")
@@ -58,7 +77,7 @@ def motion_settings(args: argparse.Namespace) -> MotionSettings:
 
 
 def weights_choice(args: argparse.Namespace) -> str:
-    """'auto' (installed weights) or 'synthetic-tiny' / 'synthetic-full'."""
+    """'auto' (installed weights) or 'synthetic-tiny' / 'synthetic-official'."""
     return f"synthetic-{args.synthetic_weights}" if getattr(args, "synthetic_weights", None) else "auto"
 
 

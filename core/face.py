@@ -328,7 +328,8 @@ def _onnx_session(path: Path):
     except Exception as exc:  # corrupt or truncated download
         raise FaceModelError(
             f"Cannot load face model {path}: {str(exc).splitlines()[0]}. Re-download it with "
-            f"`python -m core weights download face`, or delete it to use the built-in OpenCV detector."
+            f"`python -m core weights download face` (or copy it from a computer that has it: `python -m core "
+            f"weights import DIR`), or delete it to use the built-in OpenCV detector."
         ) from exc
 
 

@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--portrait", required=True, help="portrait image (png/jpg/webp)")
     parser.add_argument("--input", default="mic",
                         help="mic (default microphone) | mic:NAME | test (generated syllables) | an audio file")
-    parser.add_argument("--camera", action="store_true", help="send frames to the virtual camera")
+    parser.add_argument("--camera", nargs="?", const="required", choices=("required", "optional"),
+                        help="send frames to the virtual camera; without one the run stops at once (exit 2) "
+                             "unless 'optional' (then it runs without it)")
     parser.add_argument("--seconds", type=float, help="stop after this long (default: file end or Ctrl-C)")
     parser.add_argument("--stats-json", help="write the run's figures to this JSON file")
     parser.add_argument("--loop", action="store_true", help="file input: start again at its end")
@@ -116,14 +118,18 @@ def main(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    face = _precheck(args)  # before torch: no face or missing files are said in a second
+    if isinstance(face, str):
+        print(f"error: {face}", file=sys.stderr)
+        return 2
     try:
-        return _run(args)
+        return _run(args, face)
     except KeyboardInterrupt:  # during model loading: nothing is running yet
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, face: int) -> int:
     from core.audio.io import AudioLoadError
     from core.engine import AudioSourceError, EngineSettings
     from core.face import FaceChoiceError, FaceModelError, ImageLoadError, NoFaceError
@@ -133,6 +139,15 @@ def _run(args: argparse.Namespace) -> int:
     from core.session import InputChoice, LiveSession, MicrophoneNotConnected, SessionConfig
     from core.weights import MissingWeightsError, WeightsChecksumError
 
+    camera_wanted = bool(args.camera)
+    if args.camera:  # said before any model loads: a missing camera is a setup problem, not a run-time one
+        problem = camera_problem()
+        if problem and args.camera == "required":
+            print(f"error: --camera: {problem}; or run with --camera optional to go on without it", file=sys.stderr)
+            return 2
+        if problem:
+            print(f"camera: none, running without it ({problem})", file=sys.stderr)
+            camera_wanted = False
     choice = InputChoice.parse(args.input)
     config = SessionConfig.from_pipeline_kwargs(
         pipeline_kwargs(args), engine=EngineSettings(max_batch=args.batch, latency_budget_ms=args.latency_budget,
@@ -157,8 +172,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         t_start = time.monotonic()  # replaced by the stream's start once the models are loaded
         # the path, not decoded pixels: a photo without a face (or without face N) is then named in the message
-        camera = session.start(config, args.portrait, choice, camera=args.camera, sinks=(clock,),
-                               face=face_index(args))
+        camera = session.start(config, args.portrait, choice, camera=camera_wanted, sinks=(clock,),
+                               face=face)
         t_start = time.monotonic()
         engine = session.engine
         print(f"live: {engine.motion.name} motion on {engine.renderer.spec.describe()}, input {args.input}, "
@@ -183,14 +198,14 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     t_end = time.monotonic()
     with second_ctrl_c_quits("the frame being rendered"):  # from here on, a Ctrl-C quits at once
+        if interrupted:  # first, so the report that follows is not mistaken for the end
+            print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
+                  flush=True)
         stats = session.stats()
         motion_name = session.engine.motion.name if session.engine is not None else config.motion
         if stats is not None:  # written before the wait for the device below, so a second Ctrl-C loses nothing
             _write_report(args, config, session, clock, stats, t_start, t_end, motion_name, finished, errors,
                           interrupted)
-        if interrupted:
-            print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
-                  flush=True)
         session.close(timeout=120.0)  # waits for a render in progress: nothing may run on the device at exit
     if stats is None:
         return EXIT_INTERRUPTED if interrupted else 1
@@ -198,6 +213,41 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: the run stopped: {errors[0]}", file=sys.stderr)
         return 1
     return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _precheck(args: argparse.Namespace) -> int | str:
+    """The checks that need no network weights, before any load: the run's files are installed and the photo
+    has the face asked for. Returns the face index to use, or the problem. A photo with several faces and no
+    --face is said once here; the index is then passed on, so nothing later says it again."""
+    from core.face import FaceChoiceError, FaceModelError, ImageLoadError, NoFaceError
+    from core.precheck import check_files, check_portrait, several_faces_note
+    from core.weights import MissingWeightsError
+
+    weights = pipeline_kwargs(args)["weights"]
+    try:
+        check_files(weights, args.motion)
+        found = check_portrait(args.portrait, face_index(args), weights)
+    except (NoFaceError, FaceChoiceError, FaceModelError, ImageLoadError, MissingWeightsError) as exc:
+        return str(exc)
+    note = several_faces_note(found, args.portrait, face_index(args))
+    if note:
+        print(note, file=sys.stderr)
+    return found.face.index
+
+
+def camera_problem() -> str | None:
+    """Why no virtual camera can be opened here, with the fix, on one line; None when one opens."""
+    from core.engine.sinks import VirtualCameraSink, VirtualCameraUnavailable, camera_install_hint
+
+    try:
+        VirtualCameraSink(width=64, height=64).close()
+    except VirtualCameraUnavailable as exc:
+        cause = str(exc.__cause__ or "").strip().rstrip(".")
+        hint = camera_install_hint().splitlines()
+        steps = " && ".join(line.strip() for line in hint[1:])
+        fix = hint[0].rstrip(".") + (f": {steps}" if steps else "")
+        return f"no virtual camera could be opened{f' ({cause})' if cause else ''}. {fix}"
+    return None
 
 
 def _write_report(args, config, session, clock, stats, t_start: float, t_end: float, motion_name: str,
@@ -208,6 +258,7 @@ def _write_report(args, config, session, clock, stats, t_start: float, t_end: fl
     report = {
         "portrait": str(args.portrait), "input": args.input, "motion": motion_name, "weights": config.weights,
         "device": stats.device, "camera": args.camera,
+        "camera_state": session.camera_sink.describe() if session.camera_sink is not None else "off",
         "renderer": session.renderer_choice.kind if session.renderer_choice else config.renderer,
         "renderer_reason": session.renderer_choice.reason if session.renderer_choice else None,
         **summarize(clock.rows, t_start, t_end),
@@ -215,7 +266,8 @@ def _write_report(args, config, session, clock, stats, t_start: float, t_end: fl
         "render_fps_recent": round(stats.render_fps, 2), "capacity_fps": round(stats.capacity_fps, 2),
         "frames_rendered": stats.frames_rendered, "frames_emitted": stats.frames_emitted,
         "drops": stats.drops, "drops_before_render": stats.drops_before_render,
-        "drops_after_render": stats.drops_after_render, "repeats": stats.repeats,
+        "drops_after_render": stats.drops_after_render, "catch_up_drops": stats.catch_up_drops,
+        "repeats": stats.repeats,
         "latency_budget_ms": round(stats.latency_budget_ms, 1), "first_frame_ms": round(stats.first_frame_ms, 1),
         "stage_ms": {k: round(v, 2) for k, v in stats.stage_ms.items()},
         "keeping_up": stats.keeping_up, "state": stats.state,

@@ -20,7 +20,6 @@ from core.cli_args import (
     motion_settings,
     pipeline_kwargs,
 )
-from core.face import FACE_ORDER
 from core.timebase import FPS, SAMPLE_RATE, frames_for_samples
 
 
@@ -31,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_pipeline_arguments(parser)
     parser.add_argument("--dump-motion", help="write per-frame motion (and the lip ratio, if any) to this .npz")
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch")
+    parser.add_argument("--max-size", type=int, default=MAX_SIDE_DEFAULT, metavar="PX",
+                        help="the video's longer side at most, in pixels: a larger photo is scaled down to it "
+                             "(default %(default)s; the cost per frame grows with the area)")
     add_face_argument(parser)
 
     from core.lite.cli import add_renderer_arguments
@@ -38,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_renderer_arguments(parser, default="full")
 
 
+MAX_SIDE_DEFAULT = 1280  # = core.render.MAX_OUTPUT_SIDE, which imports torch (test_structure checks they agree)
 SILENT_PEAK = 1e-4  # -80 dBFS: below a 16-bit file's dither, so only digital silence is called silent
 
 
@@ -87,6 +90,8 @@ def _check_paths(args: argparse.Namespace) -> str | None:
 
     if not args.out and not args.dump_motion:
         return "give --out OUT.mp4, or --dump-motion FILE.npz (or both)"
+    if args.max_size < 64:
+        return f"--max-size must be at least 64 pixels (got {args.max_size})"
     problem = face_problem(args)
     if problem:
         return problem
@@ -124,23 +129,34 @@ def main(args: argparse.Namespace) -> int:
     if not np.abs(clip.samples).max() > SILENT_PEAK:  # valid, but almost surely the wrong file or a muted mic
         print(f"note: {args.audio} is silent (no sample above -80 dBFS): the face will not speak. Check that "
               "this is the recording you meant.", file=sys.stderr)
+    from core.precheck import check_files, check_portrait, several_faces_note
+    from core.weights import MissingWeightsError, WeightsChecksumError
+
+    face = face_index(args)
+    try:  # no network weights needed for these: said in a second, not after the models load
+        check_files(pipeline_kwargs(args)["weights"], args.motion)
+        found = check_portrait(args.portrait, face, pipeline_kwargs(args)["weights"], image=image)
+    except (NoFaceError, FaceChoiceError, FaceModelError, ImageLoadError, MissingWeightsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    note = several_faces_note(found, args.portrait, face)
+    if note:  # said once, here; the renderer is then told which face, so it does not say it again
+        print(note, file=sys.stderr)
+    face = found.face.index
     # torch from here on
     from core.lite.atlas import AtlasError
     from core.liveportrait import CheckpointError
     from core.motion.factory import MotionSourceUnavailable
-    from core.weights import MissingWeightsError, WeightsChecksumError
 
     try:
         audio = clip.mono()
         from core.pipeline import build_pipeline
 
         renderer, motion = build_pipeline(**pipeline_kwargs(args), settings=motion_settings(args), offline=True)
+        renderer.max_output_side = args.max_size
+        _say_if_downscaled(image, args.portrait, args.max_size)
         motion = MotionRecorder(motion)
-        face = face_index(args)
         portrait = renderer.prepare(image, args.portrait, face=face)  # raises NoFaceError naming the file
-        if portrait.face.n_faces > 1 and face is None:
-            print(f"note: {portrait.face.n_faces} faces in {args.portrait}; using face 1 (faces are numbered "
-                  f"{FACE_ORDER}). Pass --face N to animate another.", file=sys.stderr)
         if args.out and args.renderer != "full":
             from core.lite.cli import select_renderer
 
@@ -167,6 +183,18 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: cannot write {target}: {exc.strerror or exc}. Free some space or choose another "
               "folder.", file=sys.stderr)
         return 2
+
+
+def _say_if_downscaled(image: np.ndarray, path: str, max_side: int) -> None:
+    """A photo larger than --max-size is rendered smaller: say so (issue 21: an 8000x6000 photo silently became a
+    1280x960 video) and how to keep more."""
+    from core.render import output_size
+
+    h, w = image.shape[:2]
+    out_w, out_h = output_size(w, h, max_side)
+    if (out_w, out_h) != (w, h):
+        print(f"note: {path} is {w}x{h}; the video is {out_w}x{out_h} (--max-size {max_side}: pass a larger "
+              "--max-size to keep more, at a higher cost per frame)", file=sys.stderr)
 
 
 def _render(args, renderer, motion, portrait, audio, clip, face) -> int:

@@ -22,7 +22,16 @@ from core.device import DeviceSpec
 from core.face import FaceCrop, FaceCropper, load_image
 from core.liveportrait import KeypointInfo, LivePortraitModels, rotation_matrix, stitch, transform_keypoints
 
-MAX_OUTPUT_SIDE = 1280  # larger portraits are scaled down once at prepare time
+MAX_OUTPUT_SIDE = 1280  # larger portraits are scaled down once at prepare time (Renderer.max_output_side)
+
+
+def output_size(width: int, height: int, max_side: int = MAX_OUTPUT_SIDE) -> tuple[int, int]:
+    """The canvas a (width, height) photo is rendered at: its own size, or scaled so its longer side is
+    `max_side` (every frame pastes the face into the whole canvas, so the cost grows with its area)."""
+    if max(width, height) <= max_side:
+        return width, height
+    s = max_side / max(width, height)
+    return round(width * s), round(height * s)
 
 
 @dataclass
@@ -85,6 +94,7 @@ class Renderer:
         self.spec = spec
         self.cropper = cropper or FaceCropper()
         self.stitching = stitching
+        self.max_output_side = MAX_OUTPUT_SIDE  # `render --max-size`
         self._cache: OrderedDict[str, PreparedPortrait] = OrderedDict()
         self._cache_size = cache_size
         self.backend = make_backend("compile" if compile else backend, self.models, spec)
@@ -100,16 +110,17 @@ class Renderer:
             source_name = source_name or str(image)
             image = load_image(image)
         source_name = source_name or "image"
-        key = hashlib.sha1(image.tobytes() + str(image.shape).encode() + str(face).encode()).hexdigest()
+        key = hashlib.sha1(image.tobytes() + str(image.shape).encode() + str(face).encode()
+                           + str(self.max_output_side).encode()).hexdigest()
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
 
         h, w = image.shape[:2]
         face = self.cropper.crop(image, source_name, face=face)  # at the size given: small faces stay findable
-        if max(h, w) > MAX_OUTPUT_SIDE:
-            s = MAX_OUTPUT_SIDE / max(h, w)
-            image = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        size = output_size(w, h, self.max_output_side)
+        if size != (w, h):
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             face = face.resized((h, w), image.shape[:2])
         dev, dtype = self.spec.device, self.spec.storage_dtype
         x = torch.from_numpy(face.crop).to(dev).permute(2, 0, 1)[None].float().div_(255)

@@ -8,7 +8,7 @@ Policy owned here:
 * pipeline: built once per (weights, motion source, device, checkpoint) and reused across starts;
 * input: `InputChoice` -> an audio source (microphone by name, a file played at real-time pace, optionally
   looping, or the test generator); a microphone that is not connected is named with the fix;
-* camera: without a backend the session says what to install and keeps running (the preview still works);
+* camera: without a backend the session says what to install and keeps running (the app's preview works);
   a camera that fails mid-run is dropped with a message while the run goes on (sinks report their own
   failure as `SinkFailure`); any other engine error ends the run;
 * input level: every delivered block updates `level_dbfs`, so a meter can show file and generator input too.
@@ -256,7 +256,7 @@ class LiveSession:
         try:
             sink = VirtualCameraSink(width=settings.width, height=settings.height, fps=settings.fps)
         except Exception as exc:  # VirtualCameraUnavailable carries the install hint
-            self._message(f"Virtual camera unavailable; the preview keeps working. {exc}")
+            self._message(f"Virtual camera unavailable; the run goes on without it. {exc}")
             return camera_install_hint().splitlines()[0]
         self.camera_sink = sink
         engine.add_sink(sink)
@@ -320,7 +320,7 @@ class LiveSession:
             self.camera_sink = None  # the engine dropped the sink and keeps running
             if self.on_camera is not None:
                 self.on_camera(f"stopped: {exc}")
-            self._message(f"The virtual camera stopped: {exc} The preview keeps running; stop and start again "
+            self._message(f"The virtual camera stopped: {exc} The run goes on without it; stop and start again "
                           "to retry the camera.")
             return
         if self.on_error is not None:

@@ -95,6 +95,14 @@ CHUNK = 1 << 20
 TIMEOUT_S = 15.0  # per connection attempt and per read; no retries: an offline machine fails at once
 
 
+def fix_command(models: list[str] | None = None) -> str:
+    """The one sentence that says how to install `models` (all required ones when empty): download where there
+    is internet, import from a folder where there is not (the offline user's only way)."""
+    names = " ".join(models or [])
+    return (f"Run `python -m core weights download{' ' + names if names else ''}` (needs internet), or copy the "
+            "files from a computer that has them and run `python -m core weights import DIR`.")
+
+
 def default_root() -> Path:
     env = os.environ.get("HEADCAST_WEIGHTS_DIR")
     if env:
@@ -264,10 +272,7 @@ class WeightsRegistry:
         files = [f for f in entry.files if local is None or f.local == local]
         for f in files:
             if not (self.root / f.local).is_file():
-                raise MissingWeightsError(
-                    f"Missing {model} weights: {self.root / f.local}. Run `python -m core weights download {model}` "
-                    f"(needs internet), or `python -m core weights import DIR` with a folder that has {f.local}."
-                )
+                raise MissingWeightsError(f"Missing {model} weights: {self.root / f.local}. {fix_command([model])}")
         return self.root / files[0].local if local is not None else self.root
 
     def installed(self, model: str) -> bool:
@@ -360,6 +365,18 @@ class WeightsRegistry:
         return [(f.local, *self.check(f, deep=True)) for model in MODELS.values() for f in model.files]
 
 
+FILE_STATE_WORDS = {"ok": "ok", "missing": "missing", "damaged": "DAMAGED"}
+
+
+def model_state(file_states: list[str]) -> str:
+    """A family as `weights list` shows it: installed only when every file is there and intact."""
+    if "damaged" in file_states:
+        return "damaged"
+    if all(s == "missing" for s in file_states):
+        return "missing"
+    return "incomplete" if "missing" in file_states else "installed"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="weights folder (default: the user data dir, or HEADCAST_WEIGHTS_DIR)")
     sub = parser.add_subparsers(dest="action", required=True)
@@ -367,7 +384,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("download", help="download from Hugging Face (default: the required models)")
     p.add_argument("models", nargs="*", metavar="MODEL", help=f"any of: {', '.join(MODELS)}")
     p = sub.add_parser("import", help="copy weight files from a folder (e.g. a LivePortrait pretrained_weights/)")
-    p.add_argument("dir")
+    p.add_argument("dir", metavar="DIR", help="a folder holding the weight files, in the upstream layout (e.g. "
+                   "LivePortrait's pretrained_weights/) or flat; files found are checked, then copied into place")
     sub.add_parser("verify", help="check every installed file: readable without running code, every key and shape "
                    "as the official model has it, sha256 where published")
 
@@ -381,11 +399,18 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.action == "list":
             print(f"weights folder: {reg.root}")
+            broken = []
             for m in MODELS.values():
-                state = "installed" if reg.installed(m.name) else "missing"
-                print(f"{m.name:<13}{'(optional)' if m.optional else '(required)':<12}{state:<10}{m.description}")
-                for f in m.files:
-                    print(f"    {'x' if (reg.root / f.local).is_file() else ' '} {f.local}  <- {f.repo}")
+                checks = [reg.check(f) for f in m.files]  # quick checks: presence and file integrity
+                state = model_state([s for s, _ in checks])
+                if state != "installed" and (state != "missing" or not m.optional):
+                    broken.append(m.name)
+                print(f"{m.name:<13}{'(optional)' if m.optional else '(required)':<12}{state:<11}{m.description}")
+                for f, (file_state, reason) in zip(m.files, checks):
+                    why = f"  ({reason})" if file_state == "damaged" else ""
+                    print(f"    {FILE_STATE_WORDS[file_state]:<9}{f.local}  <- {f.repo}{why}")
+            if broken:
+                print(fix_command(broken), file=sys.stderr)
         elif args.action == "download":
             unknown = [n for n in args.models if n not in MODELS]
             if unknown:
@@ -400,7 +425,9 @@ def main(args: argparse.Namespace) -> int:
             for local, state, reason in rows:
                 print(f"{state:<8}{local}" + (f"  ({reason})" if state == "damaged" else ""))
             if any(state == "damaged" for _, state, _ in rows):
-                print("Some files are damaged: run `python -m core weights download` to replace them.", file=sys.stderr)
+                families = sorted({m.name for m in MODELS.values() for f in m.files
+                                   if any(local == f.local and state == "damaged" for local, state, _ in rows)})
+                print(f"Some files are damaged: replace them. {fix_command(families)}", file=sys.stderr)
                 return 1
     except (MissingWeightsError, WeightsChecksumError, WeightsDownloadError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

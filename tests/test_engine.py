@@ -52,13 +52,17 @@ def test_realtime_speech_file(renderer, astronaut, speech_16k):
     engine.stop()
     assert not errors
     frames = rec.new()
-    assert abs(len(frames) - 25 * len(audio) / 16000) <= 1
-    assert [f.index for f in frames] == list(range(len(frames)))
+    stats = engine.stats()
+    # every frame is shown, or dropped after a repeat to bring latency back to its floor, and counted
+    assert abs(len(frames) + stats.catch_up_drops - 25 * len(audio) / 16000) <= 1
+    index = [f.index for f in frames]
+    assert index[0] == 0 and np.all(np.diff(index) >= 1)
+    assert index[-1] - index[0] + 1 - len(index) == stats.catch_up_drops
     pts = np.array([i.pts for i in rec.infos])
     emit = np.array([i.emit_time for i in rec.infos])
-    assert np.allclose(np.diff(pts), 0.04) and np.all(np.diff(emit) > 0)
+    steps = np.diff(pts) / 0.04  # one tick apart (more only where a starved pacer skipped ticks)
+    assert np.allclose(steps, np.round(steps)) and np.all(np.round(steps) >= 1) and np.all(np.diff(emit) > 0)
     assert abs(np.median(np.diff(emit)) - 0.04) < 0.005  # paced at 25 fps
-    stats = engine.stats()
     assert stats.latency_ms > 0 and stats.frames_emitted == len(frames) and stats.first_frame_ms > 0
     assert {"motion", "render", "sinks"} <= set(stats.stage_ms)
 

@@ -195,3 +195,126 @@ def test_a_photo_without_that_face_is_named_and_exits_2(tmp_path, portrait_png):
     assert r.returncode == 2 and "gradient.png" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
     r = core("live", "--portrait", str(portrait_png), "--face", "3", *common)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "face" in r.stderr.lower(), r.stderr[-2000:]
+
+
+def _median(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else float("nan")
+
+
+@pytest.mark.slow
+def test_latency_comes_back_after_a_cpu_hog(tmp_path, portrait_png, speech_wav):
+    """Issue 21's done-when: a 55 s live run with every core taken for 10 s in the middle; the median latency
+    of the last 15 s is within 40 ms of the first 10 s (the run compared with itself, so the verdict does not
+    depend on how fast this machine is). Lite mode keeps the per-frame cost far below the period, so the hog
+    is the only hiccup; four 0.3 s freezes of the process during it make sure there are hiccups on any machine
+    (on main each one stayed in the latency for the rest of the run)."""
+    out = tmp_path / "s.json"
+    p = subprocess.Popen([sys.executable, "-m", "core", "live", "--portrait", str(portrait_png), "--input",
+                          str(speech_wav), "--loop", "--seconds", "55", "--synthetic-weights", "tiny", "--device",
+                          "cpu", "--renderer", "lite", "--atlas", "2x1", "--quiet", "--stats-json", str(out)],
+                         cwd=REPO, env={**env(), "HEADCAST_CACHE_DIR": str(tmp_path / "cache")},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    hogs: list[subprocess.Popen] = []
+    try:
+        while not any("Ctrl-C stops" in line for line in lines):  # streaming from here on
+            line = p.stderr.readline()
+            assert line or p.poll() is None, "".join(lines)
+            lines.append(line)
+        time.sleep(22.0)
+        hog = "import time\nend = time.monotonic() + 10\nwhile time.monotonic() < end: pass\n"
+        hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2 * (os.cpu_count() or 2))]
+        for _ in range(4):  # and now and then no CPU at all for 0.3 s: hiccups however fast this machine is
+            time.sleep(1.7)
+            p.send_signal(signal.SIGSTOP)
+            time.sleep(0.3)
+            p.send_signal(signal.SIGCONT)
+        for h in hogs:
+            h.wait(timeout=60)
+        rest = p.communicate(timeout=180)[1]
+    finally:
+        for proc in [p, *hogs]:
+            if proc.poll() is None:
+                proc.kill()
+    err = "".join(lines) + rest
+    assert p.returncode == 0, err[-3000:]
+    s = json.loads(out.read_text())
+    series = s["latency_ms_per_second"]
+    assert len(series) >= 54, series
+    first, last = _median(series[:10]), _median(series[-16:-1])  # the last entry may be a partial second
+    print(f"latency first 10 s {first:.1f} ms, last 15 s {last:.1f} ms, repeats {s['repeats']}, "
+          f"catch-up drops {s['catch_up_drops']}, drops {s['drops']}; per second {series}")
+    assert abs(last - first) <= 40, (first, last, s["repeats"], s["catch_up_drops"], series)
+    assert s["drops"] >= s["catch_up_drops"] > 0  # the freezes' backlog was shed, and counted
+
+
+# a process that fails with "models loaded" as soon as anything builds the networks: checks that must come first
+NO_MODELS = ("import sys, types\n"
+             "p = types.ModuleType('core.pipeline')  # stands in for the real one, which imports torch\n"
+             "sys.modules['core.pipeline'] = p\n"
+             "def refuse(*a, **k):\n    raise SystemExit('models loaded before the check')\n"
+             "p.build_pipeline = refuse\n"
+             "from core.__main__ import main\nsys.exit(main(sys.argv[1:]))\n")
+
+
+def _no_virtual_camera() -> bool:
+    try:
+        import pyvirtualcam
+
+        pyvirtualcam.Camera(width=64, height=64, fps=25).close()
+    except Exception:
+        return True
+    return False
+
+
+@pytest.mark.skipif(not _no_virtual_camera(), reason="a virtual camera exists here")
+def test_live_camera_without_a_device_fails_at_once_with_the_fix(portrait_png):
+    """Issue 21: `live --camera` without a virtual camera ran on with no output at all and exit 0."""
+    r = subprocess.run([sys.executable, "-c", NO_MODELS, "live", "--portrait", str(portrait_png), "--input",
+                        "test", "--camera", "--synthetic-weights", "tiny"], cwd=REPO, env=env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --camera: no virtual camera could be opened"), r.stderr
+    assert "--camera optional" in lines[0] and "preview" not in r.stderr
+    if sys.platform.startswith("linux"):
+        assert "modprobe v4l2loopback" in lines[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _no_virtual_camera(), reason="a virtual camera exists here")
+def test_live_camera_optional_runs_without_one_and_says_so_once(tmp_path, portrait_png):
+    out = tmp_path / "s.json"
+    r = core("live", "--portrait", str(portrait_png), "--input", "test", "--camera", "optional", "--seconds", "2",
+             "--synthetic-weights", "tiny", "--device", "cpu", "--renderer", "full", "--quiet", "--stats-json",
+             str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("no virtual camera could be opened") == 1, r.stderr
+    assert "preview" not in r.stderr and "camera No virtual" not in r.stderr  # nothing only the app has
+    assert "camera off," in r.stderr  # the summary line says it plainly
+    assert json.loads(out.read_text())["camera_state"] == "off"
+
+
+@pytest.mark.slow
+def test_live_says_stopping_before_the_report(tmp_path, portrait_png):
+    """Issue 21: the "stopping" line came after "wrote stats", as if the report were the last word."""
+    stats = tmp_path / "s.json"
+    p = subprocess.Popen([sys.executable, "-m", "core", "live", "--portrait", str(portrait_png), "--input", "test",
+                          "--synthetic-weights", "tiny", "--device", "cpu", "--renderer", "full", "--quiet",
+                          "--stats-json", str(stats)], cwd=REPO, env=env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        while not any("Ctrl-C stops" in line for line in lines):
+            line = p.stderr.readline()
+            assert line or p.poll() is None, "".join(lines)
+            lines.append(line)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        err = "".join(lines) + p.communicate(timeout=120)[1]
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err[-2000:]
+    assert 0 <= err.index("stopping:") < err.index(f"wrote {stats}"), err[-2000:]

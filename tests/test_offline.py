@@ -77,7 +77,8 @@ def test_missing_weights(tmp_path, portrait_png, speech_wav):
     r = run_cli("--portrait", str(portrait_png), "--audio", str(speech_wav), "--out", str(tmp_path / "o.mp4"),
                 env_root=tmp_path / "empty")
     assert r.returncode == 2
-    assert "Missing liveportrait weights" in r.stderr and "python -m core weights download liveportrait" in r.stderr
+    assert "the liveportrait weights are not installed" in r.stderr  # said before anything loads (core/precheck.py)
+    assert "python -m core weights download liveportrait" in r.stderr and "weights import DIR" in r.stderr
     assert not (tmp_path / "o.mp4").exists()
 
 
@@ -88,9 +89,10 @@ def test_corrupt_weights(tmp_path, portrait_png, speech_wav):
     damaged.write_bytes(damaged.read_bytes()[:1000])  # truncated download
     r = run_cli("--portrait", str(portrait_png), "--audio", str(speech_wav), "--out", str(tmp_path / "o.mp4"),
                 env_root=root)
-    assert r.returncode == 2 and "Cannot read" in r.stderr and "appearance_feature_extractor.pth" in r.stderr
-    assert "damaged or incomplete" in r.stderr and "miniz" not in r.stderr and "PytorchStreamReader" not in r.stderr
-    assert "weights download" in r.stderr
+    assert r.returncode == 2 and "appearance_feature_extractor.pth: damaged" in r.stderr  # before loading
+    assert "not a complete PyTorch checkpoint" in r.stderr
+    assert "miniz" not in r.stderr and "PytorchStreamReader" not in r.stderr
+    assert "weights download" in r.stderr and "weights import DIR" in r.stderr
     assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*partial*"))
 
 

@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from core.cli import option_before_command, parse_unknown_first
+
 COMMANDS = {
     "synth": ("training.synth", "build a synthetic dataset (espeak-ng speech, motion a known function of it)"),
     "preprocess": ("training.preprocess", "talking-head videos -> dataset (parallel --workers, --shard i/n)"),
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "model. Worked example: docs/TRAINING.md.")
     sub = parser.add_subparsers(dest="command", required=True)
     chosen = argv[0] if argv else None
+    chosen_parser = None
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=DefaultsFormatter)
         p.set_defaults(module=module)
@@ -41,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         mod = importlib.import_module(module)
         adder = getattr(mod, f"add_{name.replace('-', '_')}_arguments", None) or mod.add_arguments
         adder(p)
-    args = parser.parse_args(argv)
+        chosen_parser = p
+    option_before_command(parser, argv, COMMANDS)
+    args = parse_unknown_first(parser, chosen_parser, argv)
     mod = importlib.import_module(args.module)
     run = getattr(mod, f"{args.command.replace('-', '_')}_main", None) or mod.main
     return run(args)

@@ -1,4 +1,5 @@
-"""`python -m core bench render|motion|engine|latency|lite`: speed figures measured in one run, printed as tables."""
+"""`python -m core bench render|motion|engine|latency|lite`: speed figures measured in one run, printed as tables.
+Light on purpose: `core.__main__` imports BENCHES for its help text."""
 
 from __future__ import annotations
 

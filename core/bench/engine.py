@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 
+from core.cli_args import add_size_argument
 from core.timebase import SAMPLES_PER_FRAME
 
 REFERENCE_WINDOW = 65
@@ -25,7 +26,7 @@ REFERENCE_WINDOW = 65
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    parser.add_argument("--size", choices=("official", "tiny"), default="official")
+    add_size_argument(parser, default="official")
     parser.add_argument("--frames", type=int, default=None,
                         help="frames per configuration (default: 4 at official size on CPU, where one frame "
                              "takes seconds; 50 tiny; 100 on a GPU)")

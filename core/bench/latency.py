@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.cli_args import SIZE_HELP, add_size_argument
 from core.timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 CACHE_ENV = "HEADCAST_CACHE_DIR"
@@ -44,7 +45,7 @@ FILE_LEAD_S = 4.0  # file input: silence before the voice, so the first onset co
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--motion", default="retarget,dit,joyvasa", help="comma-separated motion sources")
-    parser.add_argument("--size", choices=("tiny", "full"), default="tiny", help="synthetic network size")
+    add_size_argument(parser, default="tiny", help_text="synthetic network size: " + SIZE_HELP.split(": ", 1)[1])
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     parser.add_argument("--onsets", type=int, default=10, help="syllable onsets per motion source")
     parser.add_argument("--gap", type=float, default=0.9, help="seconds from one onset to the next")

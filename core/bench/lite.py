@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from core import layout
+from core.cli_args import add_size_argument
 from core.device import pick_device
 from core.face import psnr
 from core.liveportrait import LivePortraitConfig, build_liveportrait
@@ -57,7 +58,7 @@ def responsive_models(config: LivePortraitConfig):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (the full renderer's)")
-    parser.add_argument("--size", choices=("official", "tiny"), default="official")
+    add_size_argument(parser, default="official")
     parser.add_argument("--atlas", default="9x3", metavar="LIPxEYE",
                         help="atlas grid to build and time (default 9x3; 2x1 for a quick official-size run)")
     parser.add_argument("--frames", type=int, default=250, help="lite frames timed per portrait size")

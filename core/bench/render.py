@@ -24,6 +24,7 @@ import torch
 
 from core import layout
 from core.atomic import atomic_path
+from core.cli_args import add_size_argument
 from core.device import DeviceSpec, pick_device
 from core.liveportrait import LivePortraitConfig, build_liveportrait, load_liveportrait
 from core.render import PreparedPortrait, Renderer
@@ -33,7 +34,7 @@ STAGES = ("keypoints", "warping", "spade", "paste", "d2h")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    parser.add_argument("--size", choices=("official", "tiny"), default="official")
+    add_size_argument(parser, default="official")
     parser.add_argument("--frames", type=int, default=None,
                         help="timed frames per row, rounded up to whole batches (default: 16 on a GPU, 1 on CPU, "
                              "where one official frame takes seconds)")

@@ -4,7 +4,8 @@ Threads (the GUI thread is never one of them):
   source  -> `_deliver` appends (samples, capture time) to the run's audio queue
   worker  -> owns the model device: audio -> motion source -> batched rendering -> frame queue
   pacer   -> (real-time sources) emits one frame per 1/fps tick to the sinks; repeats the last frame on
-             underrun, drops frames that overran the queue or went stale, and counts both.
+             underrun, drops frames that overran the queue or went stale, and counts both; after a repeat or
+             a stall it drops the frames that would keep latency above its floor (core/engine/pacer.py).
 With a non-real-time source (a file rendered as fast as possible) the worker hands frames to the sinks itself.
 
 Latency budget (real-time sources): a frame whose estimated emission would come later than `budget` after
@@ -34,7 +35,7 @@ from core.render import PreparedPortrait, Renderer
 from core.timebase import FPS, FRAME_MS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 from .clock import REAL_TIME, Clock
-from .pacer import Pacer
+from .pacer import OBSERVE_S, Pacer
 from .sinks import FrameInfo, SinkFailure
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ class EngineStats:
     capacity_fps: float = 0.0  # what the renderer could do flat out (1 / per-frame render cost)
     repeats: int = 0
     drops_before_render: int = 0  # motion rows (or audio, in frames) shed because they could not be on time
-    drops_after_render: int = 0  # rendered frames dropped from the queue (overrun or stale at their tick)
+    drops_after_render: int = 0  # rendered frames dropped from the queue (overrun, stale or catch-up)
+    catch_up_drops: int = 0  # of those, dropped to bring latency back to its floor after a repeat or a stall
     latency_ms_p50: float = 0.0
     latency_ms_p95: float = 0.0
     latency_ms_max: float = 0.0
@@ -117,7 +119,7 @@ class _Run:
         self.worker_done = False
         self.t_start = engine.clock.now()
         self.pacer: Pacer = Pacer(s.fps, engine._queue_limit(), engine.clock.now, s.jitter_ms / 1000.0,
-                                  stale=self._stale)
+                                  stale=self._stale, observe_s=engine._observe_s())
         self.budget_s = engine._budget_ms() / 1000.0
         self.threads: list[threading.Thread] = []
 
@@ -197,6 +199,7 @@ class Engine:
             self.motion.configure(settings.motion)
             if run is not None:
                 run.pacer.max_queue = self._queue_limit()
+                run.pacer.observe_s = self._observe_s()
                 run.budget_s = self._budget_ms() / 1000.0
 
         if self.running:
@@ -312,6 +315,7 @@ class Engine:
             frames_emitted=self._emitted, underruns=repeats, drops=self._shed + drops_after, muted=self._muted,
             output_fps=output_fps, render_fps=render_fps, capacity_fps=capacity, repeats=repeats,
             drops_before_render=self._shed, drops_after_render=drops_after,
+            catch_up_drops=pacer.catch_up_drops if pacer else 0,
             latency_ms_p50=float(np.percentile(lat, 50)) if len(lat) else 0.0,
             latency_ms_p95=float(np.percentile(lat, 95)) if len(lat) else 0.0,
             latency_ms_max=float(lat.max()) if len(lat) else 0.0, latency_budget_ms=budget,
@@ -343,6 +347,11 @@ class Engine:
         sources (25 frames at once) are never trimmed in steady state."""
         window = math.ceil(float(self.motion.latency_ms()) / FRAME_MS) + 1
         return max(2, int(self.settings.max_queue_s * self.settings.fps), window + self.settings.max_batch)
+
+    def _observe_s(self) -> float:
+        """How long the pacer watches frames' spare time before catching up: longer than one motion window,
+        so a windowed source's least-spare frame (a window's first) is always among those watched."""
+        return OBSERVE_S + float(self.motion.latency_ms()) / 1000.0
 
     def _reap(self, timeout: float, raise_busy: bool = True) -> None:
         deadline = time.monotonic() + timeout

@@ -6,3 +6,4 @@ Nothing heavy is imported here, so the CLI can list `--renderer` choices without
 """
 
 RENDERERS = ("full", "lite", "auto")
+DEFAULT_GRID = (9, 3)  # mouth levels x eye levels of the default atlas (core.lite.atlas.AtlasSpec's defaults)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from core import layout
 from core.atomic import atomic_path, set_aside
+from core.lite import DEFAULT_GRID
 from core.motion.retarget_source import RetargetConfig, RetargetMotionSource
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,8 @@ class AtlasSpec:
     of 9 levels instead gives 46.8 dB. 9 is where more levels stop paying for their build time. 3 eye levels
     (closed, half, open) cover a 100-150 ms blink, which lasts only 3-4 frames."""
 
-    lip_levels: int = 9
-    eye_levels: int = 3
+    lip_levels: int = DEFAULT_GRID[0]
+    eye_levels: int = DEFAULT_GRID[1]
     max_lip_ratio: float = RetargetConfig.max_lip_ratio  # mouth openings above this clamp to the top level
     open_eye_ratio: float = RetargetConfig.source_eye_ratio  # the retarget source's resting eye-open ratio
 

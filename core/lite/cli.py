@@ -8,10 +8,11 @@ import sys
 
 import numpy as np
 
-from core.lite import RENDERERS
+from core.lite import DEFAULT_GRID, RENDERERS
 
 
 def add_renderer_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    lips, eyes = DEFAULT_GRID
     parser.add_argument("--renderer", choices=RENDERERS, default=default,
                         help="full: LivePortrait every frame; lite: frames from a per-portrait atlas rendered once "
                              "(real time on laptops without an NVIDIA GPU; no large head turns, only mouth, blinks "
@@ -19,7 +20,7 @@ def add_renderer_arguments(parser: argparse.ArgumentParser, default: str) -> Non
                              f"rate here (default: {default})")
     parser.add_argument("--atlas", metavar="LIPxEYE",
                         help="lite-mode atlas grid: mouth levels x eye levels, e.g. 2x1 for a quick test (default: "
-                             "core.lite.atlas.AtlasSpec, 9x3 = 27 full renders)")
+                             f"{lips}x{eyes} = {lips * eyes} full renders)")
 
 
 class AtlasProgressBar:

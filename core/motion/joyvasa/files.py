@@ -23,7 +23,8 @@ from core.errors import CheckpointError
 
 CHECKPOINT_REL = "JoyVASA/motion_generator/motion_generator_hubert_chinese.pt"
 TEMPLATE_REL = "JoyVASA/motion_template/motion_template.pkl"
-FIX = "Run `python -m core weights download joyvasa` to fetch the published files again."
+FIX = ("Run `python -m core weights download joyvasa` (needs internet), or copy the files from a computer that has "
+       "them and run `python -m core weights import DIR`.")
 
 
 class JoyVASACheckpointError(CheckpointError, ValueError):
