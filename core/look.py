@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from core import layout
-from core.geometry import rotation_matrix
-from core.liveportrait.keypoints import retarget_eye, retarget_lip, stitch
+
+if TYPE_CHECKING:  # torch only where keypoints are computed: `--look` errors must come back in milliseconds
+    import torch
+    from torch import nn
 
 
 class LookError(ValueError):
@@ -260,34 +261,43 @@ class SourceRatios:
         return round(self.lip, 2)
 
 
-@torch.inference_mode()
 def retarget_deltas(eye_mlp: nn.Module, lip_mlp: nn.Module, x_s: torch.Tensor, ratios: SourceRatios,
                     look: Look) -> torch.Tensor:
     """Eye + lip retargeting delta (1, 21, 3) on the device of x_s: the MLP outputs for the look's ratios, each
     only when set and different from what the editor shows for the portrait (then it is 0)."""
-    delta = torch.zeros_like(x_s)
-    if look.eye_ratio is not None and look.eye_ratio != ratios.shown_eye:
-        cond = torch.tensor([[ratios.eye_left, ratios.eye_right, float(look.eye_ratio)]], dtype=torch.float32,
-                            device=x_s.device)
-        delta = delta + retarget_eye(eye_mlp, x_s, cond)
-    if look.lip_ratio is not None and look.lip_ratio != ratios.shown_lip:
-        cond = torch.tensor([[ratios.lip, float(look.lip_ratio)]], dtype=torch.float32, device=x_s.device)
-        delta = delta + retarget_lip(lip_mlp, x_s, cond)
-    return delta
+    import torch
+
+    from core.liveportrait.keypoints import retarget_eye, retarget_lip
+
+    with torch.inference_mode():
+        delta = torch.zeros_like(x_s)
+        if look.eye_ratio is not None and look.eye_ratio != ratios.shown_eye:
+            cond = torch.tensor([[ratios.eye_left, ratios.eye_right, float(look.eye_ratio)]], dtype=torch.float32,
+                                device=x_s.device)
+            delta = delta + retarget_eye(eye_mlp, x_s, cond)
+        if look.lip_ratio is not None and look.lip_ratio != ratios.shown_lip:
+            cond = torch.tensor([[ratios.lip, float(look.lip_ratio)]], dtype=torch.float32, device=x_s.device)
+            delta = delta + retarget_lip(lip_mlp, x_s, cond)
+        return delta
 
 
-@torch.inference_mode()
 def edit_keypoints(source, look: Look, stitching: nn.Module | None, eye_mlp: nn.Module, lip_mlp: nn.Module,
                    ratios: SourceRatios) -> torch.Tensor:
     """LivePortrait's editor, exactly: the driving keypoints (1, 21, 3) for the portrait `source` (anything
     with kp, exp (1, 21, 3), scale (1, 1), t (1, 3), angles (1, 3) degrees and x_s: a PreparedPortrait) edited
     by `look`. Includes the editor's tz on z (see the module docstring); `stitching` None skips stitching."""
-    kp, exp = source.kp.float(), source.exp.float()
-    angles = source.angles.float() + torch.as_tensor(pose_offset(look), dtype=torch.float32, device=kp.device)
-    rot = rotation_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
-    exp = exp + torch.as_tensor(expression_offset(look), dtype=torch.float32, device=kp.device)
-    x_d = look.mov_z * source.scale.reshape(1, 1, 1) * (kp @ rot + exp) + source.t.reshape(1, 1, 3)
-    x_d = x_d + retarget_deltas(eye_mlp, lip_mlp, source.x_s, ratios, look)
-    if stitching is not None:
-        x_d = stitch(stitching, source.x_s, x_d)
-    return x_d
+    import torch
+
+    from core.geometry import rotation_matrix
+    from core.liveportrait.keypoints import stitch
+
+    with torch.inference_mode():
+        kp, exp = source.kp.float(), source.exp.float()
+        angles = source.angles.float() + torch.as_tensor(pose_offset(look), dtype=torch.float32, device=kp.device)
+        rot = rotation_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
+        exp = exp + torch.as_tensor(expression_offset(look), dtype=torch.float32, device=kp.device)
+        x_d = look.mov_z * source.scale.reshape(1, 1, 1) * (kp @ rot + exp) + source.t.reshape(1, 1, 3)
+        x_d = x_d + retarget_deltas(eye_mlp, lip_mlp, source.x_s, ratios, look)
+        if stitching is not None:
+            x_d = stitch(stitching, source.x_s, x_d)
+        return x_d

@@ -43,11 +43,15 @@ _EYE_X = [3 * k for k in EYEBALL_KEYPOINTS]
 _EYE_Y = [3 * k + 1 for k in EYEBALL_KEYPOINTS]
 
 
-def look_vector(look: Look) -> np.ndarray:
+def look_vector(look: Look, expression: bool = True) -> np.ndarray:
+    """The look as the vector the easing interpolates; expression=False leaves the editor's expression edits and
+    the gaze lock out (a renderer that cannot show them: lite mode)."""
     v = np.zeros(_SIZE, np.float32)
-    v[_EXP] = expression_offset(look).reshape(-1)
+    if expression:
+        v[_EXP] = expression_offset(look).reshape(-1)
+        v[_GAZE] = look.gaze_lock
     v[_POSE] = pose_offset(look)
-    v[_MOV_Z], v[_HEAD], v[_EXPR], v[_GAZE] = look.mov_z, look.head_motion, look.expression_motion, look.gaze_lock
+    v[_MOV_Z], v[_HEAD], v[_EXPR] = look.mov_z, look.head_motion, look.expression_motion
     return v
 
 
@@ -85,8 +89,9 @@ class LookLayer:
     """One renderer's look: `set(look)` from any thread; `apply(portrait, rows)` on the render thread."""
 
     def __init__(self, eye_mlp: nn.Module | None = None, lip_mlp: nn.Module | None = None,
-                 ease_frames: int = EASE_FRAMES) -> None:
+                 ease_frames: int = EASE_FRAMES, expression: bool = True) -> None:
         self.eye_mlp, self.lip_mlp = eye_mlp, lip_mlp
+        self.expression = expression
         self.ease_frames = max(1, int(ease_frames))
         self._look = Look()
         self._request: tuple[Look, bool] | None = None  # (look, ease): taken by the render thread
@@ -133,14 +138,14 @@ class LookLayer:
             self._delta_start = self._blend(self._delta_start, self._delta_target, w)
         target_delta = self._retarget(portrait, look)
         self._key = portrait.key
-        self._target = look_vector(look)
+        self._target = look_vector(look, self.expression)
         self._delta_target = target_delta
         if ease:
             self._done = 0
         else:
             self._start, self._delta_start, self._done = self._target.copy(), target_delta, self.ease_frames
         self._vec_cache.clear()
-        self._neutral = look.is_neutral()
+        self._neutral = bool(np.array_equal(self._target, look_vector(Look()))) and target_delta is None
 
     @staticmethod
     def _blend(a: torch.Tensor | None, b: torch.Tensor | None, w: float) -> torch.Tensor | None:

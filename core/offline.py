@@ -14,9 +14,11 @@ from core.atomic import atomic_path
 from core.cli import EXIT_INTERRUPTED, second_ctrl_c_quits
 from core.cli_args import (
     add_face_argument,
+    add_look_arguments,
     add_pipeline_arguments,
     face_index,
     face_problem,
+    look_from_args,
     motion_settings,
     pipeline_kwargs,
 )
@@ -32,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dump-motion", help="write per-frame motion (and the lip ratio, if any) to this .npz")
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch")
     add_face_argument(parser)
+    add_look_arguments(parser)
 
     from core.lite.cli import add_renderer_arguments
 
@@ -87,7 +90,7 @@ def _check_paths(args: argparse.Namespace) -> str | None:
 
     if not args.out and not args.dump_motion:
         return "give --out OUT.mp4, or --dump-motion FILE.npz (or both)"
-    problem = face_problem(args)
+    problem = face_problem(args) or look_from_args(args)[1]
     if problem:
         return problem
     for option, value, what in (("--portrait", args.portrait, "portrait image"), ("--audio", args.audio, "audio")):
@@ -145,6 +148,7 @@ def main(args: argparse.Namespace) -> int:
             from core.lite.cli import select_renderer
 
             renderer, _ = select_renderer(args, renderer, image, args.portrait, batch=args.batch, face=face)
+        _apply_look(args, renderer)
         backend = getattr(getattr(renderer, "backend", None), "name", "-")
         print(f"motion source: {motion.name}; device: {renderer.spec.describe()}; backend: {backend}",
               file=sys.stderr)
@@ -167,6 +171,18 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: cannot write {target}: {exc.strerror or exc}. Free some space or choose another "
               "folder.", file=sys.stderr)
         return 2
+
+
+def _apply_look(args, renderer) -> None:
+    """The look from --preset / --look, from the first frame on (no easing in a file)."""
+    look, _ = look_from_args(args)
+    if look is None or look.is_neutral():
+        return
+    renderer.look.set(look, ease=False)
+    print(f"look: {look.describe()}", file=sys.stderr)
+    note = getattr(renderer, "look_note", None)
+    if note is not None and note(look):
+        print(f"note: {note(look)}", file=sys.stderr)
 
 
 def _render(args, renderer, motion, portrait, audio, clip, face) -> int:

@@ -157,10 +157,12 @@ class Renderer:
 
     # ------------------------------------------------------------------ frames
     @torch.inference_mode()
-    def driving_keypoints(self, portrait: PreparedPortrait, motion: torch.Tensor) -> torch.Tensor:
-        """Motion rows (B, 70 | 71) fp32 on the device -> driving keypoints (B, 21, 3), stitched if enabled."""
+    def driving_keypoints(self, portrait: PreparedPortrait, motion: torch.Tensor, look: bool = True
+                          ) -> torch.Tensor:
+        """Motion rows (B, 70 | 71) fp32 on the device -> driving keypoints (B, 21, 3), stitched if enabled.
+        `look`: apply the user's look (self.look); False for what must show the bare portrait (the lite atlas)."""
         b = motion.shape[0]
-        motion, look_delta = self.look.apply(portrait, motion)
+        motion, look_delta = self.look.apply(portrait, motion) if look else (motion, None)
         angles = portrait.angles + motion[:, layout.POSE]
         rot = rotation_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
         exp = layout.driving_expression(portrait.exp, motion)  # absolute lips where a row says so (layout.py)
@@ -174,10 +176,10 @@ class Renderer:
         return x_d
 
     @torch.inference_mode()
-    def render_faces(self, portrait: PreparedPortrait, motion: torch.Tensor) -> torch.Tensor:
+    def render_faces(self, portrait: PreparedPortrait, motion: torch.Tensor, look: bool = True) -> torch.Tensor:
         """Motion rows -> generated face crops (B, 3, S, S) in [0, 1], compute dtype, on the device."""
         b = motion.shape[0]
-        x_d = self.driving_keypoints(portrait, motion)
+        x_d = self.driving_keypoints(portrait, motion, look)
         dtype = self.spec.storage_dtype
         warped = self._warp(portrait.feature_3d.expand(b, -1, -1, -1, -1), x_d.to(dtype),
                             portrait.x_s.expand(b, -1, -1).to(dtype))["out"]
