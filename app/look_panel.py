@@ -112,6 +112,7 @@ class LookPanel(QGroupBox):
         self.note_label.setWordWrap(True)
         self.note_label.setObjectName("lookNote")
         layout.addWidget(self.note_label)
+        self.set_note("")
         self._fill_presets()
         self.preset_combo.activated.connect(lambda _i: self.apply_preset(self.preset_combo.currentText()))
         self.save_button.clicked.connect(self._save_dialog)

@@ -582,6 +582,8 @@ class MainWindow(QMainWindow):
 
     def _look_changed(self, look) -> None:
         """A slider moved: remember it for this portrait; live it eases in, stopped a still preview shows it."""
+        note = look.lite_note() if self.settings.renderer != "full" else None
+        self.look_panel.set_note(f"If lite mode runs: {note}." if note else "")
         i = self.portrait_list.currentRow()
         p = self.current_portrait()
         if p is None:

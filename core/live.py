@@ -168,6 +168,9 @@ def _run(args: argparse.Namespace) -> int:
               f"camera {camera}, budget {engine.stats().latency_budget_ms:.0f} ms; {session.renderer_choice.reason}; "
               "Ctrl-C stops",
               file=sys.stderr)
+        look_note = getattr(engine.renderer, "look_note", None)
+        if config.look is not None and look_note is not None and look_note(config.look):
+            print(f"note: {look_note(config.look)}", file=sys.stderr)
         deadline = None if args.seconds is None else t_start + args.seconds
         while not finished.is_set():
             wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())

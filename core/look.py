@@ -211,6 +211,14 @@ class Look:
         """The controls set here that need the full renderer (lite mode cannot show them)."""
         return [name for name in self.changed() if name in FULL_ONLY]
 
+    def lite_note(self) -> str | None:
+        """One sentence naming the controls set here that lite mode cannot show, or None."""
+        missing = self.full_only()
+        if not missing:
+            return None
+        return (f"lite mode cannot show {', '.join(missing)}: those need the full renderer (--renderer full); "
+                "eye/lip ratio, head pitch/yaw/roll, zoom (mov_z) and the motion gains work here")
+
     def describe(self) -> str:
         items = self.changed()
         return ", ".join(f"{k}={'own' if v is None else f'{v:g}'}" for k, v in items.items()) or "neutral"

@@ -239,11 +239,7 @@ class LiteRenderer:
 
     def look_note(self, look: Look) -> str | None:
         """One sentence naming the controls of `look` lite mode cannot show, or None."""
-        missing = look.full_only()
-        if not missing:
-            return None
-        return (f"lite mode cannot show {', '.join(missing)}: those need the full renderer (--renderer full); "
-                "eye/lip ratio, head pitch/yaw/roll, zoom (mov_z) and the motion gains work here")
+        return look.lite_note()
 
     def _look_ratios(self, proj: MotionProjection, lip_pos: np.ndarray, eye_pos: np.ndarray):
         """The look's mouth-open ratio as a floor under the motion's mouth, its eye-open ratio as a factor on the
