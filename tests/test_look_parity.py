@@ -12,7 +12,9 @@ filter and video helpers, the InsightFace cropper: both sides get the same 256x2
 landmarks, stored as `landmarks`) and captured the keypoints the editor hands to `warp_decode` instead of
 decoding. Three sources: the motion extractor's output for the kit's image (`real`) and the kit's two synthetic
 keypoint sets (large angles, scale 1.6 / 2.1). Per source: 23 single-control cases (both signs where the editor
-branches on the sign) and three combinations, with stitching, plus a few without (`raw`).
+branches on the sign) and three combinations, with stitching, plus a few without (`raw`). For two cases it also
+stored the editor's decoded 512x512 face (official F, W, G on the kit's weights; `real/image/...`: a 128x128 centre
+patch and every 8th pixel), compared in the slow test below.
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ def mlps(parity_kit, tmp_path_factory):
     root = tmp_path_factory.mktemp("look_weights")
     parity_kit.write_checkpoint(parity_kit.load_manifest(), "stitching_retargeting_module", root)
     return load_retargeting(root)
+
+
+@pytest.fixture(scope="module")
+def full_models(liveportrait_root):
+    from core.liveportrait import load_liveportrait
+
+    torch.set_num_threads(2)
+    return load_liveportrait(liveportrait_root)
 
 
 def _source(fx, name: str):
@@ -106,3 +116,31 @@ def test_ratio_equal_to_the_shown_one_is_no_edit(fixture, mlps):
     same = edit_keypoints(src, Look(eye_ratio=ratios.shown_eye, lip_ratio=ratios.shown_lip), mlps["stitching"],
                           mlps["eye"], mlps["lip"], ratios)
     assert torch.equal(plain, same)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["single14", "combo0"])
+def test_decoded_face_matches_official_editor(full_models, fixture, parity_vectors, case):
+    """The editor's picture, chained through Headcast's own networks from the same 256x256 image (motion
+    extractor -> look -> stitching -> warping -> SPADE -> uint8 as the official parse_output): every stored
+    pixel (a 128x128 centre patch and every 8th pixel of the 512x512 face) within 1 level."""
+    from core.liveportrait import KeypointInfo
+
+    models = full_models
+    x = parity_vectors["motion_extractor/in/x"]
+    image = torch.from_numpy((np.clip(x, 0, 1) * 255).round().astype(np.uint8)).float() / 255
+    with torch.no_grad():
+        f_s = models.appearance_feature_extractor(image)
+        info = KeypointInfo.from_motion(models.motion_extractor(image))
+        src = SimpleNamespace(kp=info.kp, exp=info.exp, scale=info.scale, t=info.t, x_s=info.transformed(),
+                              angles=torch.stack((info.pitch, info.yaw, info.roll), dim=1))
+        look = _look(fixture, case)
+        x_d = edit_keypoints(src, look, models.stitching, models.eye, models.lip, _ratios(fixture))
+        out = models.spade_generator(models.warping_module(f_s, kp_driving=x_d, kp_source=src.x_s)["out"])
+    face = (np.clip(out[0].permute(1, 2, 0).numpy(), 0, 1) * 255).astype(np.uint8).astype(np.int16)
+    for part, got in (("centre", face[192:320, 192:320]), ("every8", face[::8, ::8])):
+        diff = np.abs(got - fixture[f"real/image/{case}/{part}"])
+        where = np.unravel_index(diff.argmax(), diff.shape)
+        assert diff.max() <= 1, f"{case}/{part}: {int(diff.max())} levels at {where}"
+    neutral = edit_keypoints(src, Look(), models.stitching, models.eye, models.lip, _ratios(fixture))
+    assert (x_d - neutral).abs().max() > 1e-3  # the look moved the keypoints the picture was made from
