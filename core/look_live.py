@@ -59,8 +59,10 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-def apply_look_rows(rows: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
-    """Rows (B, 70 | 71) and per-row look vectors (B, 70) | (1, 70) -> new rows with the look folded in."""
+def apply_look_rows(rows: torch.Tensor, vec: torch.Tensor, gaze_lock: bool = True) -> torch.Tensor:
+    """Rows (B, 70 | 71) and per-row look vectors (B, 70) | (1, 70) -> new rows with the look folded in.
+    `gaze_lock`: whether any row has it on, decided by the caller on the host (asking the device would stall
+    the GPU once per batch)."""
     out = rows.clone()
     expr, head = vec[:, _EXPR:_EXPR + 1], vec[:, _HEAD:_HEAD + 1]
     out[:, layout.EXP] = rows[:, layout.EXP] * expr + vec[:, _EXP]
@@ -69,8 +71,8 @@ def apply_look_rows(rows: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
     out[:, layout.SCALE] = (1 + rows[:, layout.SCALE] * head[:, 0]) * vec[:, _MOV_Z] - 1
     if rows.shape[1] > layout.LIP_ABSOLUTE:
         out[:, layout.LIP_ABSOLUTE] = rows[:, layout.LIP_ABSOLUTE] * expr[:, 0]
-    gaze = vec[:, _GAZE:_GAZE + 1]
-    if bool((gaze != 0).any()):
+    if gaze_lock:
+        gaze = vec[:, _GAZE:_GAZE + 1]
         # the motion's own horizontal eyeball wander goes; the eyeballs turn against the head's motion, with the
         # editor's own gaze factors (core.look: gaze_x moves keypoint 11 by 0.0007..0.001 and 15 by 0.001..0.0007
         # a unit, gaze_y both by -0.0005 a unit); the lids (blinks) are left alone
@@ -167,7 +169,7 @@ class LookLayer:
             vec = self._vec_cache.get(key)
             if vec is None:
                 vec = self._vec_cache[key] = torch.from_numpy(self._target[None]).to(rows.device, rows.dtype)
-            return apply_look_rows(rows, vec), self._delta_target
+            return apply_look_rows(rows, vec, bool(self._target[_GAZE] != 0)), self._delta_target
         b = rows.shape[0]
         w = _smoothstep(np.minimum(1.0, (self._done + 1 + np.arange(b, dtype=np.float32)) / n)).astype(np.float32)
         self._done = min(n, self._done + b)
@@ -178,4 +180,5 @@ class LookLayer:
             a = self._delta_start if self._delta_start is not None else torch.zeros_like(self._delta_target)
             z = self._delta_target if self._delta_target is not None else torch.zeros_like(a)
             delta = a + (z - a) * wt
-        return apply_look_rows(rows, torch.from_numpy(vec).to(rows.device, rows.dtype)), delta
+        gaze = bool((vec[:, _GAZE] != 0).any())
+        return apply_look_rows(rows, torch.from_numpy(vec).to(rows.device, rows.dtype), gaze), delta

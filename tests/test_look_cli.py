@@ -123,3 +123,21 @@ def test_a_broken_preset_file_is_reported_and_kept(tmp_path):
 def test_stored_values_out_of_range_are_clamped_not_fatal():
     look = Look.from_dict({"smile": 7, "nonsense": 1, "yaw": "x"}, strict=False)
     assert look == Look(smile=1.3)
+
+
+def test_live_takes_the_look_from_the_first_frame(inputs, tmp_path, monkeypatch):
+    from core.session import LiveSession
+
+    seen = []
+    real = LiveSession._apply_look
+
+    def spy(renderer, look, ease):
+        seen.append((look, ease))
+        real(renderer, look, ease)
+
+    monkeypatch.setattr(LiveSession, "_apply_look", staticmethod(spy))
+    png, wav = inputs
+    assert core_main(["live", "--portrait", str(png), "--input", str(wav), "--seconds", "1", "--quiet",
+                      "--synthetic-weights", "tiny", "--renderer", "full", "--preset", "calm",
+                      "--look", "smile=1"]) == 0
+    assert seen[0] == (Look(head_motion=0.5, expression_motion=0.9, smile=1.0), False)

@@ -142,3 +142,14 @@ def test_look_vector_of_neutral_is_identity_on_rows(portrait):
     rows = torch.randn(4, layout.MOTION_DIM + 1) * 0.01
     out = apply_look_rows(rows, torch.from_numpy(look_vector(Look()))[None])
     assert torch.allclose(out, rows, atol=1e-7)
+
+
+def test_gains_on_joyvasa_rows_are_layouts_gains(portrait):
+    """71-column rows (JoyVASA's absolute lips): the look's motion gains are exactly layout.apply_gains."""
+    rows = np.random.default_rng(1).normal(0, 0.01, (5, layout.MOTION_DIM + 1)).astype(np.float32)
+    rows[:, layout.LIP_ABSOLUTE] = 1.0
+    layer = LookLayer()
+    layer.set(Look(head_motion=0.4, expression_motion=1.7), ease=False)
+    got, _ = layer.apply(portrait, torch.from_numpy(rows.copy()))
+    want = layout.apply_gains(rows.copy(), expression_gain=1.7, head_gain=0.4)
+    assert np.allclose(got.numpy(), want, atol=1e-7)
