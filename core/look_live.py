@@ -41,6 +41,10 @@ _SIZE = 70
 # columns of the expression block that gaze lock touches: x of both eyeballs, and y (for pitch)
 _EYE_X = [3 * k for k in EYEBALL_KEYPOINTS]
 _EYE_Y = [3 * k + 1 for k in EYEBALL_KEYPOINTS]
+# the editor's own eyeball movement per gaze unit (core.look's table): x for a positive / negative gaze_x, y
+_GAZE_X_POS = [float(v) for v in expression_offset(Look(gaze_x=1.0))[list(EYEBALL_KEYPOINTS), 0]]
+_GAZE_X_NEG = [float(-v) for v in expression_offset(Look(gaze_x=-1.0))[list(EYEBALL_KEYPOINTS), 0]]
+_GAZE_Y = float(expression_offset(Look(gaze_y=1.0))[EYEBALL_KEYPOINTS[0], 1])
 
 
 def look_vector(look: Look, expression: bool = True) -> np.ndarray:
@@ -73,17 +77,16 @@ def apply_look_rows(rows: torch.Tensor, vec: torch.Tensor, gaze_lock: bool = Tru
         out[:, layout.LIP_ABSOLUTE] = rows[:, layout.LIP_ABSOLUTE] * expr[:, 0]
     if gaze_lock:
         gaze = vec[:, _GAZE:_GAZE + 1]
-        # the motion's own horizontal eyeball wander goes; the eyeballs turn against the head's motion, with the
-        # editor's own gaze factors (core.look: gaze_x moves keypoint 11 by 0.0007..0.001 and 15 by 0.001..0.0007
-        # a unit, gaze_y both by -0.0005 a unit); the lids (blinks) are left alone
+        # the motion's own horizontal eyeball wander goes; the eyeballs turn against the head's motion by the
+        # editor's own gaze movement per unit; the lids (blinks) are left alone
         motion_exp = rows[:, layout.EXP] * expr
         out[:, _EYE_X] -= gaze * motion_exp[:, _EYE_X]
         gx = -(rows[:, layout.YAW:layout.YAW + 1] * head) * GAZE_UNITS_PER_DEGREE * gaze
         gy = (rows[:, layout.PITCH:layout.PITCH + 1] * head) * GAZE_UNITS_PER_DEGREE * gaze
         pos = gx > 0
-        out[:, _EYE_X[0]:_EYE_X[0] + 1] += gx * torch.where(pos, 0.0007, 0.001)
-        out[:, _EYE_X[1]:_EYE_X[1] + 1] += gx * torch.where(pos, 0.001, 0.0007)
-        out[:, _EYE_Y] += gy * -0.0005
+        for i, col in enumerate(_EYE_X):
+            out[:, col:col + 1] += gx * torch.where(pos, _GAZE_X_POS[i], _GAZE_X_NEG[i])
+        out[:, _EYE_Y] += gy * _GAZE_Y
     return out
 
 

@@ -58,13 +58,9 @@ class PresetStore:
             self.problems.append(f"{self.path} cannot be read ({exc}); your saved looks are not available. Fix or "
                                  "delete the file.")
             return {}
-        out = {}
-        for name, values in raw.items():
-            try:
-                out[str(name)] = Look.from_dict(values if isinstance(values, dict) else {}, strict=False)
-            except LookError as exc:  # strict=False only raises on nothing; kept for safety
-                self.problems.append(f"look preset {name!r}: {exc}")
-        return out
+        # lenient per value (an older or hand-edited file): unknown names dropped, values clamped to their range
+        return {str(name): Look.from_dict(values if isinstance(values, dict) else {}, strict=False)
+                for name, values in raw.items()}
 
     def names(self) -> list[str]:
         return list(BUILTIN_PRESETS) + [n for n in self.user if n not in BUILTIN_PRESETS]
