@@ -125,6 +125,11 @@ class EngineBridge(QObject):
         self._pending_error: BaseException | None = None
         self._stop_requested = False
         self._choice: InputChoice | None = None
+        self.look = None  # core.look.Look the next start begins with (the window sets the portrait's)
+        self._preview_request: tuple | None = None  # the newest still-preview wanted while stopped
+        self._preview_busy = False
+        self._render_lock = threading.Lock()  # a still preview and a start never use the renderer together
+        self.previews = 0  # still previews shown (tests count them)
         self._report.connect(self._on_report)
         self.session.on_atlas_progress = lambda done, total: self._report.emit("atlas", (done, total))
         self.session.on_renderer_note = lambda text: self._report.emit("renderer", text)
@@ -191,8 +196,9 @@ class EngineBridge(QObject):
                         face: int = 0) -> str:
         from core.engine import CallbackSink
 
-        return self.session.start(self.session_config(settings), portrait, choice, camera=camera,
-                                  muted=self._muted, sinks=(CallbackSink(self._on_frame),), face=face)
+        with self._render_lock:
+            return self.session.start(self.session_config(settings), portrait, choice, camera=camera,
+                                      muted=self._muted, sinks=(CallbackSink(self._on_frame),), face=face)
 
     def session_config(self, settings: AppSettings) -> SessionConfig:
         from core.engine import EngineSettings
@@ -203,7 +209,7 @@ class EngineBridge(QObject):
         weights = f"synthetic-{self.synthetic}" if self.synthetic else "auto"
         return SessionConfig(weights=weights, motion=settings.motion_source, device=settings.device, engine=engine,
                              loop_files=settings.loop_audio_file, renderer=settings.renderer,
-                             backend=settings.backend)
+                             backend=settings.backend, look=self.look)
 
     @staticmethod
     def _resolve_mic(name: str | None) -> int | None:
@@ -218,6 +224,7 @@ class EngineBridge(QObject):
         return dev.index if dev else None
 
     def _started(self, camera_text: str) -> None:
+        self.session.set_look(self.look)  # a change made while starting
         self.camera_changed.emit(camera_text)
         if self.session.renderer_choice is not None:
             self.renderer_changed.emit(self.session.renderer_choice.reason)
@@ -306,6 +313,51 @@ class EngineBridge(QObject):
     def configure(self, settings: AppSettings) -> None:
         if self.running:
             self.session.configure(self.session_config(settings))
+
+    # ---- look ---------------------------------------------------------------------------------------
+    def set_look(self, look, settings: AppSettings | None = None, portrait: str | None = None, face: int = 0) -> None:
+        """A new core.look.Look. Live: eased in by the running engine (no extra render). Stopped, with a portrait:
+        one still frame with the look is rendered in a worker and shown (the newest request only: a dragged
+        slider renders what it ends on, never a backlog); the GUI never waits for it."""
+        self.look = look
+        if self.state in ("running", "starting"):
+            self.session.set_look(look)
+            return
+        if self.state != "stopped" or settings is None or portrait is None:
+            return
+        self._preview_request = (settings, portrait, face, look)
+        if not self._preview_busy:
+            self._preview_busy = True
+            self.tasks.spawn(self._preview_loop())
+
+    async def _preview_loop(self) -> None:
+        try:
+            while self._preview_request is not None and self.state == "stopped":
+                request, self._preview_request = self._preview_request, None
+                try:
+                    frame = await self.tasks.run(self._preview_blocking, *request)
+                except Exception as exc:
+                    self.message.emit(f"Look preview: {describe_error(exc)}")
+                    continue
+                if frame is not None and self.state == "stopped":
+                    self.previews += 1
+                    if self.mailbox.put(frame):
+                        self.frame_ready.emit()
+        finally:
+            self._preview_busy = False
+
+    def _preview_blocking(self, settings: AppSettings, portrait: str, face: int, look) -> np.ndarray | None:
+        """Worker: the portrait at rest with `look`, rendered by the full renderer of the session's pipeline
+        (built on first use and kept for Start)."""
+        from core import layout
+
+        with self._render_lock:
+            if self.state != "stopped":
+                return None
+            renderer, _ = self.session.pipeline(self.session_config(settings))
+            prepared = renderer.prepare(portrait, face=face)
+            renderer.look.set(look, ease=False)
+            return renderer.render(prepared, np.zeros((1, layout.MOTION_DIM), np.float32))[0].copy()
 
     def set_muted(self, muted: bool) -> None:
         self._muted = muted

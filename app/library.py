@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -41,6 +41,7 @@ class Portrait:
     height: int
     faces: int = 1  # faces found in the photo (core.face.FACE_ORDER numbers them)
     face: int = 0  # the one animated, 0 = the largest; the window's face picker changes it
+    look: dict = field(default_factory=dict, hash=False)  # this portrait's look: core.look.Look.changed() (neutral: {})
 
     @property
     def name(self) -> str:
@@ -168,12 +169,28 @@ class PortraitLibrary:
         """Add (or refresh) a portrait; returns its index. Persists immediately."""
         i = self.index_of(portrait.path)
         if i >= 0:
+            if not portrait.look:  # re-analysed (another face): the portrait keeps its look
+                portrait = replace(portrait, look=self.portraits[i].look)
             self.portraits[i] = portrait
         else:
             self.portraits.append(portrait)
             i = len(self.portraits) - 1
         self.save()
         return i
+
+    def look_of(self, index: int):
+        """The portrait's look as a core.look.Look (values from an older or hand-edited file are clamped)."""
+        from core.look import Look
+
+        return Look.from_dict(self.portraits[index].look if isinstance(self.portraits[index].look, dict) else {},
+                              strict=False)
+
+    def set_look(self, index: int, look) -> None:
+        """Remember `look` (a core.look.Look) for portrait `index`; persists at once (atomic)."""
+        values = look.changed()
+        if values != self.portraits[index].look:
+            self.portraits[index] = replace(self.portraits[index], look=values)
+            self.save()
 
     def remove(self, index: int) -> None:
         p = self.portraits.pop(index)

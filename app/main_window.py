@@ -42,6 +42,7 @@ from resources import resource_dir
 from . import audio_io
 from .engine_bridge import NO_MICROPHONE, EngineBridge, InputChoice
 from .library import IMAGE_KINDS, IMAGE_SUFFIXES, PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
+from .look_panel import LookPanel
 from .settings import AUTO_DELAY, BACKENDS, MOTION_SOURCES, RENDERER_CHOICES, AppSettings, data_dir, save_settings
 from .tasks import TaskRunner
 from .widgets import LevelMeter, MessagePanel, PortraitList, PreviewWidget, VerticalScroll, WheelGuard, dropped_paths
@@ -97,7 +98,7 @@ class MainWindow(QMainWindow):
         self._meter_timer.start()
         self._stats_timer = QTimer(self, interval=500, timeout=self._update_stats)
         self._stats_timer.start()
-        for w in [*(warnings or []), *self.library.warnings]:
+        for w in [*(warnings or []), *self.library.warnings, *self.look_panel.store.problems]:
             self.show_message(w, warning=True)
         self._restore()
 
@@ -287,6 +288,8 @@ class MainWindow(QMainWindow):
         r.addWidget(in_box)
         r.addWidget(out_box)
         r.addWidget(set_box)
+        self.look_panel = LookPanel()  # app/look_panel.py
+        r.addWidget(self.look_panel)
         r.addStretch(1)
         # the settings column scrolls instead of setting the window's minimum height (it needs ~800 px: taller
         # than a 1366x768 laptop's usable screen, so the window was cut off at the bottom there)
@@ -374,6 +377,7 @@ class MainWindow(QMainWindow):
         self.bridge.renderer_changed.connect(self._renderer_state)
         self.bridge.atlas_progress.connect(self._atlas_progress)
         self.loop_check.toggled.connect(self._loop_toggled)
+        self.look_panel.look_changed.connect(self._look_changed)
 
     def _restore(self) -> None:
         self._restoring = True
@@ -567,12 +571,29 @@ class MainWindow(QMainWindow):
             self.face_combo.addItem(f"Face {k + 1} of {p.faces}" + (" (largest)" if k == 0 else ""))
         self.face_combo.setCurrentIndex(p.face)
         self.face_combo.setVisible(p.faces > 1)
+        self.look_panel.set_look(self.library.look_of(row))  # each portrait remembers its look
+        self.bridge.set_look(self.look_panel.look())
         changed = self.settings.last_portrait != p.path
         self.settings.last_portrait = p.path
         if changed:
             self._save()  # now, not at close: after a crash or a kill the app comes back on this portrait
         if self.bridge.running and changed:
             self.bridge.set_portrait(p.path, p.face)
+
+    def _look_changed(self, look) -> None:
+        """A slider moved: remember it for this portrait; live it eases in, stopped a still preview shows it."""
+        note = look.lite_note() if self.settings.renderer != "full" else None
+        self.look_panel.set_note(f"If lite mode runs: {note}." if note else "")
+        i = self.portrait_list.currentRow()
+        p = self.current_portrait()
+        if p is None:
+            self.bridge.set_look(look)
+            return
+        try:
+            self.library.set_look(i, look)
+        except OSError as exc:
+            self.statusBar().showMessage(f"Could not save the look: {exc}", 10000)
+        self.bridge.set_look(look, dataclasses.replace(self.settings), p.path, p.face)
 
     def step_portrait(self, step: int) -> None:
         n = len(self.library)

@@ -86,3 +86,31 @@ def pipeline_kwargs(args: argparse.Namespace) -> dict:
     both functions; `core.session.SessionConfig` passes keys it does not know through `options`."""
     return {"weights": weights_choice(args), "motion": args.motion, "device": args.device,
             "motion_checkpoint": args.motion_checkpoint, "backend": args.backend, "precision": args.precision}
+
+
+def add_look_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--look` and `--preset` for the commands that render (`render`, `live`): LivePortrait's editor controls
+    (core/look.py) on top of any motion."""
+    from core.look import ALL_CONTROLS
+    from core.look_presets import BUILTIN_PRESETS
+
+    names = ", ".join(f"{c.name} {c.minimum:g}..{c.maximum:g}" for c in ALL_CONTROLS)
+    parser.add_argument("--look", metavar="NAME=VALUE,...",
+                        help=f"the avatar's look, e.g. smile=0.5,gaze_x=-10 (eye_ratio/lip_ratio=own: the "
+                             f"portrait's own). Controls and ranges (LivePortrait's editor): {names}")
+    parser.add_argument("--preset", metavar="NAME",
+                        help=f"a named look: {', '.join(BUILTIN_PRESETS)} or one saved in the app; --look values "
+                             "apply on top")
+
+
+def look_from_args(args: argparse.Namespace):
+    """-> (core.look.Look, None) or (None, the one-line problem). Torch-free, so a typo is reported at once."""
+    from core.look import LookError
+    from core.look_presets import PresetStore, resolve_look
+
+    look_text, preset = getattr(args, "look", None), getattr(args, "preset", None)
+    try:
+        store = PresetStore() if preset else None
+        return resolve_look(look_text, preset, store), None
+    except LookError as exc:
+        return None, f"{exc}. See --help for the controls and their ranges."

@@ -21,9 +21,11 @@ import numpy as np
 from core.cli import EXIT_INTERRUPTED, second_ctrl_c_quits
 from core.cli_args import (
     add_face_argument,
+    add_look_arguments,
     add_pipeline_arguments,
     face_index,
     face_problem,
+    look_from_args,
     motion_settings,
     pipeline_kwargs,
 )
@@ -45,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no status line every second")
     add_pipeline_arguments(parser, motion_default="retarget")
     add_face_argument(parser)
+    add_look_arguments(parser)
     from core.lite.cli import add_renderer_arguments
 
     add_renderer_arguments(parser, default="auto")  # live means live: lite where full cannot keep up
@@ -73,7 +76,7 @@ def _check_args(args: argparse.Namespace) -> str | None:
             check_output(args.stats_json, ".json", {"portrait": args.portrait}, "--stats-json")
         except OutputPathError as exc:
             return str(exc)
-    return face_problem(args)
+    return face_problem(args) or look_from_args(args)[1]
 
 
 class SinkClock:
@@ -152,7 +155,7 @@ def _run(args: argparse.Namespace, face: int) -> int:
     config = SessionConfig.from_pipeline_kwargs(
         pipeline_kwargs(args), engine=EngineSettings(max_batch=args.batch, latency_budget_ms=args.latency_budget,
                                                      motion=motion_settings(args)),
-        loop_files=args.loop, renderer=args.renderer, atlas=args.atlas)
+        loop_files=args.loop, renderer=args.renderer, atlas=args.atlas, look=look_from_args(args)[0])
     finished = threading.Event()
     errors: list[BaseException] = []
 
@@ -180,6 +183,9 @@ def _run(args: argparse.Namespace, face: int) -> int:
               f"camera {camera}, budget {engine.stats().latency_budget_ms:.0f} ms; {session.renderer_choice.reason}; "
               "Ctrl-C stops",
               file=sys.stderr)
+        note = engine.renderer.look_note(config.look) if config.look is not None else None
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         deadline = None if args.seconds is None else t_start + args.seconds
         while not finished.is_set():
             wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())

@@ -14,9 +14,11 @@ from core.atomic import atomic_path
 from core.cli import EXIT_INTERRUPTED, second_ctrl_c_quits
 from core.cli_args import (
     add_face_argument,
+    add_look_arguments,
     add_pipeline_arguments,
     face_index,
     face_problem,
+    look_from_args,
     motion_settings,
     pipeline_kwargs,
 )
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the video's longer side at most, in pixels: a larger photo is scaled down to it "
                              "(default %(default)s; the cost per frame grows with the area)")
     add_face_argument(parser)
+    add_look_arguments(parser)
 
     from core.lite.cli import add_renderer_arguments
 
@@ -92,7 +95,7 @@ def _check_paths(args: argparse.Namespace) -> str | None:
         return "give --out OUT.mp4, or --dump-motion FILE.npz (or both)"
     if args.max_size < 64:
         return f"--max-size must be at least 64 pixels (got {args.max_size})"
-    problem = face_problem(args)
+    problem = face_problem(args) or look_from_args(args)[1]
     if problem:
         return problem
     for option, value, what in (("--portrait", args.portrait, "portrait image"), ("--audio", args.audio, "audio")):
@@ -161,6 +164,7 @@ def main(args: argparse.Namespace) -> int:
             from core.lite.cli import select_renderer
 
             renderer, _ = select_renderer(args, renderer, image, args.portrait, batch=args.batch, face=face)
+        _apply_look(args, renderer)
         backend = getattr(getattr(renderer, "backend", None), "name", "-")
         print(f"motion source: {motion.name}; device: {renderer.spec.describe()}; backend: {backend}",
               file=sys.stderr)
@@ -195,6 +199,18 @@ def _say_if_downscaled(image: np.ndarray, path: str, max_side: int) -> None:
     if (out_w, out_h) != (w, h):
         print(f"note: {path} is {w}x{h}; the video is {out_w}x{out_h} (--max-size {max_side}: pass a larger "
               "--max-size to keep more, at a higher cost per frame)", file=sys.stderr)
+
+
+def _apply_look(args, renderer) -> None:
+    """The look from --preset / --look, from the first frame on (no easing in a file)."""
+    look, _ = look_from_args(args)
+    if look is None or look.is_neutral():
+        return
+    renderer.look.set(look, ease=False)
+    print(f"look: {look.describe()}", file=sys.stderr)
+    note = renderer.look_note(look)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _render(args, renderer, motion, portrait, audio, clip, face) -> int:

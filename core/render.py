@@ -21,6 +21,7 @@ from core.backends import make_backend
 from core.device import DeviceSpec
 from core.face import FaceCrop, FaceCropper, load_image
 from core.liveportrait import KeypointInfo, LivePortraitModels, rotation_matrix, stitch, transform_keypoints
+from core.look_live import LookLayer
 
 MAX_OUTPUT_SIDE = 1280  # larger portraits are scaled down once at prepare time (Renderer.max_output_side)
 
@@ -100,6 +101,7 @@ class Renderer:
         self.backend = make_backend("compile" if compile else backend, self.models, spec)
         self._warp = self.backend.warp
         self._generate = self.backend.generate
+        self.look = LookLayer(self.models.eye, self.models.lip)  # the user's look on every frame (core/look_live.py)
 
     # ------------------------------------------------------------------ portrait
     @torch.inference_mode()
@@ -166,24 +168,33 @@ class Renderer:
 
     # ------------------------------------------------------------------ frames
     @torch.inference_mode()
-    def driving_keypoints(self, portrait: PreparedPortrait, motion: torch.Tensor) -> torch.Tensor:
-        """Motion rows (B, 70 | 71) fp32 on the device -> driving keypoints (B, 21, 3), stitched if enabled."""
+    def driving_keypoints(self, portrait: PreparedPortrait, motion: torch.Tensor, look: bool = True
+                          ) -> torch.Tensor:
+        """Motion rows (B, 70 | 71) fp32 on the device -> driving keypoints (B, 21, 3), stitched if enabled.
+        `look`: apply the user's look (self.look); False for what must show the bare portrait (the lite atlas)."""
         b = motion.shape[0]
+        motion, look_delta = self.look.apply(portrait, motion) if look else (motion, None)
         angles = portrait.angles + motion[:, layout.POSE]
         rot = rotation_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
         exp = layout.driving_expression(portrait.exp, motion)  # absolute lips where a row says so (layout.py)
         scale = portrait.scale * (1 + motion[:, layout.SCALE : layout.SCALE + 1])
         t = portrait.t + motion[:, layout.T]
         x_d = transform_keypoints(portrait.kp.expand(b, -1, -1), rot, exp, scale, t)
+        if look_delta is not None:
+            x_d = x_d + look_delta
         if self.stitching:
             x_d = stitch(self.models.stitching, portrait.x_s.expand(b, -1, -1), x_d)
         return x_d
 
     @torch.inference_mode()
-    def render_faces(self, portrait: PreparedPortrait, motion: torch.Tensor) -> torch.Tensor:
+    def look_note(self, look) -> str | None:
+        """The full renderer shows every control of a look: nothing to say (lite mode names what it drops)."""
+        return None
+
+    def render_faces(self, portrait: PreparedPortrait, motion: torch.Tensor, look: bool = True) -> torch.Tensor:
         """Motion rows -> generated face crops (B, 3, S, S) in [0, 1], compute dtype, on the device."""
         b = motion.shape[0]
-        x_d = self.driving_keypoints(portrait, motion)
+        x_d = self.driving_keypoints(portrait, motion, look)
         dtype = self.spec.storage_dtype
         warped = self._warp(portrait.feature_3d.expand(b, -1, -1, -1, -1), x_d.to(dtype),
                             portrait.x_s.expand(b, -1, -1).to(dtype))["out"]

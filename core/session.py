@@ -69,6 +69,7 @@ class SessionConfig:
     atlas: str | None = None  # lite-mode atlas grid "LIPxEYE" (None: core.lite.atlas.AtlasSpec's default)
     backend: str = "eager"  # renderer network backend (core.backends.BACKENDS)
     precision: str | None = None  # fp32 | fp16 | bf16; None/auto: fp16 on CUDA, fp32 elsewhere
+    look: object | None = None  # core.look.Look from the first frame (None: neutral); set_look() changes it live
 
     @classmethod
     def from_pipeline_kwargs(cls, kwargs: dict, **fields) -> SessionConfig:
@@ -194,6 +195,7 @@ class LiveSession:
             self.stop()
         renderer, motion = self.pipeline(config)
         renderer = self._renderer_for(config, renderer, portrait, face)
+        self._apply_look(renderer, config.look, ease=False)
         engine = Engine(renderer, motion, config.engine, clock=self.clock)
         engine.on_error = self._engine_error
         engine.on_finished = self._finished
@@ -299,6 +301,21 @@ class LiveSession:
                 engine.set_portrait(portrait, face=face)
 
         prepare_in_background(portrait, self.on_atlas_progress, face=face).add_done_callback(built)
+
+    @staticmethod
+    def _apply_look(renderer, look, ease: bool) -> None:
+        from core.look import Look
+
+        layer = getattr(renderer, "look", None)
+        if layer is not None:
+            layer.set(look if look is not None else Look(), ease=ease)
+
+    def set_look(self, look) -> None:
+        """A new core.look.Look on a running engine: eased in over a few frames from the next batch on (the
+        renderer takes it between batches; no extra render, no pause)."""
+        engine = self.engine
+        if engine is not None:
+            self._apply_look(engine.renderer, look, ease=True)
 
     def set_muted(self, muted: bool) -> None:
         engine = self.engine

@@ -193,7 +193,7 @@ def build_atlas(renderer, portrait, spec: AtlasSpec, retarget: RetargetConfig | 
         if cancel is not None and cancel():
             raise AtlasCancelled("atlas build cancelled")
         motion = rows[start : start + batch]
-        generated = renderer.render_faces(portrait, motion)
+        generated = renderer.render_faces(portrait, motion, look=False)  # the bare face: looks apply per frame
         # the full renderer's paste-back sampling (core.render.Renderer.composite), kept before the mask blend
         roi = F.grid_sample(generated.float(), portrait.grid.expand(len(motion), -1, -1, -1), mode="bilinear",
                             padding_mode="border", align_corners=False)

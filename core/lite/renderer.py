@@ -40,6 +40,8 @@ import torch
 from core import layout
 from core.lite.atlas import Atlas, AtlasError, AtlasSpec, AtlasStore, Progress, atlas_key, build_atlas
 from core.lite.projection import MotionProjection
+from core.look import Look
+from core.look_live import EASE_FRAMES, LookLayer
 from core.motion.retarget_source import RetargetConfig
 from core.render import PreparedPortrait, Renderer
 
@@ -112,6 +114,10 @@ class LiteRenderer:
         self._cache: OrderedDict[str, LitePortrait] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        # the user's look: pose, zoom and motion gains fold into the rows (core/look_live.py, expression edits
+        # left out: the atlas has no entry for them); eye / lip ratio move the atlas position (`_look_ratios`)
+        self.look = LookLayer(expression=False)
+        self._ratio_now: np.ndarray | None = None  # (mouth-open floor, eye-open factor) shown, eased per frame
 
     # the engine and the motion sources read these from any renderer
     @property
@@ -214,10 +220,11 @@ class LiteRenderer:
         if motion.ndim != 2 or motion.shape[1] not in layout.ROW_DIMS:
             raise ValueError(f"motion must be (B, {layout.MOTION_DIM}) rows, got {tuple(motion.shape)}")
         motion = layout.as_deltas(portrait.projection.exp, motion)  # absolute lips (JoyVASA) -> plain deltas
+        motion = self.look.apply(portrait.base, torch.from_numpy(motion))[0].numpy()
         b = motion.shape[0]
         frames = self._frames(portrait, b, out)
         proj = portrait.projection
-        lip_pos, eye_pos = proj.positions(motion)
+        lip_pos, eye_pos = self._look_ratios(proj, *proj.positions(motion))
         affines, moves = proj.affines(motion)
         y0, y1, x0, x1 = portrait.base.roi
         size = (x1 - x0, y1 - y0)
@@ -229,6 +236,28 @@ class LiteRenderer:
             cv2.blendLinear(face, portrait.background, portrait.mask, portrait.inv_mask,
                             dst=frames[i, y0:y1, x0:x1])
         return frames
+
+    def look_note(self, look: Look) -> str | None:
+        """One sentence naming the controls of `look` lite mode cannot show, or None."""
+        return look.lite_note()
+
+    def _look_ratios(self, proj: MotionProjection, lip_pos: np.ndarray, eye_pos: np.ndarray):
+        """The look's mouth-open ratio as a floor under the motion's mouth, its eye-open ratio as a factor on the
+        motion's eye opening (blinks still close), both eased by at most 1/EASE_FRAMES of their range a frame."""
+        look = self.look.look
+        target = np.array((0.0 if look.lip_ratio is None else look.lip_ratio / proj.max_lip,
+                           1.0 if look.eye_ratio is None else look.eye_ratio / proj.open_eye))
+        if self._ratio_now is None and look.lip_ratio is None and look.eye_ratio is None:
+            return lip_pos, eye_pos
+        now = np.array((0.0, 1.0)) if self._ratio_now is None else self._ratio_now  # (0, 1): no effect
+        steps = np.arange(1, len(lip_pos) + 1)[:, None] / EASE_FRAMES
+        rows = now + np.clip(target - now, -steps, steps)
+        self._ratio_now = rows[-1]
+        if np.array_equal(self._ratio_now, target) and look.lip_ratio is None and look.eye_ratio is None:
+            self._ratio_now = None
+        lip_pos = np.maximum(lip_pos, np.clip(rows[:, 0], 0, 1) * proj.lip_steps)
+        eye_pos = np.clip(eye_pos * rows[:, 1], 0, proj.eye_steps)
+        return lip_pos, eye_pos
 
     @staticmethod
     def _blend(portrait: LitePortrait, lip: float, eye: float) -> np.ndarray:
