@@ -95,8 +95,9 @@ class TrainConfig:
 
 def build_model(model_cfg: dict, audio_dim: int, context: int, diffusion_steps: int | None = None,
                 min_frames: int = 0) -> torch.nn.Module:
-    """MotionDiT from DiTConfig overrides; the data decides audio_dim and the run decides context/steps."""
-    from core.motion.dit import DiTConfig, MotionDiT
+    """A DiT (windowed or streaming, `kind`) from DiTConfig overrides; the data decides audio_dim and the run
+    decides context/steps."""
+    from core.motion.dit import DiTConfig, build_dit
 
     values = {**model_cfg, "audio_dim": audio_dim, "context": context}
     if diffusion_steps is not None:
@@ -104,7 +105,7 @@ def build_model(model_cfg: dict, audio_dim: int, context: int, diffusion_steps: 
     cfg = DiTConfig.from_dict(values)
     if cfg.max_frames < min_frames:
         cfg.max_frames = min_frames
-    return MotionDiT(cfg)
+    return build_dit(cfg)
 
 
 def build_diffusion(steps: int):

@@ -7,6 +7,8 @@ Per window of N frames (N = settings.window, any size; short windows for live us
   blend with the idle motion by voice activity (eased, so the face settles instead of snapping).
 The idle motion (mouth at rest, natural blinks, small head sway) comes from the retargeting source fed silence.
 Nothing uses future frames beyond the stated lookahead: `latency_ms()` = (N - 1) frames + feature lookahead.
+For live use the causal streaming design (`core.motion.streaming_source`) needs far less; `create` returns it for
+a streaming checkpoint.
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ from core.audio.features import STAND_IN_MODEL, AudioFeatureConfig, AudioFeature
 from core.audio.vad import VoiceActivity
 from core.motion.checkpoint import MotionCheckpointError, MotionModel, MotionStats, load_motion_model
 from core.motion.diffusion import CosineSchedule, conditioned, guided, sample_ddim
-from core.motion.dit import DiTConfig, MotionDiT
+from core.motion.dit import DiTConfig, build_dit
 from core.motion.retarget_source import RetargetConfig, RetargetMotionSource
 from core.motion.source import MotionSettings
 from core.timebase import FRAME_MS, SAMPLES_PER_FRAME
+
+# The streaming stand-in's speech-feature look-ahead: 37.5 ms + the stream's 2.5 ms pad = 40 ms, so with the
+# default audio look-ahead L = 2 (80 ms) and one frame per call a frame needs 120 ms of audio after its own.
+STAND_IN_STREAMING_LOOKAHEAD_MS = 37.5
 
 
 @dataclass
@@ -60,21 +66,28 @@ class DiTMotionSource:
     @classmethod
     def create(cls, checkpoint: str | Path | None = None, synthetic: str | None = None,
                settings: MotionSettings | None = None, device: str = "cpu",
-               speech_model: str | Path | None = None) -> DiTMotionSource:
-        """From a trained checkpoint (+ the speech model it names), or random stand-ins when `synthetic`."""
+               speech_model: str | Path | None = None, kind: str = "streaming") -> DiTMotionSource:
+        """From a trained checkpoint (+ the speech model it names), or random stand-ins when `synthetic` (of
+        design `kind`: streaming, what the app uses, or windowed). A streaming checkpoint (or stand-in) gives a
+        `StreamingDiTMotionSource`, a windowed one this class."""
         if checkpoint is None:
             if synthetic is None:
                 raise FileNotFoundError("No DiT motion model given: train one with `python -m training` and pass "
                                         "--motion-checkpoint, or use --motion retarget.")
             wcfg = AudioFeatureExtractor.small_config(hidden=32, layers=1)
             wcfg.conv_dim = (16,) * 7
-            features = AudioFeatureExtractor.from_config(wcfg, AudioFeatureConfig(left_context_s=0.5), seed=0,
-                                                         device=device)
+            audio_cfg = AudioFeatureConfig(left_context_s=0.5)
+            if kind == "streaming":
+                audio_cfg.lookahead_ms = STAND_IN_STREAMING_LOOKAHEAD_MS
+            features = AudioFeatureExtractor.from_config(wcfg, audio_cfg, seed=0, device=device)
             with torch.random.fork_rng(devices=[]):  # deterministic stand-in, the caller's global RNG untouched
                 torch.manual_seed(0)
-                model = MotionDiT(DiTConfig.small(audio_dim=features.dim)).eval()
+                dit_cfg = DiTConfig.small_streaming if kind == "streaming" else DiTConfig.small
+                model = build_dit(dit_cfg(audio_dim=features.dim)).eval()
+                if kind == "streaming":  # training starts the output layer at zero; a stand-in should move
+                    torch.nn.init.normal_(model.out.weight, 0.0, 0.5)
             mm = MotionModel(model.to(device), MotionStats(std=np.full(layout.MOTION_DIM, 0.01, np.float32)))
-            return cls(mm, features, settings, device=device)
+            return cls._for(mm)(mm, features, settings, device=device)
         mm = load_motion_model(checkpoint, device)
         if mm.audio.get("features") == "bands":
             raise MotionCheckpointError(
@@ -91,7 +104,16 @@ class DiTMotionSource:
                 f"{checkpoint} expects {mm.config.audio_dim}-d audio features, the speech model "
                 f"{speech_model or cfg.model} gives {features.dim}: it was trained with another speech model. Pass "
                 "the one its dataset was made with, or retrain on features of the installed one.")
-        return cls(mm, features, settings, device=device)
+        return cls._for(mm)(mm, features, settings, device=device)
+
+    @staticmethod
+    def _for(mm: MotionModel) -> type[DiTMotionSource]:
+        """The source class of the model's design (checkpoint `kind`)."""
+        if mm.config.kind == "streaming":
+            from core.motion.streaming_source import StreamingDiTMotionSource
+
+            return StreamingDiTMotionSource
+        return DiTMotionSource
 
     # ------------------------------------------------------------------ protocol
     def use_models(self, models) -> None:
