@@ -162,3 +162,20 @@ def test_streaming_source_counts_determinism_and_causality(source, speech_16k):
     b = run(source, altered)
     assert np.array_equal(a[: k + 1], b[: k + 1])
     assert not np.allclose(a[k + 1:], b[k + 1:])
+
+
+def test_an_installed_streaming_checkpoint_is_what_dit_and_auto_use(tmp_path):
+    """`python -m training install` puts a model in WEIGHTS/motion; `--motion dit` (and auto) then stream, and the
+    engine's budget follows the source's latency (core/engine/engine.py `_budget_ms`)."""
+    from core.audio.features import STAND_IN_MODEL, AudioFeatureExtractor
+    from core.motion.checkpoint import installed_motion_model
+    from core.motion.factory import make_motion_source
+
+    dim = AudioFeatureExtractor.stand_in().dim
+    model = build_dit(DiTConfig.small_streaming(audio_dim=dim))
+    save_motion_model(installed_motion_model(tmp_path), model, MotionStats(),
+                      audio={"model": STAND_IN_MODEL, "lookahead_ms": 37.5})
+    for kind in ("dit", "auto"):
+        src = make_motion_source(kind, weights_root=tmp_path)
+        assert isinstance(src, StreamingDiTMotionSource)
+        assert src.latency_ms() == pytest.approx(37.5 + 2.5 + 2 * 40)
