@@ -80,6 +80,6 @@ def test_distilled_student_follows_joyvasa_on_held_out_speech(joyvasa_root, tmp_
     # install: the app's `dit` source is then the distilled streaming student
     assert training_main(["install", str(tmp_path / "student" / "model.safetensors")]) == 0
     from core.motion.factory import make_motion_source
-    from core.motion.streaming_source import StreamingDiTMotionSource
+    from core.motion.generator import StreamingDiTMotionSource
 
     assert isinstance(make_motion_source("dit", weights_root=tmp_path / "weights"), StreamingDiTMotionSource)

@@ -11,11 +11,11 @@ import torch
 
 from core import layout
 from core.motion.checkpoint import MotionStats, load_motion_model, save_motion_model
-from core.motion.dit import DiTConfig, MotionDiT, build_dit
-from core.motion.generator import DiTMotionSource
+from core.motion.dit import DiTConfig, MotionDiT
+from core.motion.generator import DiTMotionSource, StreamingDiTMotionSource
+from core.motion.models import build_dit
 from core.motion.source import SAMPLES_PER_FRAME, MotionSettings, MotionSource
 from core.motion.streaming_dit import StreamingMotionDiT
-from core.motion.streaming_source import StreamingDiTMotionSource
 
 C = 10
 

@@ -101,7 +101,8 @@ def build_model(model_cfg: dict, audio_dim: int, context: int, diffusion_steps: 
                 min_frames: int = 0) -> torch.nn.Module:
     """A DiT (windowed or streaming, `kind`) from DiTConfig overrides; the data decides audio_dim and the run
     decides context/steps."""
-    from core.motion.dit import DiTConfig, build_dit
+    from core.motion.dit import DiTConfig
+    from core.motion.models import build_dit
 
     values = {**model_cfg, "audio_dim": audio_dim, "context": context}
     if diffusion_steps is not None:

@@ -12,7 +12,8 @@ import torch
 
 from core.device import pick_device
 from core.motion.diffusion import CosineSchedule, conditioned, folded, guided, sample_ddim
-from core.motion.dit import DiTConfig, build_dit
+from core.motion.dit import DiTConfig
+from core.motion.models import build_dit
 from core.timebase import FRAME_MS
 
 

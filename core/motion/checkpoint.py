@@ -18,7 +18,8 @@ import torch
 from core.atomic import atomic_path
 from core.errors import CheckpointError
 from core.layout import MOTION_DIM
-from core.motion.dit import DiTConfig, build_dit
+from core.motion.dit import DiTConfig
+from core.motion.models import build_dit
 
 FORMAT = "headcast-motion-dit/1"
 FIX = "Use a motion model written by `python -m training` (train, finetune or export), or pick the " \

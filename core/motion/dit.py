@@ -9,7 +9,8 @@ classifier-free guidance (dropped during training with some probability).
 
 `DiTConfig.kind` says which design a config (and so a checkpoint) describes: "windowed" (this module's
 `MotionDiT`, for offline quality) or "streaming" (`core.motion.streaming_dit.StreamingMotionDiT`, causal, for
-live use). Checkpoints written before `kind` existed carry none and load as windowed. `build_dit` makes either.
+live use). Checkpoints written before `kind` existed carry none and load as windowed. `core.motion.models.build_dit`
+makes either.
 """
 
 from __future__ import annotations
@@ -76,16 +77,6 @@ class DiTConfig:
         """The small model in the causal streaming design (what `--synthetic-weights` stand-ins use)."""
         return cls(audio_dim=audio_dim, width=64, layers=2, heads=4, window=1, max_frames=32, dropout=0.0,
                    kind="streaming", guidance_embed=True)
-
-
-def build_dit(config: DiTConfig) -> nn.Module:
-    """The network a config describes: MotionDiT (windowed) or StreamingMotionDiT (streaming)."""
-    config.validate()
-    if config.kind == "streaming":
-        from core.motion.streaming_dit import StreamingMotionDiT
-
-        return StreamingMotionDiT(config)
-    return MotionDiT(config)
 
 
 class MotionDiT(nn.Module):
