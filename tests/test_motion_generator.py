@@ -12,7 +12,8 @@ from core.motion.source import SAMPLES_PER_FRAME, MotionSettings, MotionSource
 
 @pytest.fixture(scope="module")
 def source():
-    return DiTMotionSource.create(synthetic="tiny", settings=MotionSettings(window=10, steps=4, cfg_scale=2.0))
+    return DiTMotionSource.create(synthetic="tiny", settings=MotionSettings(window=10, steps=4, cfg_scale=2.0),
+                                  kind="windowed")
 
 
 def run(src, audio, block=1280):
@@ -62,7 +63,8 @@ def test_silence_is_idle_and_speech_leaves_it(source, speech_16k):
 
 
 def test_gains(speech_16k):
-    s0 = DiTMotionSource.create(synthetic="tiny", settings=MotionSettings(window=10, steps=2, head_gain=0.0))
+    s0 = DiTMotionSource.create(synthetic="tiny", settings=MotionSettings(window=10, steps=2, head_gain=0.0),
+                                kind="windowed")
     motion, idle = run(s0, speech_16k[: 2 * 16000])
     speaking = idle < 0.05
     assert speaking.any()

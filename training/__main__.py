@@ -14,6 +14,7 @@ COMMANDS = {
     "pack": ("training.tools", "pack a dataset's clips into memory-mapped arrays (after sharded preprocessing)"),
     "train": ("training.train", "train the motion DiT (resumes from OUT/checkpoints)"),
     "finetune": ("training.finetune", "fine-tune a base model on a small dataset"),
+    "distill": ("training.distill", "speech recordings -> JoyVASA motion targets -> a streaming DiT imitating it"),
     "eval": ("training.evaluate", "L2, lip-sync proxy and diversity on held-out clips"),
     "install": ("training.tools", "install a trained model where the app and `python -m core render` find it"),
     "bench-data": ("training.bench_data", "per-step sampling cost and memory at two dataset sizes"),

@@ -33,6 +33,7 @@ class EvalConfig:
     seeds: int = 3
     max_lag: int = 6
     max_clips: int = 0  # 0 = all
+    chunk: int = 0  # streaming DiT: frames per call (0: the model's default)
 
 
 def sample_window(model, diffusion, context: torch.Tensor, audio: torch.Tensor, n: int, steps: int,
@@ -51,8 +52,14 @@ def generate(model, diffusion, clip: Clip, mean, std, context: int, cfg: EvalCon
     device = next(model.parameters()).device
     motion = torch.from_numpy((clip.motion - mean) / std).float().to(device)
     audio = torch.from_numpy(np.array(clip.audio, np.float32)).to(device)  # a copy: packed clips are read-only
-    out = [motion[:context]]
     g = torch.Generator(device=device).manual_seed(seed)
+    if model.config.kind == "streaming":  # frame by frame as live: chunks of `chunk` frames (0: the model's)
+        from core.motion.rollout import rollout
+
+        k = cfg.chunk or model.config.chunk
+        out = rollout(model, diffusion, motion[:context], audio, k, cfg.steps, cfg.cfg_scale, g)
+        return out.cpu().numpy() * std + mean
+    out = [motion[:context]]
     s = context
     total = len(motion)
     while s < total:
@@ -122,7 +129,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="dataset folder (preprocess or synth output)")
     p.add_argument("--split", default="val", choices=["val", "train"], help="which clips to evaluate on")
     p.add_argument("--window", type=int, default=d.window, help="frames generated per window (as the app's window)")
-    p.add_argument("--steps", type=int, default=d.steps, help="DDIM sampling steps per window")
+    p.add_argument("--steps", type=int, default=d.steps, help="DDIM sampling steps per window (streaming: per call)")
+    p.add_argument("--chunk", type=int, default=d.chunk, help="streaming DiT: frames per call (0: the model's)")
     p.add_argument("--cfg-scale", type=float, default=d.cfg_scale, help="classifier-free guidance scale (1: off)")
     p.add_argument("--seeds", type=int, default=d.seeds, help="samples per clip; diversity is their spread")
     p.add_argument("--max-lag", type=int, default=d.max_lag, help="frames of lag searched by the lip-sync proxy")
@@ -150,7 +158,7 @@ def main(args: argparse.Namespace) -> int:
     except (FileNotFoundError, MotionCheckpointError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    cfg = EvalConfig(args.window, args.steps, args.cfg_scale, args.seeds, args.max_lag, args.max_clips)
+    cfg = EvalConfig(args.window, args.steps, args.cfg_scale, args.seeds, args.max_lag, args.max_clips, args.chunk)
     metrics = evaluate(model, build_diffusion(model.config.diffusion_steps), clips, mean, std, context, cfg)
     text = json.dumps(metrics, indent=1)
     print(text)

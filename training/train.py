@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from core.atomic import atomic_path
 from core.motion.diffusion import predict_x0
-from training import checkpointing
+from training import checkpointing, streaming
 from training.data import (
     DataError,
     PackedSplit,
@@ -83,6 +83,10 @@ class TrainConfig:
     device: str = "auto"
     amp: str = "auto"  # auto (bf16 on CUDA if supported else fp16) | bf16 | fp16 | off
     shuffle_audio: bool = False  # control run: audio unrelated to the motion
+    context_noise: float = 0.1  # streaming DiT: max std of the noise on the context (normalised units)
+    self_context: float = 0.5  # streaming DiT: fraction of samples whose context ends in self-generated frames
+    guidance_max: float = 3.0  # streaming DiT with guidance_embed: largest guidance scale trained in
+    guidance_start: float = 0.3  # ... from this fraction of the steps on (its own guided targets need a model)
     max_minutes: float = 0.0  # stop (and checkpoint) after this wall time; 0 = no limit
     threads: int = 0  # torch CPU threads per process (0 = torch's default); 1 is much faster on a busy CPU
     model: dict = field(default_factory=dict)  # DiTConfig overrides
@@ -95,8 +99,10 @@ class TrainConfig:
 
 def build_model(model_cfg: dict, audio_dim: int, context: int, diffusion_steps: int | None = None,
                 min_frames: int = 0) -> torch.nn.Module:
-    """MotionDiT from DiTConfig overrides; the data decides audio_dim and the run decides context/steps."""
-    from core.motion.dit import DiTConfig, MotionDiT
+    """A DiT (windowed or streaming, `kind`) from DiTConfig overrides; the data decides audio_dim and the run
+    decides context/steps."""
+    from core.motion.dit import DiTConfig
+    from core.motion.models import build_dit
 
     values = {**model_cfg, "audio_dim": audio_dim, "context": context}
     if diffusion_steps is not None:
@@ -104,7 +110,7 @@ def build_model(model_cfg: dict, audio_dim: int, context: int, diffusion_steps: 
     cfg = DiTConfig.from_dict(values)
     if cfg.max_frames < min_frames:
         cfg.max_frames = min_frames
-    return MotionDiT(cfg)
+    return build_dit(cfg)
 
 
 def build_diffusion(steps: int):
@@ -269,6 +275,15 @@ def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None
                             cfg.context + max(cfg.lengths))
     if base_state is not None:
         model.load_state_dict(base_state)
+    is_streaming = model.config.kind == "streaming"
+    if is_streaming:  # windows of [context ; rollout ; chunk ; look-ahead] (training/streaming.py)
+        n = streaming.window_length(model.config.lookahead)
+        for s in (sampler, val_sampler):
+            if s is not None:
+                if s.split.max_frames < cfg.context + n:
+                    raise TrainError(f"a streaming DiT trains on {cfg.context + n}-frame windows; the longest "
+                                     f"'{s.split.split}' clip has {s.split.max_frames} frames.")
+                s.lengths, s.max_len = (n,), cfg.context + n
     if diffusion is None:
         diffusion = build_diffusion(cfg.diffusion_steps)
     model.to(device)
@@ -334,12 +349,18 @@ def train(cfg: TrainConfig, model: torch.nn.Module | None = None, diffusion=None
         logged = torch.zeros(4, device=device)
         for k in range(accum):  # gradient accumulation: the rank's rows in `micro`-sized pieces
             mb = batch.rows(slice(k * micro, (k + 1) * micro))
-            x_t = diffusion.q_sample(mb.target, mb.t, mb.noise)
             sync = net.no_sync() if world > 1 and k < accum - 1 else nullcontext()
             with sync:
                 with amp_ctx:
-                    pred = predict_x0(net, x_t, mb.t, mb.context, mb.audio, mb.drop)
-                parts = motion_loss(pred.float(), mb.target, mb.context, cfg)
+                    if is_streaming:  # the live call, on partly self-generated context (training/streaming.py)
+                        x_t, t, ctx, audio, drop, guidance, target = streaming.inputs(model, net, diffusion, mb,
+                                                                                     cfg, step, train=True)
+                    else:
+                        x_t, t, ctx, audio, drop, guidance = (diffusion.q_sample(mb.target, mb.t, mb.noise), mb.t,
+                                                              mb.context, mb.audio, mb.drop, None)
+                        target = mb.target
+                    pred = predict_x0(net, x_t, t, ctx, audio, drop, guidance)
+                parts = motion_loss(pred.float(), target.float(), ctx, cfg)
                 loss = parts["loss"] / accum
                 (scaler.scale(loss) if scaler is not None else loss).backward()
             logged += torch.stack([parts[n].detach() for n in ("loss", "x0", "vel", "acc")]) / accum
@@ -412,10 +433,14 @@ def validate(model, ema, diffusion, sampler, cfg: TrainConfig, device, micro: in
         batch = sampler.batch(i).to(device)
         for a in range(0, len(batch.t), micro):
             mb = batch.rows(slice(a, a + micro))
-            x_t = diffusion.q_sample(mb.target, mb.t, mb.noise)
-            drop = torch.zeros(len(mb.t), dtype=torch.bool, device=device)
-            pred = predict_x0(model, x_t, mb.t, mb.context, mb.audio, drop)
-            total += float(motion_loss(pred.float(), mb.target, mb.context, cfg)["loss"]) * len(mb.t)
+            if model.config.kind == "streaming":
+                x_t, t, ctx, audio, drop, _, target = streaming.inputs(model, model, diffusion, mb, cfg, 0, False)
+            else:
+                x_t, t, ctx, audio, target = diffusion.q_sample(mb.target, mb.t, mb.noise), mb.t, mb.context, \
+                    mb.audio, mb.target
+                drop = torch.zeros(len(mb.t), dtype=torch.bool, device=device)
+            pred = predict_x0(model, x_t, t, ctx, audio, drop)
+            total += float(motion_loss(pred.float(), target, ctx, cfg)["loss"]) * len(mb.t)
             count += len(mb.t)
     checkpointing.set_rng_state(rng_saved)
     model.load_state_dict(backup)
@@ -491,6 +516,10 @@ HELP = {
     "w_vel": "weight of the velocity loss",
     "w_acc": "weight of the acceleration loss",
     "max_minutes": "stop (with a checkpoint and an export) after this wall time; 0: no limit",
+    "context_noise": "streaming DiT: largest std of the noise put on the context (normalised motion units)",
+    "self_context": "streaming DiT: fraction of samples whose context ends in frames the model generated itself",
+    "guidance_max": "streaming DiT with guidance_embed: largest guidance scale folded into the model",
+    "guidance_start": "streaming DiT: fraction of the steps after which guided targets are trained",
 }
 
 
@@ -503,7 +532,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                  "ckpt_every", "keep", "log_every", "seed", "diffusion_steps", "context", "threads"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name), help=HELP[name])
     for name in ("lr", "min_lr_ratio", "weight_decay", "grad_clip", "ema_decay", "cfg_drop", "w_vel", "w_acc",
-                 "max_minutes"):
+                 "max_minutes", "context_noise", "self_context", "guidance_max", "guidance_start"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name), help=HELP[name])
     p.add_argument("--lengths", default=",".join(map(str, d.lengths)),
                    help="window lengths N (frames) to train on, comma separated; one is drawn per step")
@@ -513,6 +542,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shuffle-audio", action="store_true",
                    help="control run: pair motion with unrelated audio (lip sync should then not be learnt)")
     p.add_argument("--model", default="{}", help='DiTConfig overrides as JSON, e.g. \'{"layers": 2, "width": 64}\' '
+                   '(\'{"kind": "streaming", "lookahead": 2, "guidance_embed": true}\': the causal live design) '
                    "(a resumed run must use the same)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="end after this step's checkpoint, as a crash would (the next run resumes there)")

@@ -11,6 +11,8 @@ from core.cli import add_lazy_commands
 BENCHES = {
     "render": ("core.bench.render", "renderer stages, batch 1/8, eager vs torch.compile (fp16 on CUDA)"),
     "motion": ("core.bench.motion", "wav2vec2 per hop and DiT per window over steps x window sizes"),
+    "dit-stream": ("core.bench.streaming_dit", "streaming DiT per call over chunk x steps, folded guidance, "
+                   "latency by construction, what a context cache could save"),
     "engine": ("core.bench.engine", "the streaming engine vs a reference-like configuration"),
     "latency": ("core.bench.latency", "mouth-to-frame latency measured through a PulseAudio virtual microphone"),
     "lite": ("core.bench.lite", "lite renderer vs full per frame at 512x512 and 1280x720, atlas build and size"),

@@ -2,7 +2,8 @@
 normalisation statistics in its metadata (so the three can never be separated or mismatched).
 
 Metadata keys: `format` ("headcast-motion-dit/1"), `config` (DiTConfig as JSON), `stats` (per-column mean/std
-of the 70-d motion rows, JSON), `audio` (the audio feature settings the model was trained with, JSON).
+of the 70-d motion rows, JSON), `audio` (the audio feature settings the model was trained with, JSON), `kind`
+(windowed | streaming, also inside `config`; files written before it existed are windowed).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import torch
 from core.atomic import atomic_path
 from core.errors import CheckpointError
 from core.layout import MOTION_DIM
-from core.motion.dit import DiTConfig, MotionDiT
+from core.motion.dit import DiTConfig
+from core.motion.models import build_dit
 
 FORMAT = "headcast-motion-dit/1"
 FIX = "Use a motion model written by `python -m training` (train, finetune or export), or pick the " \
@@ -68,7 +70,7 @@ class MotionStats:
 
 @dataclass
 class MotionModel:
-    model: MotionDiT
+    model: torch.nn.Module  # MotionDiT or StreamingMotionDiT (config.kind)
     stats: MotionStats
     audio: dict = field(default_factory=dict)  # e.g. {"model": "...", "dim": 768, "lookahead_ms": 120}
 
@@ -77,11 +79,11 @@ class MotionModel:
         return self.model.config
 
 
-def save_motion_model(path: str | Path, model: MotionDiT, stats: MotionStats, audio: dict | None = None) -> Path:
+def save_motion_model(path: str | Path, model: torch.nn.Module, stats: MotionStats, audio: dict | None = None) -> Path:
     from safetensors.torch import save_file
 
     path = Path(path)
-    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict()),
+    metadata = {"format": FORMAT, "kind": model.config.kind, "config": json.dumps(model.config.to_dict()),
                 "stats": json.dumps(stats.to_dict()), "audio": json.dumps(audio or {})}
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
@@ -111,7 +113,7 @@ def load_motion_model(path: str | Path, device: torch.device | str = "cpu") -> M
         audio = json.loads(metadata.get("audio", "{}"))
     except (KeyError, ValueError, TypeError) as exc:
         raise MotionCheckpointError(f"{path}: its config or normalisation stats are invalid ({exc}). {FIX}") from exc
-    model = MotionDiT(config)
+    model = build_dit(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

@@ -6,7 +6,9 @@
   numbers are reproduced only with those); `posterior(t, s)` gives the ancestral step's coefficients.
 * `strided_steps`: which steps a k-step sampler visits (exact rational spacing, ties rounded up).
 * `predict_x0`: the one call of a denoising network, `model(x_t, t, context, audio, drop_audio) -> x0 (B, N, M)`;
-  `conditioned` binds a window's conditioning to it, `guided` adds classifier-free guidance on the audio.
+  `conditioned` binds a window's conditioning to it, `guided` adds classifier-free guidance on the audio (two
+  forward passes per step), `folded` asks a guidance-embedding model for the guided prediction in one pass, and
+  `denoiser` picks the one a model supports.
 * `sample_ancestral`: DDPM ancestral sampling over every step, or k strided steps (the posterior over the gap).
 * `sample_ddim`: a strided schedule of k steps (the reference ran the *last* k steps of a 50-step schedule from
   pure noise, which is not a sampler of the model's distribution); `eta` = 0 is deterministic DDIM, and with all
@@ -100,11 +102,15 @@ def strided_steps(total: int, k: int) -> list[int]:
 
 
 def predict_x0(model: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
-               audio: torch.Tensor, drop_audio: torch.Tensor | None = None) -> torch.Tensor:
+               audio: torch.Tensor, drop_audio: torch.Tensor | None = None,
+               guidance: torch.Tensor | None = None) -> torch.Tensor:
     """The one place a denoising network is called. x_t (B, N, M) noisy motion, t (B,) integer steps, context
-    (B, C, M) clean previous motion, audio (B, C + N, A) features of the same frames, drop_audio (B,) bool:
-    the model's null audio instead of the window's -> x0 estimate (B, N, M)."""
-    return model(x_t, t, context, audio, drop_audio=drop_audio)
+    (B, C, M) clean previous motion, audio (B, C + N, A) features of the same frames (a streaming model: and of
+    its look-ahead frames), drop_audio (B,) bool: the model's null audio instead of the window's, guidance (B,)
+    float: the guidance scale a guidance-embedding model folds in -> x0 estimate (B, N, M)."""
+    if guidance is None:
+        return model(x_t, t, context, audio, drop_audio=drop_audio)
+    return model(x_t, t, context, audio, drop_audio=drop_audio, guidance=guidance)
 
 
 def conditioned(model: torch.nn.Module, context: torch.Tensor, audio: torch.Tensor
@@ -136,6 +142,24 @@ def guided(model_fn: Callable[..., torch.Tensor], cfg_scale: float) -> Denoiser:
         return u + cfg_scale * (c - u)
 
     return denoise
+
+
+def folded(model: torch.nn.Module, context: torch.Tensor, audio: torch.Tensor, cfg_scale: float) -> Denoiser:
+    """Guidance folded into the model: one forward pass per step with the scale as an input (a model whose
+    config has `guidance_embed`, trained to output u + s (c - u) itself)."""
+    scale = torch.full((context.shape[0],), float(cfg_scale), device=context.device)
+
+    def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return predict_x0(model, x_t, t, context, audio, guidance=scale)
+
+    return denoise
+
+
+def denoiser(model: torch.nn.Module, context: torch.Tensor, audio: torch.Tensor, cfg_scale: float) -> Denoiser:
+    """The cheapest guided denoiser a model supports: `folded` when it embeds the guidance scale, else `guided`."""
+    if getattr(model.config, "guidance_embed", False):
+        return folded(model, context, audio, cfg_scale)
+    return guided(conditioned(model, context, audio), cfg_scale)
 
 
 def generator_noise(generator: torch.Generator | None, device="cpu", dtype=torch.float32) -> Noise:

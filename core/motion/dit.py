@@ -6,6 +6,11 @@ the condition token also carries the diffusion-step embedding. Cross-attention r
 same C + N frames through an alignment mask: motion frame f sees audio frames f - band .. f + band only.
 The network predicts the clean motion x0 of the N frames. A learned null audio embedding replaces the audio for
 classifier-free guidance (dropped during training with some probability).
+
+`DiTConfig.kind` says which design a config (and so a checkpoint) describes: "windowed" (this module's
+`MotionDiT`, for offline quality) or "streaming" (`core.motion.streaming_dit.StreamingMotionDiT`, causal, for
+live use). Checkpoints written before `kind` existed carry none and load as windowed. `core.motion.models.build_dit`
+makes either.
 """
 
 from __future__ import annotations
@@ -16,6 +21,10 @@ import torch
 from torch import nn
 
 from core.motion.diffusion import sinusoid_table
+
+KINDS = ("windowed", "streaming")
+MAX_LOOKAHEAD = 4  # audio frames (160 ms) a streaming DiT may read after a frame
+MAX_CHUNK = 4  # frames a streaming DiT may emit per call
 
 
 @dataclass
@@ -32,6 +41,10 @@ class DiTConfig:
     ff_mult: int = 4
     dropout: float = 0.1
     diffusion_steps: int = 50  # training schedule length
+    kind: str = "windowed"  # windowed (MotionDiT) | streaming (StreamingMotionDiT)
+    lookahead: int = 2  # streaming: audio frames after frame f its cross-attention reads (0..MAX_LOOKAHEAD)
+    chunk: int = 1  # streaming: frames emitted per call by default (1..MAX_CHUNK)
+    guidance_embed: bool = False  # streaming: a guidance-scale input folds CFG into one forward pass
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,12 +55,28 @@ class DiTConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown DiT config fields {sorted(unknown)}")
-        return cls(**d)
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"DiT kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if not 0 <= self.lookahead <= MAX_LOOKAHEAD:
+            raise ValueError(f"DiT lookahead {self.lookahead} frames is outside 0..{MAX_LOOKAHEAD}")
+        if not 1 <= self.chunk <= MAX_CHUNK:
+            raise ValueError(f"DiT chunk {self.chunk} frames is outside 1..{MAX_CHUNK}")
 
     @classmethod
     def small(cls, audio_dim: int = 64) -> DiTConfig:
         """A narrow model of the same design, for tests and CPU demos."""
         return cls(audio_dim=audio_dim, width=64, layers=2, heads=4, window=25, max_frames=128, dropout=0.0)
+
+    @classmethod
+    def small_streaming(cls, audio_dim: int = 64) -> DiTConfig:
+        """The small model in the causal streaming design (what `--synthetic-weights` stand-ins use)."""
+        return cls(audio_dim=audio_dim, width=64, layers=2, heads=4, window=1, max_frames=32, dropout=0.0,
+                   kind="streaming", guidance_embed=True)
 
 
 class MotionDiT(nn.Module):

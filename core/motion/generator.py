@@ -7,6 +7,22 @@ Per window of N frames (N = settings.window, any size; short windows for live us
   blend with the idle motion by voice activity (eased, so the face settles instead of snapping).
 The idle motion (mouth at rest, natural blinks, small head sway) comes from the retargeting source fed silence.
 Nothing uses future frames beyond the stated lookahead: `latency_ms()` = (N - 1) frames + feature lookahead.
+For live use the causal streaming design needs far less; `create` returns it for a streaming checkpoint:
+
+`StreamingDiTMotionSource`: the causal streaming DiT as a motion source, k frames at a time (it shares this
+module so that it can reuse the windowed source's state and finishing without an import cycle).
+
+Frame f is generated as soon as the feature stream has produced the features of frame f + L (L = the model's
+audio look-ahead) and, for the chunk's first frame, of the chunk's last frame: so by construction
+
+  latency_ms() = feature stream latency + L x 40 ms + (k - 1) x 40 ms (the chunk's wait)
+
+of audio after a frame's own samples. Each call samples k frames with `settings.stream_steps` strided DDIM steps
+(guidance folded into one forward pass when the model embeds the scale), conditioned on the last C generated
+frames and the audio of those C frames, the k new ones and the L after them. Before the stream starts the
+context is neutral motion on silence features; at the end of the stream the missing look-ahead is silence.
+Gains, smoothing and the blend with the idle motion by voice activity are the windowed source's
+(`DiTMotionSource._finish`), so both designs look the same to the engine.
 """
 
 from __future__ import annotations
@@ -22,10 +38,16 @@ from core.audio.features import STAND_IN_MODEL, AudioFeatureConfig, AudioFeature
 from core.audio.vad import VoiceActivity
 from core.motion.checkpoint import MotionCheckpointError, MotionModel, MotionStats, load_motion_model
 from core.motion.diffusion import CosineSchedule, conditioned, guided, sample_ddim
-from core.motion.dit import DiTConfig, MotionDiT
+from core.motion.dit import DiTConfig
+from core.motion.models import build_dit
 from core.motion.retarget_source import RetargetConfig, RetargetMotionSource
+from core.motion.rollout import sample_chunk
 from core.motion.source import MotionSettings
 from core.timebase import FRAME_MS, SAMPLES_PER_FRAME
+
+# The streaming stand-in's speech-feature look-ahead: 37.5 ms + the stream's 2.5 ms pad = 40 ms, so with the
+# default audio look-ahead L = 2 (80 ms) and one frame per call a frame needs 120 ms of audio after its own.
+STAND_IN_STREAMING_LOOKAHEAD_MS = 37.5
 
 
 @dataclass
@@ -60,21 +82,28 @@ class DiTMotionSource:
     @classmethod
     def create(cls, checkpoint: str | Path | None = None, synthetic: str | None = None,
                settings: MotionSettings | None = None, device: str = "cpu",
-               speech_model: str | Path | None = None) -> DiTMotionSource:
-        """From a trained checkpoint (+ the speech model it names), or random stand-ins when `synthetic`."""
+               speech_model: str | Path | None = None, kind: str = "streaming") -> DiTMotionSource:
+        """From a trained checkpoint (+ the speech model it names), or random stand-ins when `synthetic` (of
+        design `kind`: streaming, what the app uses, or windowed). A streaming checkpoint (or stand-in) gives a
+        `StreamingDiTMotionSource`, a windowed one this class."""
         if checkpoint is None:
             if synthetic is None:
                 raise FileNotFoundError("No DiT motion model given: train one with `python -m training` and pass "
                                         "--motion-checkpoint, or use --motion retarget.")
             wcfg = AudioFeatureExtractor.small_config(hidden=32, layers=1)
             wcfg.conv_dim = (16,) * 7
-            features = AudioFeatureExtractor.from_config(wcfg, AudioFeatureConfig(left_context_s=0.5), seed=0,
-                                                         device=device)
+            audio_cfg = AudioFeatureConfig(left_context_s=0.5)
+            if kind == "streaming":
+                audio_cfg.lookahead_ms = STAND_IN_STREAMING_LOOKAHEAD_MS
+            features = AudioFeatureExtractor.from_config(wcfg, audio_cfg, seed=0, device=device)
             with torch.random.fork_rng(devices=[]):  # deterministic stand-in, the caller's global RNG untouched
                 torch.manual_seed(0)
-                model = MotionDiT(DiTConfig.small(audio_dim=features.dim)).eval()
+                dit_cfg = DiTConfig.small_streaming if kind == "streaming" else DiTConfig.small
+                model = build_dit(dit_cfg(audio_dim=features.dim)).eval()
+                if kind == "streaming":  # training starts the output layer at zero; a stand-in should move
+                    torch.nn.init.normal_(model.out.weight, 0.0, 0.5)
             mm = MotionModel(model.to(device), MotionStats(std=np.full(layout.MOTION_DIM, 0.01, np.float32)))
-            return cls(mm, features, settings, device=device)
+            return cls._for(mm)(mm, features, settings, device=device)
         mm = load_motion_model(checkpoint, device)
         if mm.audio.get("features") == "bands":
             raise MotionCheckpointError(
@@ -91,7 +120,12 @@ class DiTMotionSource:
                 f"{checkpoint} expects {mm.config.audio_dim}-d audio features, the speech model "
                 f"{speech_model or cfg.model} gives {features.dim}: it was trained with another speech model. Pass "
                 "the one its dataset was made with, or retrain on features of the installed one.")
-        return cls(mm, features, settings, device=device)
+        return cls._for(mm)(mm, features, settings, device=device)
+
+    @staticmethod
+    def _for(mm: MotionModel) -> type[DiTMotionSource]:
+        """The source class of the model's design (checkpoint `kind`)."""
+        return StreamingDiTMotionSource if mm.config.kind == "streaming" else DiTMotionSource
 
     # ------------------------------------------------------------------ protocol
     def use_models(self, models) -> None:
@@ -193,3 +227,63 @@ class DiTMotionSource:
             out[i] = (1 - self._idle_w) * self._smoothed + self._idle_w * idle[i]
         self.last_aux = {"idle_weight": weights}
         return out
+
+
+class StreamingDiTMotionSource(DiTMotionSource):
+    name = "dit"
+
+    def reset(self, portrait: object | None = None) -> None:
+        super().reset(portrait)
+        c = self.mm.config.context
+        self._audio = self._silence_audio[-c:].clone()  # the last c generated frames' audio, then pending frames'
+
+    def chunk(self) -> int:
+        return int(self.settings.chunk or self.mm.config.chunk)
+
+    def latency_ms(self) -> float:
+        return self._stream.latency_ms + (self.mm.config.lookahead + self.chunk() - 1) * FRAME_MS
+
+    def push_audio(self, samples: np.ndarray) -> None:
+        feats = self._stream.push(samples)
+        if len(feats):
+            self._audio = torch.cat((self._audio, feats.to(self.device)))
+        self._speech.extend(self._vad.push(samples).tolist())
+
+    def pull(self) -> np.ndarray:
+        out = []
+        k, lookahead = self.chunk(), self.mm.config.lookahead
+        while self._pending() >= k + lookahead:
+            out.append(self._call(k))
+        return self._finish(out)
+
+    def flush(self) -> np.ndarray:
+        feats = self._stream.flush()
+        if len(feats):
+            self._audio = torch.cat((self._audio, feats.to(self.device)))
+        tail = self._stream.frames_emitted - len(self._speech)
+        if tail > 0:  # the VAD has not seen these partial frames: judge them by their energy as silence
+            self._speech.extend([False] * tail)
+        n_left = self._pending()
+        lookahead = self.mm.config.lookahead
+        # the stream has ended: the look-ahead past its last frame is silence
+        self._audio = torch.cat((self._audio, self._silence_audio[-1:].expand(lookahead + self.chunk(), -1)))
+        out = []
+        while n_left > 0:
+            n = min(self.chunk(), n_left)
+            out.append(self._call(n))
+            n_left -= n
+        return self._finish(out)
+
+    # ------------------------------------------------------------------ internals
+    def _pending(self) -> int:
+        return len(self._audio) - self.mm.config.context
+
+    @torch.inference_mode()
+    def _call(self, k: int) -> np.ndarray:
+        c, lookahead = self.mm.config.context, self.mm.config.lookahead
+        x_T = torch.randn((1, k, layout.MOTION_DIM), generator=self._gen).to(self.device)
+        x0 = sample_chunk(self.mm.model, self.schedule, self._ctx_motion, self._audio[None, : c + k + lookahead], k,
+                          self.settings.stream_steps, self.settings.cfg_scale, x_T, self.config.eta, self._gen)
+        self._ctx_motion = torch.cat((self._ctx_motion, x0), dim=1)[:, -c:]
+        self._audio = self._audio[k:]
+        return self.mm.stats.denormalize(x0[0]).float().cpu().numpy()

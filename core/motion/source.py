@@ -24,7 +24,9 @@ class MotionSettings:
     expression_gain: float = 1.0
     head_gain: float = 1.0
     window: int = 25  # frames generated per DiT window (N)
-    steps: int = 10  # diffusion sampling steps
+    steps: int = 10  # diffusion sampling steps (windowed DiT)
+    stream_steps: int = 4  # diffusion sampling steps per call of a streaming DiT (few-step trained)
+    chunk: int = 0  # frames a streaming DiT emits per call (1..4; 0: the checkpoint's default)
     cfg_scale: float = 2.0
     seed: int = 0
     joyvasa_encoding: str | None = None  # JoyVASA: "prefix" | "fixed"; None: the checkpoint's (published: prefix)
