@@ -94,16 +94,22 @@ def test_ten_minutes_of_streaming_neither_drift_nor_freeze(data, trained):
     audio = torch.from_numpy(np.tile(np.concatenate(audio)[:minute], (10, 1)))
     envelope = np.tile(np.concatenate(envelope)[:minute], 10)
     start = torch.from_numpy((clips[0].motion[:10] - run["mean"]) / run["std"]).float()
-    g = torch.Generator().manual_seed(0)
-    normalised = rollout(run["model"], build_diffusion(50), start, audio, 2, 4, 1.0, g).numpy()
-    mouth = mouth_opening(normalised * run["std"] + run["mean"])
-    stats = []
-    for m in range(10):
-        rows, mo = normalised[m * minute:(m + 1) * minute], mouth[m * minute:(m + 1) * minute]
-        stats.append([np.linalg.norm(rows, axis=1).mean(), rows.std(0).mean(), mo.mean(), mo.std()])
-    stats = np.array(stats)
+    # three independent rollouts, their per-minute figures averaged: one minute of one rollout holds only a few
+    # dozen independent stretches of the (audio-free) head sway, so its std alone varies by ~5-10 % from minute to
+    # minute without any drift; the average keeps what the test is about, a trend over the ten minutes
+    per_seed = []
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        normalised = rollout(run["model"], build_diffusion(50), start, audio, 2, 4, 1.0, g).numpy()
+        mouth = mouth_opening(normalised * run["std"] + run["mean"])
+        seed_stats = []
+        for m in range(10):
+            rows, mo = normalised[m * minute:(m + 1) * minute], mouth[m * minute:(m + 1) * minute]
+            seed_stats.append([np.linalg.norm(rows, axis=1).mean(), rows.std(0).mean(), mo.mean(), mo.std()])
+        per_seed.append(seed_stats)
+    stats = np.mean(per_seed, axis=0)
     print("per minute: motion magnitude, motion std, mouth mean, mouth std\n", np.round(stats, 5))
-    assert np.all(np.abs(stats / stats[0] - 1) <= 0.10), stats / stats[0]
+    assert np.all(np.abs(stats / stats[0] - 1) <= 0.10), np.array2string(stats / stats[0], precision=3)
     speech = envelope > 0.2 * np.percentile(envelope, 95)
     speaking_std = mouth[speech].std()
     for s in range(0, len(mouth) - 25, 25):
