@@ -69,3 +69,18 @@ def test_gains(speech_16k):
     speaking = idle < 0.05
     assert speaking.any()
     assert np.abs(motion[speaking][:, layout.POSE]).max() < 1.0  # only the idle sway remains
+
+
+def test_reset_keeps_one_voice_activity_session(monkeypatch):
+    """The engine resets the source on every shed; building a new VAD (an ONNX session) each time made a source
+    that fell behind fall further behind (issue 23)."""
+    import core.motion.generator as generator
+    from core.motion.factory import make_motion_source
+
+    built = []
+    original = generator.VoiceActivity
+    monkeypatch.setattr(generator, "VoiceActivity", lambda *a, **k: built.append(1) or original(*a, **k))
+    source = make_motion_source("dit", synthetic="tiny")
+    for _ in range(5):
+        source.reset()
+    assert len(built) == 1

@@ -74,6 +74,7 @@ class DiTMotionSource:
         self.device = torch.device(device)
         self.schedule = CosineSchedule(motion_model.config.diffusion_steps)
         self.idle = RetargetMotionSource(config=RetargetConfig(lookahead_frames=0, head_deg_idle=0.8))
+        self._vad = VoiceActivity()  # one ONNX session for the source's life: reset() runs on every shed
         c = motion_model.config.context
         self._silence_audio = features.offline(np.zeros(SAMPLES_PER_FRAME * c, np.float32)).to(self.device)
         self.reset(None)
@@ -137,7 +138,7 @@ class DiTMotionSource:
     def reset(self, portrait: object | None = None) -> None:
         c = self.mm.config.context
         self._stream = self.features.stream()
-        self._vad = VoiceActivity()
+        self._vad.reset()
         self.idle.reset(portrait)
         zero = torch.zeros(c, layout.MOTION_DIM, device=self.device)
         self._ctx_motion = self.mm.stats.normalize(zero)[None]  # neutral motion, normalised
