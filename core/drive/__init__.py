@@ -1,0 +1,10 @@
+"""Driving the portrait with a face: LivePortrait's own video-driven semantics (issue 25).
+
+One concern per module:
+  config.py     what the official driving options mean here (DriveConfig, the animation regions)
+  motion.py     a driving face crop -> its motion (the motion extractor per frame, eye/lip ratios)
+  keypoints.py  driving motion -> the portrait's driving keypoints, as the official `execute` computes them
+  template.py   motion templates in the official `.pkl` layout, loaded with a restricted unpickler
+  video.py      a driving video -> per-frame face crops at 25 fps (detect, then track)
+  render.py     `render --drive`: the driving motion through the renderer to frames
+"""
