@@ -184,3 +184,27 @@ def test_render_drive_argument_problems_are_one_line(tmp_path, portrait_png, cap
     assert core_main(["render", "--portrait", str(portrait_png), "--out", str(out),
                       "--synthetic-weights", "tiny"]) == 2
     assert "--drive VIDEO" in capsys.readouterr().err
+
+
+def test_one_driving_window_for_the_whole_video_keeps_head_movement(astronaut):
+    """The official driving crop: the mean face square crops every frame, so a head that moves moves in the crop."""
+    from core.drive.video import DRIVING_CROP_RULE, crop_window, driving_cropper, driving_window, face_square
+    from core.face import FaceCropper
+
+    canvas = np.zeros((640, 720, 3), np.uint8)
+    left, right = canvas.copy(), canvas.copy()
+    left[64:576, 40:552] = astronaut
+    right[64:576, 140:652] = astronaut  # the same face 100 px to the right
+    cropper = driving_cropper(FaceCropper())
+    assert cropper.rule == DRIVING_CROP_RULE
+    a, b = cropper.crop(left, "left", face=0), cropper.crop(right, "right", face=0)
+    (ca, sa), (cb, sb) = face_square(a), face_square(b)
+    assert abs(cb[0] - ca[0] - 100) < 2 and abs(cb[1] - ca[1]) < 2 and abs(sa - sb) < 2
+    window = driving_window([a, b])
+    side = 512 / window[0, 0]
+    np.testing.assert_allclose(window[:, 2], 256 - window[:, :2] @ ((ca + cb) / 2), atol=1e-6)
+    assert abs(side - (sa + sb) / 2) < 1e-6
+    ga, gb = crop_window(left, window), crop_window(right, window)
+    shift = round(100 * 256 / side)  # the face moves this far inside the fixed window
+    diff = np.abs(ga[:, : 256 - shift].astype(int) - gb[:, shift:].astype(int))
+    assert diff[20:-20, 20:-20].mean() < 6 and np.abs(ga.astype(int) - gb.astype(int)).mean() > 20

@@ -1,8 +1,9 @@
 """A driving take: the motion of every output frame of a driving video, and where its face was missing.
 
-Built in one pass (decode, crop, motion extractor in batches) that keeps only the motion (~1 KB a frame), so a
-long video never holds its frames in memory; rendering (core/drive/render.py) and template recording
-(core/drive/template.py) both start from it.
+Built in two passes over the video, keeping only small per-frame data, so a long video never sits in memory:
+find the face in every frame (its square and landmarks), then decode again and crop every frame through the one
+driving window (core/drive/video.py) into the motion extractor, in batches. Rendering (core/drive/render.py) and
+template recording (core/drive/template.py) both start from the take.
 
 Frames without a face: the motion holds the last face seen (before the first face: the first face's motion,
 i.e. the portrait at rest under relative motion); `presence_weights` then eases such stretches to the rest pose
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from core.drive.motion import DrivingMotion, extract_motion
-from core.drive.video import driving_faces
+from core.drive.video import crop_window, driving_faces, driving_window, frames_at_output_rate
 from core.face import FaceCropper
 from core.timebase import FPS
 
@@ -81,7 +82,13 @@ def fill_missing(parts: list[DrivingMotion | None]) -> DrivingMotion:
 def read_take(path: str | Path, cropper: FaceCropper, motion_extractor: torch.nn.Module,
               device: torch.device | str = "cpu", fps: int = FPS) -> DrivingTake:
     """The driving video at `path` -> its DrivingTake (raises NoDrivingFaceError when no frame shows a face)."""
-    per_frame: list[DrivingMotion | None] = []
+    faces = [f.crop for f in driving_faces(path, cropper, fps)]
+    found = [c for c in faces if c is not None]
+    if not found:
+        raise NoDrivingFaceError(f"No face found in any frame of {Path(path).name}. Use a video in which a face is "
+                                 "clearly visible, at least in part of it.")
+    window = driving_window(found)
+    per_frame: list[DrivingMotion | None] = [None] * len(faces)
     crops, landmarks, slots = [], [], []
 
     def run_batch() -> None:
@@ -92,19 +99,15 @@ def read_take(path: str | Path, cropper: FaceCropper, motion_extractor: torch.nn
         landmarks.clear()
         slots.clear()
 
-    for frame in driving_faces(path, cropper, fps):
-        per_frame.append(None)
-        if frame.crop is None:
+    for i, image in enumerate(frames_at_output_rate(path, fps)):
+        if i >= len(faces) or faces[i] is None:
             continue
-        crops.append(frame.crop.crop)
-        landmarks.append(frame.crop.landmarks)
-        slots.append(frame.index)
+        crops.append(crop_window(image, window))
+        landmarks.append(faces[i].landmarks)  # the eye / lip ratios do not depend on the crop's scale or place
+        slots.append(i)
         if len(crops) == MOTION_BATCH:
             run_batch()
     if crops:
         run_batch()
     present = np.array([p is not None for p in per_frame], bool)
-    if not present.any():
-        raise NoDrivingFaceError(f"No face found in any frame of {Path(path).name}. Use a video in which a face is "
-                                 "clearly visible, at least in part of it.")
     return DrivingTake(fill_missing(per_frame), present, fps)

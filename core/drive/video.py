@@ -4,9 +4,12 @@ Timing: output frame k shows the driving frame on screen at k / 25 s (the last f
 before it), so a 30 or 60 fps video drives 25 fps without drift and a 25 fps video gives one output frame per
 driving frame. The last frame lasts one frame period of the video.
 
-Crop: LivePortrait's driving-video crop (crop_config.py: scale 2.2, vx 0, vy -0.1) around the largest face of
-each frame, with Headcast's detector (core/face.py). Frames without a face are marked; what happens to them is
-the caller's choice (core/drive/take.py holds and eases).
+Crop: LivePortrait's driving-video crop (cropper.crop_driving_video, crop_config.py: scale 2.2, vx 0, vy -0.1,
+no rotation): the face square of every frame is found (Headcast's detector, core/face.py, largest face), and then
+ONE window, the mean of those squares, crops every frame (to 512, black outside the frame, then resized to 256,
+as the official does). One fixed window is what lets the driver's head movement and distance reach the motion
+extractor as translation and scale; a window following the face would cancel them. Frames without a face are
+marked; what happens to them is the caller's choice (core/drive/take.py holds and eases).
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from core.face import CropRule, FaceCrop, FaceCropper, NoFaceError
+from core.face import CROP_SIZE, CropRule, FaceCrop, FaceCropper, NoFaceError, crop_matrix
 from core.timebase import FPS
 
-DRIVING_CROP_RULE = CropRule(scale=2.2, vx_ratio=0.0, vy_ratio=-0.1)
+DRIVING_CROP_RULE = CropRule(scale=2.2, vx_ratio=0.0, vy_ratio=-0.1, rotate=False)
+WINDOW_SIZE = 512  # the official crops the driving window at 512 and then resizes to 256
 TIME_EPS = 1e-4  # seconds: container timestamps are rounded to their time base
 
 
@@ -87,3 +92,27 @@ def driving_faces(path: str | Path, cropper: FaceCropper, fps: int = FPS) -> Ite
         except NoFaceError:
             crop = None
         yield DrivingFrame(i, crop)
+
+
+def face_square(crop: FaceCrop) -> tuple[np.ndarray, float]:
+    """(centre (2,), side) in image pixels of the square a crop covers."""
+    half = crop.crop.shape[0] / 2
+    inv = crop.inverse
+    center = inv[:, :2] @ np.array([half, half]) + inv[:, 2]
+    side = crop.crop.shape[0] / float(np.sqrt(abs(np.linalg.det(crop.matrix[:, :2]))))
+    return center, side
+
+
+def driving_window(crops: list[FaceCrop]) -> np.ndarray:
+    """The one (2, 3) image -> WINDOW_SIZE crop matrix for the whole video: the mean face square."""
+    squares = [face_square(c) for c in crops]
+    center = np.mean([c for c, _ in squares], axis=0)
+    side = float(np.mean([s for _, s in squares]))
+    return crop_matrix(center, side, 0.0, WINDOW_SIZE)
+
+
+def crop_window(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """A frame through the driving window -> (256, 256, 3) uint8 (black outside the frame)."""
+    big = cv2.warpAffine(image, window, (WINDOW_SIZE, WINDOW_SIZE), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return cv2.resize(big, (CROP_SIZE, CROP_SIZE))
