@@ -200,7 +200,7 @@ def test_one_driving_window_for_the_whole_video_keeps_head_movement(astronaut):
     a, b = cropper.crop(left, "left", face=0), cropper.crop(right, "right", face=0)
     (ca, sa), (cb, sb) = face_square(a), face_square(b)
     assert abs(cb[0] - ca[0] - 100) < 2 and abs(cb[1] - ca[1]) < 2 and abs(sa - sb) < 2
-    window = driving_window([a, b])
+    window = driving_window([face_square(a), face_square(b)])
     side = 512 / window[0, 0]
     np.testing.assert_allclose(window[:, 2], 256 - window[:, :2] @ ((ca + cb) / 2), atol=1e-6)
     assert abs(side - (sa + sb) / 2) < 1e-6

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from core.drive.motion import DrivingMotion, extract_motion
-from core.drive.video import crop_window, driving_faces, driving_window, frames_at_output_rate
+from core.drive.video import crop_window, driving_faces, driving_window, face_square, frames_at_output_rate
 from core.face import FaceCropper
 from core.timebase import FPS
 
@@ -82,13 +82,17 @@ def fill_missing(parts: list[DrivingMotion | None]) -> DrivingMotion:
 def read_take(path: str | Path, cropper: FaceCropper, motion_extractor: torch.nn.Module,
               device: torch.device | str = "cpu", fps: int = FPS) -> DrivingTake:
     """The driving video at `path` -> its DrivingTake (raises NoDrivingFaceError when no frame shows a face)."""
-    faces = [f.crop for f in driving_faces(path, cropper, fps)]
-    found = [c for c in faces if c is not None]
+    squares: list[tuple[np.ndarray, float] | None] = []  # pass 1 keeps no pixels: a square and landmarks a frame
+    face_landmarks: list[np.ndarray | None] = []
+    for frame in driving_faces(path, cropper, fps):
+        squares.append(None if frame.crop is None else face_square(frame.crop))
+        face_landmarks.append(None if frame.crop is None else frame.crop.landmarks)
+    found = [q for q in squares if q is not None]
     if not found:
         raise NoDrivingFaceError(f"No face found in any frame of {Path(path).name}. Use a video in which a face is "
                                  "clearly visible, at least in part of it.")
     window = driving_window(found)
-    per_frame: list[DrivingMotion | None] = [None] * len(faces)
+    per_frame: list[DrivingMotion | None] = [None] * len(squares)
     crops, landmarks, slots = [], [], []
 
     def run_batch() -> None:
@@ -100,10 +104,10 @@ def read_take(path: str | Path, cropper: FaceCropper, motion_extractor: torch.nn
         slots.clear()
 
     for i, image in enumerate(frames_at_output_rate(path, fps)):
-        if i >= len(faces) or faces[i] is None:
+        if i >= len(squares) or squares[i] is None:
             continue
         crops.append(crop_window(image, window))
-        landmarks.append(faces[i].landmarks)  # the eye / lip ratios do not depend on the crop's scale or place
+        landmarks.append(face_landmarks[i])  # the eye / lip ratios do not depend on the crop's scale or place
         slots.append(i)
         if len(crops) == MOTION_BATCH:
             run_batch()

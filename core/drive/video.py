@@ -103,9 +103,9 @@ def face_square(crop: FaceCrop) -> tuple[np.ndarray, float]:
     return center, side
 
 
-def driving_window(crops: list[FaceCrop]) -> np.ndarray:
-    """The one (2, 3) image -> WINDOW_SIZE crop matrix for the whole video: the mean face square."""
-    squares = [face_square(c) for c in crops]
+def driving_window(squares: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    """The one (2, 3) image -> WINDOW_SIZE crop matrix for the whole video: the mean of the frames' face squares
+    (`face_square`), as the official averages the frames' boxes."""
     center = np.mean([c for c, _ in squares], axis=0)
     side = float(np.mean([s for _, s in squares]))
     return crop_matrix(center, side, 0.0, WINDOW_SIZE)
