@@ -6,5 +6,8 @@ One concern per module:
   keypoints.py  driving motion -> the portrait's driving keypoints, as the official `execute` computes them
   template.py   motion templates in the official `.pkl` layout, loaded with a restricted unpickler
   video.py      a driving video -> per-frame face crops at 25 fps (detect, then track)
-  render.py     `render --drive`: the driving motion through the renderer to frames
+  render.py     the driving keypoints through the renderer to finished frames
+  take.py       a driving video -> per-frame motion (two passes), missing faces held and eased
+  offline.py    `render --drive VIDEO|TEMPLATE.pkl`
+  camera.py     a camera as a driving source (OpenCV, capture times, lost-camera errors); not yet in `live`
 """
