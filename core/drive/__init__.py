@@ -5,7 +5,7 @@ One concern per module:
   motion.py     a driving face crop -> its motion (the motion extractor per frame, eye/lip ratios)
   keypoints.py  driving motion -> the portrait's driving keypoints, as the official `execute` computes them
   template.py   motion templates in the official `.pkl` layout, loaded with a restricted unpickler
-  video.py      a driving video -> per-frame face crops at 25 fps (detect, then track)
+  video.py      a driving video on the 25 fps timeline, its face per frame, one crop window (the official rule)
   render.py     the driving keypoints through the renderer to finished frames
   take.py       a driving video -> per-frame motion (two passes), missing faces held and eased
   offline.py    `render --drive VIDEO|TEMPLATE.pkl`
