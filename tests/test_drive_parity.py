@@ -1,9 +1,9 @@
 """Face driving against LivePortrait's own `LivePortraitPipeline.execute` (image source + driving video), on the
 parity kit's stand-in weights.
 
-tests/fixtures/drive_parity.npz (~85 KB) was made outside this repository by running the official pipeline
+tests/fixtures/drive_parity.npz (~245 KB) was made outside this repository by running the official pipeline
 (KwaiVGI/LivePortrait commit 1986663be3b6902605d32200c01f4bfd36cda83d, module code unmodified) on CPU, fp32,
-with the kit's stand-in motion extractor and retargeting weights loaded by the official `load_model`:
+with the kit's stand-in weights loaded by the official `load_model`:
 
     git -C <LivePortrait mirror> archive 1986663b src app.py | tar -x -C /work/lp-official
     python /work/drive-fixtures/make.py /work/lp-official tests/fixtures/drive_parity.npz
@@ -14,7 +14,11 @@ landmarks, stored as `source_landmarks` / `driving_landmarks`), the video IO (th
 integer-only frames `driving_frames` below builds from the kit's image), and `warp_decode`, which recorded the
 keypoints `execute` hands to the warping network per frame (`x_d/<setting>`). Settings: every animation region
 with stitching on and off, pose-friendly, driving multiplier 1.4, absolute motion, lip normalisation, eye / lip
-/ both retargeting. It also stored the motion template `execute` dumped (`template/*`).
+/ both retargeting. It also stored the motion template `execute` dumped (`template/*`), and, for four driven
+frames, the official F, W, G decode (the real `warp_decode` + `parse_output` on the keypoints `execute` produced;
+`image/<setting>/<frame>/...`: a 128x128 centre patch and every 8th pixel of the 512x512 face), compared in the
+slow test at the end (per network 1e-4 is checked by tests/test_liveportrait_parity.py; paste-back is not in the
+official path with flag_do_crop=False).
 """
 
 from __future__ import annotations
