@@ -9,5 +9,6 @@ One concern per module:
   render.py     the driving keypoints through the renderer to finished frames
   take.py       a driving video -> per-frame motion (two passes), missing faces held and eased
   offline.py    `render --drive VIDEO|TEMPLATE.pkl`
+  rows.py       relative face driving as Headcast motion rows (for the engine, live, and face + voice mixing)
   camera.py     a camera as a driving source (OpenCV, capture times, lost-camera errors); not yet in `live`
 """
