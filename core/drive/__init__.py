@@ -10,5 +10,6 @@ One concern per module:
   take.py       a driving video -> per-frame motion (two passes), missing faces held and eased
   offline.py    `render --drive VIDEO|TEMPLATE.pkl`
   rows.py       relative face driving as Headcast motion rows (for the engine, live, and face + voice mixing)
+  mix.py        face + voice: who drives head / eyes / mouth / the rest, eased when the face leaves
   camera.py     a camera as a driving source (OpenCV, capture times, lost-camera errors); not yet in `live`
 """
