@@ -136,6 +136,10 @@ def add_drive_arguments(parser: argparse.ArgumentParser) -> None:
                         help="eye / lip openness from the driver's landmarks (LivePortrait's retargeting)")
     parser.add_argument("--drive-normalize-lip", action="store_true",
                         help="close the portrait's lips before animating (LivePortrait's flag_normalize_lip)")
+    parser.add_argument("--drive-mix", choices=("face", "face+voice"), default="face",
+                        help="face: the face drives everything; face+voice: head, eyes and expression follow the "
+                             "face, the mouth follows the speech (--audio, else the driving video's audio) through "
+                             "--motion, and the face eases to speech motion where it leaves the frame")
     parser.add_argument("--save-template", metavar="FILE.pkl",
                         help="also write the driving motion as a LivePortrait motion template")
 

@@ -208,3 +208,23 @@ def test_one_driving_window_for_the_whole_video_keeps_head_movement(astronaut):
     shift = round(100 * 256 / side)  # the face moves this far inside the fixed window
     diff = np.abs(ga[:, : 256 - shift].astype(int) - gb[:, shift:].astype(int))
     assert diff[20:-20, 20:-20].mean() < 6 and np.abs(ga.astype(int) - gb.astype(int)).mean() > 20
+
+
+def test_render_face_plus_voice_mouth_from_speech(tmp_path, portrait_png, astronaut, capsys):
+    from core.audio.io import save_wav
+
+    drive = write_video(tmp_path / "me.mp4", face_frames(astronaut, 16, missing=range(10, 13)), 25)
+    t = np.arange(16000, dtype=np.float32) / 16000
+    speech = save_wav(tmp_path / "s.wav", (0.5 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 3 * t) > 0))
+                      .astype(np.float32))
+    face_only, mixed = tmp_path / "face.mp4", tmp_path / "mixed.mp4"
+    assert render(portrait_png, drive, face_only, "--audio", str(speech)) == 0
+    assert render(portrait_png, drive, mixed, "--audio", str(speech), "--drive-mix", "face+voice") == 0
+    frames, fps, audio = probe(mixed)
+    assert (frames, fps) == (16, 25.0) and audio is not None
+    with av.open(str(face_only)) as a, av.open(str(mixed)) as b:
+        fa = [f.to_ndarray(format="rgb24").astype(np.int16) for f in a.decode(a.streams.video[0])]
+        fb = [f.to_ndarray(format="rgb24").astype(np.int16) for f in b.decode(b.streams.video[0])]
+    assert max(np.abs(x - y).max() for x, y in zip(fa, fb, strict=True)) > 10  # the speech moves the mouth
+    assert render(portrait_png, drive, tmp_path / "x.mp4", "--drive-mix", "face+voice", "--drive-absolute") == 2
+    assert "relative motion only" in capsys.readouterr().err

@@ -38,9 +38,15 @@ def _problem(args: argparse.Namespace) -> str | None:
     if problem:
         return problem
     try:
-        drive_config(args)
+        config = drive_config(args)
     except DriveConfigError as exc:
         return str(exc)
+    if getattr(args, "drive_mix", "face") == "face+voice":
+        from core.drive.rows import rows_problem
+
+        reason = rows_problem(config)
+        if reason:
+            return f"--drive-mix face+voice works with relative motion only; leave out the options for {reason}"
     paths = [("--portrait", args.portrait, "portrait image"), ("--drive", args.drive, "driving video or template")]
     if args.audio:
         paths.append(("--audio", args.audio, "audio"))
@@ -101,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
         image = load_image(args.portrait)
         from core.pipeline import build_pipeline
 
-        renderer, _ = build_pipeline(**pipeline_kwargs(args), settings=motion_settings(args), offline=True)
+        renderer, speech = build_pipeline(**pipeline_kwargs(args), settings=motion_settings(args), offline=True)
         renderer.max_output_side = args.max_size
         portrait = renderer.prepare(image, args.portrait, face=face_index(args))
         take = _take(args, renderer)
@@ -110,6 +116,12 @@ def main(args: argparse.Namespace) -> int:
 
             print(f"wrote {save_template(take, args.save_template)}", file=sys.stderr)
         audio, rate = _audio(args, len(take), take.fps)
+        if getattr(args, "drive_mix", "face") == "face+voice":
+            if audio is None:
+                print("error: --drive-mix face+voice needs speech: give --audio SPEECH", file=sys.stderr)
+                return 2
+            rows = _face_voice_rows(args, renderer, speech, portrait, take, audio, rate)
+            return _render(args, renderer, portrait, take, audio, rate, rows=rows)
         return _render(args, renderer, portrait, take, audio, rate)
     except (AudioLoadError, ImageLoadError, NoFaceError, FaceChoiceError, FaceModelError, MissingWeightsError,
             WeightsChecksumError, CheckpointError, MotionSourceUnavailable, DrivingVideoError, NoDrivingFaceError,
@@ -139,7 +151,36 @@ def _take(args: argparse.Namespace, renderer):
     return take
 
 
-def _render(args, renderer, portrait, take, audio: np.ndarray | None, rate: int | None) -> int:
+def _face_voice_rows(args, renderer, speech, portrait, take, audio: np.ndarray, rate: int) -> np.ndarray:
+    """Face rows (core/drive/rows.py) mixed with the speech motion source's rows (core/drive/mix.py), one per
+    frame of the take (speech shorter than the video: its last row holds)."""
+    from core.audio.io import resample
+    from core.drive.mix import Split, mix_rows
+    from core.drive.rows import motion_rows
+    from core.drive.take import presence_weights
+    from core.geometry import rotation_matrix
+    from core.timebase import SAMPLE_RATE
+
+    if hasattr(speech, "use_models"):
+        speech.use_models(renderer.models)
+    speech.reset(portrait)
+    speech.push_audio(resample(audio.mean(axis=0), rate, SAMPLE_RATE).astype(np.float32))
+    parts = [speech.pull(), speech.flush()]
+    voice = np.concatenate([p for p in parts if len(p)]) if any(len(p) for p in parts) else None
+    n = len(take)
+    if voice is None:
+        voice = np.zeros((n, 70), np.float32)
+    if len(voice) < n:
+        voice = np.concatenate([voice, np.repeat(voice[-1:], n - len(voice), axis=0)])
+    motion = take.motion.to(portrait.angles.device)
+    a = portrait.angles
+    face = motion_rows(motion, motion[0], rotation_matrix(a[:, 0], a[:, 1], a[:, 2]), a, drive_config(args))
+    return mix_rows(face.cpu().numpy(), voice[:n], presence_weights(take.present), Split(),
+                    source_exp=portrait.exp.cpu().numpy().reshape(21, 3))
+
+
+def _render(args, renderer, portrait, take, audio: np.ndarray | None, rate: int | None,
+            rows: np.ndarray | None = None) -> int:
     import time
 
     from core.drive.render import render_take
@@ -152,7 +193,14 @@ def _render(args, renderer, portrait, take, audio: np.ndarray | None, rate: int 
             now = time.monotonic()
             sink.write(frame, FrameInfo(index=index, pts=index / take.fps, capture_time=now, emit_time=now))
 
-        n = render_take(renderer, portrait, take, drive_config(args), write, batch=args.batch)
+        if rows is None:
+            n = render_take(renderer, portrait, take, drive_config(args), write, batch=args.batch)
+        else:  # face + voice: motion rows through the renderer's own path
+            n = 0
+            for a in range(0, len(rows), args.batch):
+                for j, frame in enumerate(renderer.render(portrait, rows[a : a + args.batch])):
+                    write(frame, a + j)
+                    n += 1
         sink.close()
     except BaseException:
         sink.abort()
