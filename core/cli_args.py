@@ -114,3 +114,42 @@ def look_from_args(args: argparse.Namespace):
         return resolve_look(look_text, preset, store), None
     except LookError as exc:
         return None, f"{exc}. See --help for the controls and their ranges."
+
+
+def add_drive_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--drive` and LivePortrait's driving options (core/drive/config.py), for the commands that render."""
+    from core.drive.config import DRIVING_OPTIONS, REGIONS
+
+    parser.add_argument("--drive", metavar="VIDEO|TEMPLATE.pkl",
+                        help="drive the portrait with a face: a video of a face (its audio is kept unless --audio "
+                             "is given) or a LivePortrait motion template (.pkl)")
+    parser.add_argument("--drive-region", choices=REGIONS, default="all",
+                        help="what the driving face moves (LivePortrait's animation_region; default: all)")
+    parser.add_argument("--drive-option", choices=DRIVING_OPTIONS, default="expression-friendly",
+                        help="LivePortrait's driving_option (default: expression-friendly)")
+    parser.add_argument("--drive-multiplier", type=float, default=1.0, metavar="X",
+                        help="how far the driven keypoints move from the portrait's (default: 1)")
+    parser.add_argument("--drive-absolute", action="store_true",
+                        help="copy the driver's pose and expression instead of its motion since the first frame")
+    parser.add_argument("--no-drive-stitching", action="store_true", help="turn LivePortrait's stitching off")
+    parser.add_argument("--drive-retarget", choices=("eyes", "lips", "both"),
+                        help="eye / lip openness from the driver's landmarks (LivePortrait's retargeting)")
+    parser.add_argument("--drive-normalize-lip", action="store_true",
+                        help="close the portrait's lips before animating (LivePortrait's flag_normalize_lip)")
+    parser.add_argument("--drive-mix", choices=("face", "face+voice"), default="face",
+                        help="face: the face drives everything; face+voice: head, eyes and expression follow the "
+                             "face, the mouth follows the speech (--audio, else the driving video's audio) through "
+                             "--motion, and the face eases to speech motion where it leaves the frame")
+    parser.add_argument("--save-template", metavar="FILE.pkl",
+                        help="also write the driving motion as a LivePortrait motion template")
+
+
+def drive_config(args: argparse.Namespace):
+    """The DriveConfig the --drive-* options give (torch-free)."""
+    from core.drive.config import DriveConfig
+
+    retarget = getattr(args, "drive_retarget", None)
+    return DriveConfig(relative_motion=not args.drive_absolute, region=args.drive_region,
+                       driving_option=args.drive_option, multiplier=args.drive_multiplier,
+                       stitching=not args.no_drive_stitching, eye_retargeting=retarget in ("eyes", "both"),
+                       lip_retargeting=retarget in ("lips", "both"), normalize_lip=args.drive_normalize_lip)

@@ -13,6 +13,7 @@ import numpy as np
 from core.atomic import atomic_path
 from core.cli import EXIT_INTERRUPTED, second_ctrl_c_quits
 from core.cli_args import (
+    add_drive_arguments,
     add_face_argument,
     add_look_arguments,
     add_pipeline_arguments,
@@ -27,7 +28,8 @@ from core.timebase import FPS, SAMPLE_RATE, frames_for_samples
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--portrait", required=True, help="portrait image (png/jpg/webp)")
-    parser.add_argument("--audio", required=True, help="speech audio file (any format FFmpeg reads)")
+    parser.add_argument("--audio", help="speech audio file (any format FFmpeg reads); with --drive: the audio of the "
+                                         "video instead of the driving video's own")
     parser.add_argument("--out", help="output .mp4 (may be omitted with --dump-motion)")
     add_pipeline_arguments(parser)
     parser.add_argument("--dump-motion", help="write per-frame motion (and the lip ratio, if any) to this .npz")
@@ -37,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default %(default)s; the cost per frame grows with the area)")
     add_face_argument(parser)
     add_look_arguments(parser)
+    add_drive_arguments(parser)
 
     from core.lite.cli import add_renderer_arguments
 
@@ -93,6 +96,8 @@ def _check_paths(args: argparse.Namespace) -> str | None:
 
     if not args.out and not args.dump_motion:
         return "give --out OUT.mp4, or --dump-motion FILE.npz (or both)"
+    if not args.audio:
+        return "give --audio SPEECH (a speech file), or --drive VIDEO to drive the portrait with a face"
     if args.max_size < 64:
         return f"--max-size must be at least 64 pixels (got {args.max_size})"
     problem = face_problem(args) or look_from_args(args)[1]
@@ -116,6 +121,10 @@ def _check_paths(args: argparse.Namespace) -> str | None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "drive", None):  # a face drives the portrait: core/drive/offline.py
+        from core.drive.offline import main as drive_main
+
+        return drive_main(args)
     problem = _check_paths(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
