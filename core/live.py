@@ -203,15 +203,24 @@ def _run(args: argparse.Namespace, face: int) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     t_end = time.monotonic()
-    with second_ctrl_c_quits("the frame being rendered"):  # from here on, a Ctrl-C quits at once
+    stats = session.stats()
+    reported: list[bool] = []
+
+    def report() -> None:
+        """The summary and stats file, once: before the wait for the device, or from a second Ctrl-C that came
+        while it was being written (so a quick double Ctrl-C loses nothing)."""
+        if stats is None or reported:
+            return
+        motion_name = session.engine.motion.name if session.engine is not None else config.motion
+        _write_report(args, config, session, clock, stats, t_start, t_end, motion_name, finished, errors,
+                      interrupted)
+        reported.append(True)  # after the write: one cut short by a second Ctrl-C is written again in full
+
+    with second_ctrl_c_quits("the frame being rendered", cleanup=report):  # from here on, Ctrl-C quits at once
         if interrupted:  # first, so the report that follows is not mistaken for the end
             print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
                   flush=True)
-        stats = session.stats()
-        motion_name = session.engine.motion.name if session.engine is not None else config.motion
-        if stats is not None:  # written before the wait for the device below, so a second Ctrl-C loses nothing
-            _write_report(args, config, session, clock, stats, t_start, t_end, motion_name, finished, errors,
-                          interrupted)
+        report()
         session.close(timeout=120.0)  # waits for a render in progress: nothing may run on the device at exit
     if stats is None:
         return EXIT_INTERRUPTED if interrupted else 1

