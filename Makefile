@@ -32,8 +32,10 @@ system-deps:
 run: runtime-deps $(STAMP)
 	$(PY) -m app
 
+# The ten-minute soak runs (marker `soak`) mostly wait on the clock: they run side by side after the rest.
 test: system-deps $(STAMP)
-	HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not soak"
+	HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m soak -n 2
 
 # The desktop bundle (docs/PACKAGING.md): dist/headcast/ and dist/headcast-*.tar.gz. `make dist GPU=1`: the
 # CUDA variant, from an environment that has CUDA torch and onnxruntime-gpu.

@@ -19,6 +19,7 @@ MAX_NONE_DROP = 2000  # a leaking binding loses one per void Qt call: hundreds o
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 def test_ten_minutes_live_keep_the_app_alive_frames_flowing_and_none_referenced(tmp_path, astronaut):
     import cv2
 
