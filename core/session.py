@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from core.engine.clock import Clock
-from core.engine.engine import EngineSettings, EngineStats
+from core.engine.engine import EngineBusy, EngineSettings, EngineStats
 from core.engine.sinks import SinkFailure, camera_install_hint
 from core.timebase import SAMPLE_RATE
 
@@ -154,6 +155,7 @@ class LiveSession:
         self.on_finished = on_finished
         self.resolve_mic = resolve_mic
         self.clock = clock
+        self.restart_wait_s = 30.0  # start() waits this long for a stopped run's render to finish
         self.build = build  # config -> (renderer, motion source); default core.pipeline.build_pipeline
         self.engine = None
         self.camera_sink = None
@@ -165,6 +167,9 @@ class LiveSession:
         self._cache_key = None
         self._cache = None
         self._lock = threading.Lock()
+        self._retired: list = []  # stopped engines whose worker is still inside a render (stragglers)
+        self._preparing: list[threading.Thread] = []  # portrait preparations (lite atlas builds) in progress
+        self._switch_gen = 0  # the newest portrait request; an older one still preparing is cancelled
 
     # ---- pipeline -----------------------------------------------------------------------------------
     def pipeline(self, config: SessionConfig):
@@ -187,14 +192,30 @@ class LiveSession:
               camera: bool = False, muted: bool = False, sinks: tuple = (), audio_taps: tuple = (),
               face: int | None = None) -> str:
         """Build (or reuse) the pipeline, open the camera if wanted, and start; returns the camera state text.
-        Blocking (model loading takes seconds on a cold start): the app calls it from a worker thread."""
+        Blocking (model loading takes seconds on a cold start): the app calls it from a worker thread.
+
+        Order matters: a stopped run still inside a render is waited for first (two workers never share the
+        models), and the audio source is built before anything that must be closed again (the camera) is
+        opened, so a bad file or a missing microphone leaves nothing open."""
         from core.engine import Engine
 
         if self.engine is not None:
             self.stop()
+        self._wait_for_stragglers(self.restart_wait_s, raise_busy=True)
+        source = self.audio_source(choice, config)
         renderer, motion = self.pipeline(config)
         renderer = self._renderer_for(config, renderer, portrait, face)
         engine = Engine(renderer, motion, config.engine, clock=self.clock)
+        try:
+            camera_text = self._start_engine(engine, config, portrait, choice, source, camera, muted, sinks,
+                                             audio_taps, face)
+        except BaseException:
+            self._retire(engine, 5.0)
+            raise
+        return camera_text
+
+    def _start_engine(self, engine, config: SessionConfig, portrait, choice: InputChoice, source, camera: bool,
+                      muted: bool, sinks: tuple, audio_taps: tuple, face: int | None) -> str:
         engine.on_error = self._engine_error
         engine.on_finished = self._finished
         engine.set_muted(muted)
@@ -205,15 +226,10 @@ class LiveSession:
         self.level.reset()
         engine.audio_taps.append(self.level)
         engine.audio_taps.extend(audio_taps)
-        source = self.audio_source(choice, config)
         self.choice = choice
         with self._lock:
             self.engine = engine
-        try:
-            engine.start(source)
-        except BaseException:
-            self.close()
-            raise
+        engine.start(source)
         return camera_text
 
     def _renderer_for(self, config: SessionConfig, full, portrait, face: int | None = None):
@@ -263,13 +279,55 @@ class LiveSession:
         return f"sending to {sink.describe()}"
 
     def stop(self, timeout: float = 5.0) -> None:
+        """End the run and release its sinks. A worker still inside a render after `timeout` s stays owned by
+        the session (a straggler): the next start waits for it, `close()` joins it."""
         with self._lock:
             engine, self.engine = self.engine, None
+            self._switch_gen += 1  # a portrait still being prepared for this run is no longer wanted
         self.camera_sink = None
         if engine is not None:
-            engine.close(timeout)
+            self._retire(engine, timeout)
 
-    close = stop
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop and wait up to `timeout` s for every thread the session started (a render in progress, an atlas
+        build being cancelled): nothing may run inside torch while the process exits."""
+        self.stop(min(timeout, 5.0))
+        self._wait_for_stragglers(timeout, raise_busy=False)
+
+    def alive_threads(self) -> int:
+        """Threads of stopped runs and portrait preparations still alive (0 once everything has ended)."""
+        with self._lock:
+            engines, preparing = list(self._retired), list(self._preparing)
+        return sum(e.alive_workers() for e in engines) + sum(t.is_alive() for t in preparing)
+
+    def _retire(self, engine, timeout: float) -> None:
+        """Close the engine (sinks released); keep it while a worker of it is still rendering."""
+        try:
+            engine.close(timeout, wait=False)
+        finally:
+            if engine.alive_workers():
+                with self._lock:
+                    self._retired.append(engine)
+
+    def _wait_for_stragglers(self, timeout: float, raise_busy: bool) -> None:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            engines, preparing = list(self._retired), list(self._preparing)
+        for engine in engines:
+            engine.join_workers(max(0.0, deadline - time.monotonic()))
+        for thread in preparing:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._retired = [e for e in self._retired if e.alive_workers()]
+            self._preparing = [t for t in self._preparing if t.is_alive()]
+            busy = bool(self._retired)
+        if busy:
+            msg = (f"the previous run is still finishing a render after {timeout:.0f} s; wait for it to end "
+                   "and start again (a smaller size or Lite mode renders faster)")
+            if raise_busy:
+                raise EngineBusy(msg)
+            log.warning(msg)
 
     def wait(self, timeout: float | None = None) -> bool:
         engine = self.engine
@@ -282,23 +340,37 @@ class LiveSession:
             engine.configure(replace(config.engine))
 
     def set_portrait(self, portrait: str | Path | np.ndarray, face: int | None = None) -> None:
-        """Switch portraits on a running engine. In lite mode a portrait without an atlas keeps the old face
-        on screen while its atlas builds in the background (progress to `on_atlas_progress`), then switches."""
+        """Switch portraits on a running engine. A portrait the renderer cannot prepare quickly (lite mode
+        without its atlas) keeps the old face on screen while it is prepared on a session-owned thread
+        (progress to `on_atlas_progress`); a newer request cancels an older one, so the last request wins,
+        and `close()` joins the thread."""
         engine = self.engine
         if engine is None:
             return
-        prepare_in_background = getattr(engine.renderer, "prepare_in_background", None)
-        if prepare_in_background is None or engine.renderer.has_atlas(portrait, face=face):
+        if engine.renderer.ready(portrait, face=face):
             engine.set_portrait(portrait, face=face)
             return
+        with self._lock:
+            self._switch_gen += 1
+            gen = self._switch_gen
 
-        def built(future) -> None:
-            if future.exception() is not None:
-                self._message(f"Lite mode could not prepare the new portrait: {future.exception()}")
-            elif self.engine is engine:
+        def cancelled() -> bool:
+            return self._switch_gen != gen
+
+        def prepare() -> None:
+            try:
+                engine.renderer.prepare(portrait, on_progress=self.on_atlas_progress, cancel=cancelled, face=face)
+            except Exception as exc:
+                if not cancelled():
+                    self._message(f"Lite mode could not prepare the new portrait: {exc}")
+                return
+            if not cancelled() and self.engine is engine:
                 engine.set_portrait(portrait, face=face)
 
-        prepare_in_background(portrait, self.on_atlas_progress, face=face).add_done_callback(built)
+        thread = threading.Thread(target=prepare, name="headcast-atlas", daemon=True)
+        with self._lock:
+            self._preparing = [t for t in self._preparing if t.is_alive()] + [thread]
+        thread.start()
 
     def set_muted(self, muted: bool) -> None:
         engine = self.engine

@@ -106,6 +106,12 @@ class SlowRenderer:
     def prepare(self, *a, **k):
         return self.inner.prepare(*a, **k)
 
+    def ready(self, *a, **k):
+        return True
+
+    def warm_up(self, portrait, max_batch):
+        pass
+
     def render(self, *a, **k):
         time.sleep(self.delay)
         return self.inner.render(*a, **k)

@@ -36,6 +36,7 @@ from core.timebase import FPS, FRAME_MS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 from .clock import REAL_TIME, Clock
 from .pacer import OBSERVE_S, Pacer
+from .ring import HostRing
 from .sinks import FrameInfo, SinkFailure
 
 log = logging.getLogger(__name__)
@@ -151,11 +152,12 @@ class Engine:
         self._source = None
         self._requests: deque[tuple[Callable[[], object], Future | None]] = deque()
         self._muted = False
-        self._host_ring: list[torch.Tensor] = []
         self._stage_s = {"motion": 0.0, "render": 0.0, "sinks": 0.0}  # per frame, kept across runs
         self._reset_counters()
-        if hasattr(motion, "use_models"):
-            motion.use_models(renderer.models)
+        self._ring = HostRing(pinned=renderer.spec.is_cuda)
+        self._warm_sizes: set[int] = set()  # batch sizes rendered once already (a first render is a cold start)
+        self._render_cold = False  # the render estimate comes from a cold batch only
+        motion.use_models(renderer.models)
 
     # ------------------------------------------------------------------ control (any thread)
     @property
@@ -181,15 +183,17 @@ class Engine:
     def set_portrait(self, image: np.ndarray | str | Path, face: int | None = None) -> PreparedPortrait:
         """Prepare a portrait (on the worker thread when running) and switch to it between two batches.
         `face`: which face of a photo with several (core.face.FACE_ORDER; None: the largest)."""
-        kwargs = {} if face is None else {"face": face}  # renderers without a face choice keep working
-        portrait = self._on_worker(lambda: self.renderer.prepare(image, **kwargs))
-        with self._lock:
-            first = self._portrait is None
-            self._portrait = portrait
-        rebind = getattr(self.motion, "bind_portrait", None)
-        if rebind is not None and not first:
-            self._on_worker(lambda: rebind(portrait))
-        return portrait
+        def switch() -> PreparedPortrait:
+            # one step on the worker: the motion source is bound to the new portrait (its lip/eye tables) before
+            # any batch can render it, and the worker reads `_portrait` once per batch, so no frame mixes the two
+            portrait = self.renderer.prepare(image, face=face)
+            if self._portrait is not None:
+                self.motion.bind_portrait(portrait)
+            with self._lock:
+                self._portrait = portrait
+            return portrait
+
+        return self._on_worker(switch)
 
     def configure(self, settings: EngineSettings) -> None:
         """New settings apply on the worker between two batches (never under its feet); fps applies from the
@@ -222,6 +226,9 @@ class Engine:
         self.done.clear()
         self._source = source
         self.motion.reset(self._portrait)
+        # backends that capture per batch size (CUDA graphs) do it now, not mid-stream where the capture spike
+        # would be a late frame and feed the render-time average that decides what to shed
+        self.renderer.warm_up(self._portrait, self.settings.max_batch)
         run = _Run(self, bool(getattr(source, "realtime", True)))
         run.threads = [threading.Thread(target=self._guard, args=(run, self._work), name="headcast-worker",
                                         daemon=True)]
@@ -261,12 +268,14 @@ class Engine:
             self._stragglers += [t for t in run.threads if t.is_alive() and t is not threading.current_thread()]
         self._fail_requests(RuntimeError("engine stopped"))
 
-    def close(self, timeout: float = 60.0) -> None:
+    def close(self, timeout: float = 60.0, wait: bool = True) -> None:
         """Stop, wait up to `timeout` s for a render in progress (so nothing runs on the device while the
         process exits: that is what aborted the app with 'terminate called without an active exception'),
-        and release the sinks."""
+        and release the sinks. `wait=False`: leave a straggler to the caller (core.session owns those across
+        starts and joins them with `join_workers`)."""
         self.stop(timeout)
-        self._reap(timeout, raise_busy=False)
+        if wait:
+            self._reap(timeout, raise_busy=False)
         with self._lock:
             sinks, self.sinks = self.sinks, []
         for sink in sinks:
@@ -274,6 +283,11 @@ class Engine:
                 sink.close()
             except Exception as exc:  # one sink failing to close must not keep the others open
                 log.warning("closing %s: %s", type(sink).__name__, exc)
+
+    def join_workers(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for stopped runs' workers; True when none is left."""
+        self._reap(timeout, raise_busy=False, quiet=True)
+        return not self._stragglers
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until a finite source has been fully emitted (True) or the timeout passes (False)."""
@@ -353,7 +367,7 @@ class Engine:
         so a windowed source's least-spare frame (a window's first) is always among those watched."""
         return OBSERVE_S + float(self.motion.latency_ms()) / 1000.0
 
-    def _reap(self, timeout: float, raise_busy: bool = True) -> None:
+    def _reap(self, timeout: float, raise_busy: bool = True, quiet: bool = False) -> None:
         deadline = time.monotonic() + timeout
         for t in self._stragglers:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -363,7 +377,8 @@ class Engine:
                    "and start again (a smaller size or Lite mode renders faster)")
             if raise_busy:
                 raise EngineBusy(msg)
-            log.warning(msg)
+            if not quiet:
+                log.warning(msg)
 
     def _reset_counters(self) -> None:
         self._rendered = self._emitted = self._shed = 0
@@ -454,6 +469,19 @@ class Engine:
         old = self._stage_s[stage]
         self._stage_s[stage] = per if old == 0 else 0.75 * old + 0.25 * per
 
+    def _note_render_time(self, seconds: float, frames: int) -> None:
+        """The first render of a batch size is a cold start (graph capture, buffers, kernel choice), not what
+        the next batch will cost: it stands in only while there is no other figure, and the first warm
+        batch replaces it. The estimate decides what to shed, so a capture spike must not feed it."""
+        warm = frames in self._warm_sizes
+        self._warm_sizes.add(frames)
+        if warm and self._render_cold:
+            self._stage_s["render"] = 0.0  # replaced, not averaged with
+            self._render_cold = False
+        if warm or not self._stage_s["render"]:
+            self._render_cold = not warm
+            self._avg("render", seconds, frames)
+
     def _capture_time_of(self, run: _Run, sample: int) -> float:
         """Capture time of an absolute sample index, from the block markers (old markers are discarded)."""
         markers = run.markers
@@ -467,20 +495,11 @@ class Engine:
         end = min((stream_frame + 1) * SAMPLES_PER_FRAME, run.stream_in)
         return self._capture_time_of(run, run.origin + max(end, 1) - 1)
 
-    def _host_buffer(self, run: _Run, batch: int) -> torch.Tensor | None:
-        """Pinned host buffers reused round-robin on CUDA (pinned allocation is slow); None elsewhere. The ring
-        holds more slots than the frame queue can reference, so a queued frame is never overwritten."""
-        if not self.renderer.spec.is_cuda or self._portrait is None:
-            return None
-        h, w = self._portrait.image.shape[:2]
-        cap = self.settings.max_batch
-        slots = math.ceil(run.pacer.max_queue / cap) + 3
-        if not self._host_ring or self._host_ring[0].shape[1:3] != (h, w) or len(self._host_ring) < slots:
-            self._host_ring = [torch.empty((cap, h, w, 3), dtype=torch.uint8, pin_memory=True) for _ in range(slots)]
-            self._ring_i = 0
-        buf = self._host_ring[self._ring_i]
-        self._ring_i = (self._ring_i + 1) % len(self._host_ring)
-        return buf[:batch]
+    def _queued_slots(self, run: _Run) -> set[int]:
+        """Host-ring slots still referenced by the pacer: queued frames and the last one shown (repeats)."""
+        if not run.realtime or not self._ring.pinned:
+            return set()
+        return {item[3] for item in run.pacer.held()}
 
     def _shed_audio(self, run: _Run) -> None:
         """Audio queued longer than the budget can no longer make a frame on time: keep only the newest
@@ -578,13 +597,13 @@ class Engine:
 
     def _render(self, run: _Run, rows: np.ndarray, first: int) -> None:
         with self._lock:
-            portrait = self._portrait
+            portrait = self._portrait  # read once: a switch lands between batches, never inside one
+        slot, out = self._ring.take(portrait.image.shape, self.settings.max_batch, len(rows), self._queued_slots(run))
         t0 = time.perf_counter()
         self._busy = (self.clock.now(), len(rows))
-        frames = self.renderer.render(portrait, rows, out=self._host_buffer(run, len(rows)))
+        frames = self.renderer.render(portrait, rows, out=out)
         self._busy = None
-        if self._rendered or not self._stage_s["render"]:  # a run's first batch is a cold start: not typical
-            self._avg("render", (time.perf_counter() - t0) * self.clock.speed, len(rows))
+        self._note_render_time((time.perf_counter() - t0) * self.clock.speed, len(rows))
         self._rendered += len(rows)
         now = self.clock.now()
         self._render_log.append((now, len(rows)))
@@ -592,7 +611,7 @@ class Engine:
             capture = self._row_capture(run, first + i) if run.markers else now
             index = run.frame_base + first + i
             if run.realtime:
-                run.pacer.push((frames[i], index, capture))  # drops the oldest on overrun
+                run.pacer.push((frames[i], index, capture, slot))  # drops the oldest on overrun
             else:
                 self._emit(run, frames[i], FrameInfo(index, index / FPS, capture, self.clock.now()))
 
@@ -611,9 +630,10 @@ class Engine:
                 if self.on_error is not None:
                     self.on_error(exc if isinstance(exc, SinkFailure) else SinkFailure(sink, exc))
         self._avg("sinks", (time.perf_counter() - t0) * self.clock.speed)
-        if not info.repeated:
+        if not info.repeated:  # latency ends when the sinks have the frame (a camera write is part of it)
             self._emitted += 1
-            self._latencies.append((info.emit_time, info.emit_time - info.capture_time))
+            done = self.clock.now()
+            self._latencies.append((done, done - info.capture_time))
         if self._first_frame_s is None:
             self._first_frame_s = info.emit_time - run.t_start
         self._emit_times.append(info.emit_time)
@@ -638,5 +658,5 @@ class Engine:
             ticked = pacer.tick()
             if ticked is None:
                 continue
-            (frame, index, capture), repeated, stream_time = ticked
+            (frame, index, capture, _slot), repeated, stream_time = ticked
             self._emit(run, frame, FrameInfo(index, stream_time, capture, self.clock.now(), repeated))

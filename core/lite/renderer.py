@@ -29,7 +29,6 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,19 +160,12 @@ class LiteRenderer:
                 self._cache.popitem(last=False)
             return portrait
 
-    def prepare_in_background(self, image: np.ndarray | str | Path, on_progress: Progress | None = None,
-                              cancel: Callable[[], bool] | None = None, face: int | None = None) -> Future:
-        """Prepare (and build the atlas if needed) on a daemon thread; the Future holds the LitePortrait."""
-        future: Future = Future()
+    def ready(self, image: np.ndarray | str | Path, face: int | None = None) -> bool:
+        """Whether `prepare` is quick: the atlas is built already (else it takes minutes at official size)."""
+        return self.has_atlas(image, face=face)
 
-        def run() -> None:
-            try:
-                future.set_result(self.prepare(image, on_progress=on_progress, cancel=cancel, face=face))
-            except BaseException as exc:  # handed to whoever waits on the future
-                future.set_exception(exc)
-
-        threading.Thread(target=run, name="headcast-atlas", daemon=True).start()
-        return future
+    def warm_up(self, portrait: LitePortrait, max_batch: int) -> None:
+        """Nothing to capture: the frame pool grows to what the consumer holds during the first frames."""
 
     def _attach(self, base: PreparedPortrait, atlas: Atlas) -> LitePortrait:
         if tuple(atlas.roi) != tuple(base.roi):
