@@ -181,8 +181,7 @@ def main(args: argparse.Namespace) -> int:
             from core.lite.cli import select_renderer
 
             renderer, _ = select_renderer(args, renderer, image, args.portrait, batch=args.batch, face=face)
-        backend = getattr(getattr(renderer, "backend", None), "name", "-")
-        print(f"motion source: {motion.name}; device: {renderer.spec.describe()}; backend: {backend}",
+        print(f"motion source: {motion.name}; device: {renderer.spec.describe()}; backend: {renderer.backend_name}",
               file=sys.stderr)
         if not args.out:  # motion only: no rendering at all
             motion.use_models(renderer.models)

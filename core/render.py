@@ -98,6 +98,10 @@ class Renderer:
         self._generate = self.backend.generate
 
     # ------------------------------------------------------------------ portrait
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
     def ready(self, image: np.ndarray | str | Path, face: int | None = None) -> bool:
         """Whether `prepare` is quick (seconds at most): always, for the full renderer."""
         return True

@@ -36,6 +36,8 @@ class FakeRenderer:
     def prepare(self, image, source_name=None, face=None, on_progress=None, cancel=None):
         return FakePortrait(self.size)
 
+    backend_name = "fake"
+
     def ready(self, image, face=None) -> bool:
         return True
 

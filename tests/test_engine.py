@@ -106,6 +106,8 @@ class SlowRenderer:
     def prepare(self, *a, **k):
         return self.inner.prepare(*a, **k)
 
+    backend_name = "slow"
+
     def ready(self, *a, **k):
         return True
 

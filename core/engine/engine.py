@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from core.motion.source import MotionSettings, MotionSource
-from core.render import PreparedPortrait, Renderer
 from core.timebase import FPS, FRAME_MS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 from .clock import REAL_TIME, Clock
+from .contracts import AudioSource, FrameRenderer, Portrait, Sink
 from .pacer import OBSERVE_S, Pacer
 from .ring import HostRing
 from .sinks import FrameInfo, SinkFailure
@@ -133,7 +133,7 @@ class _Run:
 class Engine:
     restart_wait_s = 30.0  # start() waits this long for a previous run's worker to finish its render
 
-    def __init__(self, renderer: Renderer, motion: MotionSource, settings: EngineSettings | None = None,
+    def __init__(self, renderer: FrameRenderer, motion: MotionSource, settings: EngineSettings | None = None,
                  clock: Clock | None = None) -> None:
         self.renderer = renderer
         self.motion = motion
@@ -143,8 +143,8 @@ class Engine:
         self.on_finished: Callable[[], None] | None = None  # a finite source was fully emitted (engine thread)
         # fn(samples, capture_time) sees every delivered block, on the source thread (level meters, benches)
         self.audio_taps: list[Callable[[np.ndarray, float], None]] = []
-        self.sinks: list = []
-        self._portrait: PreparedPortrait | None = None
+        self.sinks: list[Sink] = []
+        self._portrait: Portrait | None = None
         self._lock = threading.Lock()
         self.done = threading.Event()  # set when a finite source has been fully rendered and emitted
         self._run: _Run | None = None
@@ -170,20 +170,20 @@ class Engine:
         threads = set(self._stragglers) | set(self._run.threads if self._run else ())
         return sum(t.is_alive() and t.name == "headcast-worker" for t in threads)
 
-    def add_sink(self, sink) -> None:
+    def add_sink(self, sink: Sink) -> None:
         with self._lock:
             self.sinks.append(sink)
 
-    def remove_sink(self, sink) -> None:
+    def remove_sink(self, sink: Sink) -> None:
         with self._lock:
             if sink in self.sinks:
                 self.sinks.remove(sink)
         sink.close()
 
-    def set_portrait(self, image: np.ndarray | str | Path, face: int | None = None) -> PreparedPortrait:
+    def set_portrait(self, image: np.ndarray | str | Path, face: int | None = None) -> Portrait:
         """Prepare a portrait (on the worker thread when running) and switch to it between two batches.
         `face`: which face of a photo with several (core.face.FACE_ORDER; None: the largest)."""
-        def switch() -> PreparedPortrait:
+        def switch() -> Portrait:
             # one step on the worker: the motion source is bound to the new portrait (its lip/eye tables) before
             # any batch can render it, and the worker reads `_portrait` once per batch, so no frame mixes the two
             portrait = self.renderer.prepare(image, face=face)
@@ -216,7 +216,7 @@ class Engine:
         """Muted: the motion source hears silence, so the avatar eases into its idle state."""
         self._muted = muted
 
-    def start(self, source) -> None:
+    def start(self, source: AudioSource) -> None:
         if self.running:
             raise RuntimeError("the engine is already running; stop it first")
         if self._portrait is None:
@@ -229,7 +229,7 @@ class Engine:
         # backends that capture per batch size (CUDA graphs) do it now, not mid-stream where the capture spike
         # would be a late frame and feed the render-time average that decides what to shed
         self.renderer.warm_up(self._portrait, self.settings.max_batch)
-        run = _Run(self, bool(getattr(source, "realtime", True)))
+        run = _Run(self, source.realtime)
         run.threads = [threading.Thread(target=self._guard, args=(run, self._work), name="headcast-worker",
                                         daemon=True)]
         if run.realtime:
@@ -238,8 +238,7 @@ class Engine:
         self._run = run
         for t in run.threads:
             t.start()
-        if hasattr(source, "on_error"):
-            source.on_error = self._source_failed
+        source.on_error = self._source_failed
         try:
             source.start(lambda samples, capture: self._deliver(run, samples, capture))
         except BaseException:

@@ -85,10 +85,19 @@ class LitePortrait:
     def __repr__(self) -> str:
         return f"LitePortrait(key={self.base.key[:12]}, atlas={self.atlas.key[:12]}, roi={self.base.roi})"
 
-    def __getattr__(self, name: str):
-        if name == "base":  # not yet set (copy / unpickle): no recursion
-            raise AttributeError(name)
-        return getattr(self.base, name)
+    # what the engine (key, image) and the motion sources (the pose, keypoints and landmarks) read: the full
+    # renderer's PreparedPortrait fields, named one by one (core.engine.contracts.Portrait)
+    key = property(lambda self: self.base.key)
+    image = property(lambda self: self.base.image)
+    face = property(lambda self: self.base.face)
+    kp = property(lambda self: self.base.kp)
+    exp = property(lambda self: self.base.exp)
+    x_s = property(lambda self: self.base.x_s)
+    scale = property(lambda self: self.base.scale)
+    t = property(lambda self: self.base.t)
+    angles = property(lambda self: self.base.angles)
+    roi = property(lambda self: self.base.roi)
+    size = property(lambda self: self.base.size)
 
 
 class LiteRenderer:
@@ -98,6 +107,7 @@ class LiteRenderer:
     building a missing atlas."""
 
     kind = "lite"
+    backend_name = "lite"  # frames come from the atlas, not from a network backend
 
     def __init__(self, full: Renderer, grid: AtlasSpec | None = None, store: AtlasStore | None = None,
                  retarget: RetargetConfig | None = None, on_progress: Progress | None = None, build: bool = True,
@@ -134,9 +144,8 @@ class LiteRenderer:
         key = self.atlas_key(self.full.prepare(image, face=face))
         return key in self._cache or self.store.path(key).is_file()
 
-    def prepare(self, image: np.ndarray | str | Path, source_name: str | None = None,
-                on_progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-                face: int | None = None) -> LitePortrait:
+    def prepare(self, image: np.ndarray | str | Path, source_name: str | None = None, face: int | None = None,
+                on_progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> LitePortrait:
         """Prepare with the full renderer, then load the atlas or build it (minutes at official size on a CPU)."""
         with self._lock:  # one build at a time; a second caller for the same portrait waits and reuses it
             base = self.full.prepare(image, source_name, face=face)
