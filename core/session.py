@@ -12,12 +12,19 @@ Policy owned here:
   a camera that fails mid-run is dropped with a message while the run goes on (sinks report their own
   failure as `SinkFailure`); any other engine error ends the run;
 * input level: every delivered block updates `level_dbfs`, so a meter can show file and generator input too.
+
+Lifecycle owned here (docs/ARCHITECTURE.md, "Lifecycles", is the one description of all levels):
+  idle --start()--> running --stop()--> idle        (start() on a running session stops it first)
+  Each start builds a new Engine (one run). stop() closes it; a worker still inside a render after stop's
+  timeout makes the old engine *retired*: the session keeps it, the next start() waits `restart_wait_s` for it
+  (or raises EngineBusy), and close() joins it, so two runs never share the models and nothing is inside torch
+  at exit. Portrait preparations that take minutes (a lite atlas) run on session-owned threads; a newer
+  request cancels an older one; stop() cancels them and close() joins them.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -29,31 +36,12 @@ import numpy as np
 from core.engine.clock import Clock
 from core.engine.engine import EngineBusy, EngineSettings, EngineStats
 from core.engine.sinks import SinkFailure, camera_install_hint
-from core.timebase import SAMPLE_RATE
+from core.live_input import INPUT_KINDS, InputChoice, LevelMeter, MicrophoneNotConnected, find_input_device
 
 log = logging.getLogger(__name__)
 
-INPUT_KINDS = ("mic", "file", "generator")
-
-
-@dataclass(frozen=True)
-class InputChoice:
-    """What feeds the engine: a microphone by name (None: default), an audio file, or the test generator."""
-
-    kind: str  # "mic" | "file" | "generator"
-    value: str | None = None
-
-    @staticmethod
-    def parse(text: str) -> InputChoice:
-        """CLI form: 'mic', 'mic:NAME', 'test' / 'generator', or a file path."""
-        if text in ("mic", "default"):
-            return InputChoice("mic")
-        if text.startswith("mic:"):
-            return InputChoice("mic", text[4:] or None)
-        if text in ("test", "generator"):
-            return InputChoice("generator")
-        return InputChoice("file", text)
-
+__all__ = ["INPUT_KINDS", "InputChoice", "LevelMeter", "LiveSession", "MicrophoneNotConnected", "SessionConfig",
+           "find_input_device"]
 
 @dataclass
 class SessionConfig:
@@ -84,54 +72,12 @@ class SessionConfig:
                 tuple(sorted(self.options.items())))
 
 
-class MicrophoneNotConnected(RuntimeError):
-    """A microphone chosen by name is not among the input devices."""
-
-
-def find_input_device(name: str | None) -> int | None:
-    """sounddevice index of the input device called exactly `name` (None: the default device)."""
-    import sounddevice as sd
-
-    if name is None:
-        try:
-            sd.query_devices(kind="input")
-        except Exception:  # no default input: PortAudio would later say "Error querying device -1"
-            raise MicrophoneNotConnected("No microphone found on this computer. Plug one in, or use an audio file "
-                                         "or the test signal as the input.") from None
-        return None
-
-    for i, d in enumerate(sd.query_devices()):
-        if d["name"] == name and d["max_input_channels"] > 0:
-            return i
-    raise MicrophoneNotConnected(f"The microphone {name!r} is not connected. Plug it in (then rescan), or pick "
-                                 "another input.")
-
-
 def _build_pipeline(config: SessionConfig) -> tuple:
     from core.pipeline import build_pipeline
 
     return build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
                           motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion,
                           backend=config.backend, precision=config.precision, **config.options)
-
-
-class LevelMeter:
-    """Input level of the newest block in dBFS, with a peak that decays 20 dB/s; updated on the source
-    thread, read from anywhere (two floats, no lock needed)."""
-
-    def __init__(self) -> None:
-        self.level = -120.0
-        self.peak = -120.0
-        self._n = 0
-
-    def __call__(self, block: np.ndarray, capture_time: float = 0.0) -> None:
-        n = len(block)
-        rms = math.sqrt(float(np.dot(block, block)) / n) if n else 0.0
-        self.level = max(-120.0, 20.0 * math.log10(rms)) if rms > 0 else -120.0
-        self.peak = max(self.level, self.peak - 20.0 * n / SAMPLE_RATE)
-
-    def reset(self) -> None:
-        self.level = self.peak = -120.0
 
 
 class LiveSession:
