@@ -378,3 +378,28 @@ def test_device_frame_buffers_are_one_per_renderer_not_per_portrait_and_batch(as
             buffers.add(buf.untyped_storage().data_ptr())
     assert len(buffers) == 1, f"{len(buffers)} device buffers for 3 portraits x 8 batch sizes"
 
+
+
+def test_warm_up_renders_every_batch_size_once_only_for_capturing_backends(astronaut, monkeypatch):
+    """CUDA graphs / torch.compile capture per batch size: Engine.start has the renderer do it before the stream
+    (Renderer.warm_up), so no capture lands mid-stream; eager backends skip it (no CPU time wasted)."""
+    from core.device import pick_device
+    from core.liveportrait import LivePortraitConfig, build_liveportrait
+    from core.render import Renderer
+
+    renderer = Renderer(build_liveportrait(LivePortraitConfig.tiny(), seed=0), pick_device("cpu"))
+    portrait = renderer.prepare(astronaut)
+    sizes = []
+    real_render = renderer.render
+    monkeypatch.setattr(renderer, "render", lambda p, rows, out=None: sizes.append(len(rows)) or real_render(p, rows))
+    renderer.warm_up(portrait, 3)
+    assert sizes == []
+    monkeypatch.setattr(renderer.backend, "captures_per_batch", True)
+    renderer.warm_up(portrait, 3)
+    assert sizes == [1, 2, 3]
+    engine = Engine(renderer, WindowMotion(1), EngineSettings(max_batch=2, motion=MotionSettings(window=1)))
+    engine.set_portrait(astronaut)
+    engine.start(FileSource(np.zeros(SAMPLES_PER_FRAME, np.float32), realtime=False))
+    assert engine.wait(60)
+    engine.close()
+    assert sizes[3:5] == [1, 2], sizes  # the engine warmed both batch sizes up before its first frame
