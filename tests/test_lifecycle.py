@@ -161,8 +161,11 @@ def test_pinned_host_buffers_are_not_reused_while_a_frame_is_queued(monkeypatch)
     engine.add_sink(CallbackSink(check))
     engine.start(GeneratorSource(clock=engine.clock))
     wait_until(lambda: len(shown) >= 12 and engine.stats().frames_rendered >= 30, timeout=60)
+    ring_frames = engine._ring.frames
     engine.close()
     assert not wrong, f"frames overwritten while queued (index, content): {wrong[:5]}"
+    # single-frame batches take single-frame buffers: the queue (9) + the frame shown + the one rendering, at most
+    assert ring_frames <= 9 + 2 + 1, ring_frames
 
 
 # ---------------------------------------------------------------- latency includes the sinks and input buffering

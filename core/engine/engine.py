@@ -339,7 +339,7 @@ class Engine:
     def _render(self, run: Run, rows: np.ndarray, first: int) -> None:
         with self._lock:
             portrait = self._portrait  # read once: a switch lands between batches, never inside one
-        slot, out = self._ring.take(portrait.image.shape, self.settings.max_batch, len(rows), self._queued_slots(run))
+        slot, out = self._ring.take(portrait.image.shape, len(rows), self._queued_slots(run))
         t0 = time.perf_counter()
         self.record.busy = (self.clock.now(), len(rows))
         frames = self.renderer.render(portrait, rows, out=out)

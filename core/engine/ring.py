@@ -1,11 +1,12 @@
 """Pinned host buffers the renderer copies finished frames into (CUDA only: pinned allocation is slow, so the
 buffers are made once and reused).
 
-Why a slot is handed out only when it is free: frames stay referenced after their batch, in the pacer's queue
+Why a buffer is handed out only when it is free: frames stay referenced after their batch, in the pacer's queue
 and as the last frame shown (repeated on underrun). Real time renders whatever is ready, often one frame per
-batch, so a fixed ring sized by `queue / max_batch` would overwrite frames still waiting to be shown. The
-engine passes the slots the pacer still holds; the ring skips them and grows by a slot when all are held (during
-warm-up only: the queue is bounded, so the ring stops growing).
+batch, so a fixed ring sized by `queue / max_batch` overwrote frames still waiting to be shown. The engine passes
+the slots the pacer still holds; the ring hands out a free slot large enough for the batch, and allocates one
+(sized to the batch, so single-frame batches cost single frames) only when none is free. The queue is bounded,
+so the number of slots stops growing after warm-up; a new one replaces free slots too small to be of use.
 """
 
 from __future__ import annotations
@@ -14,28 +15,31 @@ import torch
 
 
 class HostRing:
-    """Round-robin (max_batch, H, W, 3) uint8 host buffers; `pinned=False` (no CUDA): no buffers at all."""
+    """(B, H, W, 3) uint8 pinned host buffers by slot id; `pinned=False` (no CUDA): no buffers at all."""
 
     def __init__(self, pinned: bool) -> None:
         self.pinned = pinned
-        self.slots: list[torch.Tensor] = []
-        self._next = 0
-        self._shape: tuple[int, ...] = ()
+        self.slots: dict[int, torch.Tensor] = {}
+        self._next_id = 0
+        self._image_shape: tuple[int, ...] = ()
 
-    def take(self, image_shape: tuple[int, ...], max_batch: int, batch: int,
-             busy: set[int]) -> tuple[int, torch.Tensor | None]:
-        """(slot id, a (batch, H, W, 3) view to render into); (-1, None) when the renderer returns its own."""
+    def take(self, image_shape: tuple[int, ...], batch: int, busy: set[int]) -> tuple[int, torch.Tensor | None]:
+        """(slot id, a (batch, H, W, 3) buffer to render into); (-1, None) when the renderer returns its own."""
         if not self.pinned:
             return -1, None
-        shape = (max_batch, *image_shape)
-        if shape != self._shape:  # a new portrait size: the old buffers go once nothing shows them
-            self.slots, self._next, self._shape = [], 0, shape
-        n = len(self.slots)
-        for k in range(n):
-            i = (self._next + k) % n
-            if i not in busy:
-                self._next = (i + 1) % n
-                return i, self.slots[i][:batch]
-        self.slots.append(torch.empty(shape, dtype=torch.uint8, pin_memory=True))
-        self._next = 0
-        return n, self.slots[n][:batch]
+        if tuple(image_shape) != self._image_shape:  # a new portrait size: old slots go once nothing shows them
+            self.slots = {}  # frames still queued keep their own buffers alive (torch reference counting)
+            self._image_shape = tuple(image_shape)
+        for sid, buf in self.slots.items():
+            if sid not in busy and buf.shape[0] >= batch:
+                return sid, buf[:batch]
+        for sid in [i for i, t in self.slots.items() if i not in busy and t.shape[0] < batch]:
+            del self.slots[sid]  # free and too small: nothing references it
+        sid, self._next_id = self._next_id, self._next_id + 1
+        self.slots[sid] = torch.empty((batch, *image_shape), dtype=torch.uint8, pin_memory=True)
+        return sid, self.slots[sid]
+
+    @property
+    def frames(self) -> int:
+        """Frames of pinned memory held (what the ring costs)."""
+        return sum(t.shape[0] for t in self.slots.values())
