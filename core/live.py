@@ -199,13 +199,14 @@ def _run(args: argparse.Namespace, face: int) -> int:
     t_end = time.monotonic()
     with second_ctrl_c_quits("the frame being rendered"):  # from here on, a Ctrl-C quits at once
         if interrupted:  # first, so the report that follows is not mistaken for the end
-            print("stopping: finishing the frame being rendered (Ctrl-C again quits at once)", file=sys.stderr,
-                  flush=True)
+            print("stopping: finishing the frame being rendered", file=sys.stderr, flush=True)
         stats = session.stats()
         motion_name = session.engine.motion.name if session.engine is not None else config.motion
         if stats is not None:  # written before the wait for the device below, so a second Ctrl-C loses nothing
             _write_report(args, config, session, clock, stats, t_start, t_end, motion_name, finished, errors,
                           interrupted)
+        if interrupted:  # offered once the report is written: a second Ctrl-C then loses nothing
+            print("stopping: Ctrl-C again quits at once", file=sys.stderr, flush=True)
         session.close(timeout=120.0)  # waits for a render in progress: nothing may run on the device at exit
     if stats is None:
         return EXIT_INTERRUPTED if interrupted else 1
