@@ -406,3 +406,36 @@ def test_warm_up_renders_every_batch_size_once_only_for_capturing_backends(astro
     assert engine.wait(60)
     engine.close()
     assert sizes[3:5] == [1, 2], sizes  # the engine warmed both batch sizes up before its first frame
+
+
+# ---------------------------------------------------------------- every implementation meets its interface
+def test_renderers_sources_and_sinks_implement_their_protocols(tmp_path, astronaut):
+    """What the engine calls exists on every implementation (runtime-checkable Protocols), so nothing in
+    core or app needs to probe for it (tests/test_structure.py checks that nothing does)."""
+    from core.device import pick_device
+    from core.engine.contracts import AudioSource, FrameRenderer, Portrait, Sink
+    from core.engine.sinks import VideoFileSink
+    from core.lite.renderer import LiteRenderer
+    from core.liveportrait import LivePortraitConfig, build_liveportrait
+    from core.motion.generator import DiTMotionSource
+    from core.motion.joyvasa import JoyVASAMotionSource
+    from core.motion.retarget_source import RetargetMotionSource
+    from core.motion.source import MotionSource
+    from core.offline import MotionRecorder
+    from core.render import Renderer
+
+    full = Renderer(build_liveportrait(LivePortraitConfig.tiny(), seed=0), pick_device("cpu"))
+    for renderer in (full, LiteRenderer(full)):
+        assert isinstance(renderer, FrameRenderer), type(renderer).__name__
+    assert isinstance(full.prepare(astronaut), Portrait)
+    for source in (FileSource(np.zeros(640, np.float32)), GeneratorSource(), MicrophoneSource()):
+        assert isinstance(source, AudioSource), type(source).__name__
+    video = VideoFileSink(tmp_path / "x.mp4", fps=25)
+    for sink in (CallbackSink(lambda frame, info: None), video):
+        assert isinstance(sink, Sink), type(sink).__name__
+    video.abort()
+    for motion in (RetargetMotionSource(), MotionRecorder(RetargetMotionSource()),
+                   DiTMotionSource.create(synthetic="tiny")):
+        assert isinstance(motion, MotionSource), type(motion).__name__
+    hooks = ("use_models", "bind_portrait", "reset", "configure", "push_audio", "pull", "flush", "latency_ms")
+    assert all(callable(getattr(JoyVASAMotionSource, name, None)) for name in hooks)  # its weights are a kit
