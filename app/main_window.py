@@ -16,17 +16,11 @@ from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QPushButton,
     QSlider,
     QSplitter,
     QVBoxLayout,
@@ -38,13 +32,14 @@ from resources import resource_dir
 
 from . import audio_io
 from .engine_bridge import NO_MICROPHONE, EngineBridge, InputChoice
+from .io_panels import NO_INPUT, InputPanel, OutputsPanel
 from .library import IMAGE_KINDS, IMAGE_SUFFIXES, PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
 from .library_panel import LibraryPanel
 from .preview_panel import STATUS_HELP, PreviewPanel, status_text  # noqa: F401  (status_text: public name)
 from .settings import AUTO_DELAY, AppSettings, data_dir, save_settings
 from .settings_panel import RESOLUTIONS, SettingsPanel  # noqa: F401  (RESOLUTIONS: the window's public name)
 from .tasks import TaskRunner
-from .widgets import LevelMeter, VerticalScroll, WheelGuard, dropped_paths
+from .widgets import VerticalScroll, WheelGuard, dropped_paths
 
 log = logging.getLogger(__name__)
 RESOURCES = resource_dir()  # package data: found in a checkout, a wheel and a bundle alike
@@ -58,7 +53,6 @@ SHORTCUTS = (
     ("Keyboard shortcuts", "F1"),
 )
 NEEDS_PORTRAIT = "Add a portrait first: drop a photo here or on the library, or press Ctrl+O."
-NO_INPUT = "none"  # the input list's placeholder kind when the computer has no microphone at all
 
 
 def icon(name: str) -> QIcon:
@@ -117,47 +111,13 @@ class MainWindow(QMainWindow):
         self.centre_layout = centre.layout_
 
         # right column: input, outputs, settings
-        self.input_combo = QComboBox()
-        self.input_combo.setAccessibleName("Audio input")
-        self.refresh_inputs_button = QPushButton(icon("refresh"), "")
-        self.refresh_inputs_button.setToolTip("Rescan audio devices")
-        self.refresh_inputs_button.setAccessibleName("Rescan audio devices")
-        # long device names must not widen the settings column past a laptop screen (the list still shows them)
-        self.input_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.input_combo.setMinimumContentsLength(14)
-        self.level_meter = LevelMeter()
-        in_box = QGroupBox("Input")
-        f = QFormLayout(in_box)
-        row = QHBoxLayout()
-        row.addWidget(self.input_combo, 1)
-        row.addWidget(self.refresh_inputs_button)
-        f.addRow("Source", row)  # a microphone, an audio file or the test signal
-        f.addRow("Level", self.level_meter)
-        self.loop_check = QCheckBox("Loop audio files")
-        self.loop_check.setToolTip("An audio-file input starts again at its end instead of stopping")
-        f.addRow(self.loop_check)
-
-        self.camera_check = QCheckBox("Virtual camera")
-        self.camera_label = QLabel("off")
-        self.camera_label.setWordWrap(True)
-        self.camera_label.setObjectName("cameraLabel")
-        self.audio_out_check = QCheckBox("Delayed voice to")
-        self.audio_out_combo = QComboBox()
-        self.audio_out_combo.setAccessibleName("Delayed audio output device")
-        self.audio_out_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.audio_out_combo.setMinimumContentsLength(14)
-        self.delay_spin = QDoubleSpinBox(minimum=-1, maximum=5000, singleStep=10, decimals=0, suffix=" ms")
-        self.delay_spin.setSpecialValueText("auto (match the avatar)")
-        self.delay_spin.setToolTip("How much later your voice plays on the chosen output, so it lines up with the "
-                                   "avatar's mouth; auto uses the measured delay")
-        self.delay_label = QLabel("")
-        out_box = QGroupBox("Outputs")
-        f = QFormLayout(out_box)
-        f.addRow(self.camera_check)
-        f.addRow(self.camera_label)
-        f.addRow(self.audio_out_check, self.audio_out_combo)
-        f.addRow("Voice delay", self.delay_spin)
-        f.addRow(self.delay_label)
+        self.input_panel = in_box = InputPanel(icon("refresh"))
+        self.input_combo, self.refresh_inputs_button = in_box.input_combo, in_box.refresh_inputs_button
+        self.level_meter, self.loop_check = in_box.level_meter, in_box.loop_check
+        self.outputs_panel = out_box = OutputsPanel()
+        self.camera_check, self.camera_label = out_box.camera_check, out_box.camera_label
+        self.audio_out_check, self.audio_out_combo = out_box.audio_out_check, out_box.audio_out_combo
+        self.delay_spin, self.delay_label = out_box.delay_spin, out_box.delay_label
 
         self.settings_panel = set_box = SettingsPanel()
         # the window's names for the panel's controls (tests and the wheel guard reach them through the window)
@@ -438,52 +398,15 @@ class MainWindow(QMainWindow):
 
     # ---- audio devices ------------------------------------------------------------------------------
     def refresh_devices(self) -> None:
-        wanted = self.settings.microphone
-        self.input_combo.blockSignals(True)
-        self.input_combo.clear()
-        devices = audio_io.input_devices()
-        has_default = audio_io.has_default_input()
-        if has_default:  # offered only when PortAudio has one: otherwise Start fails with "device -1"
-            self.input_combo.addItem("System default microphone", InputChoice("mic", None))
-        for d in devices:
-            self.input_combo.addItem(d.label, InputChoice("mic", d.name))
-        if not devices and not has_default:
-            self.input_combo.addItem("No microphone found", InputChoice(NO_INPUT))
+        if not self.input_panel.fill(audio_io.input_devices(), audio_io.has_default_input(),
+                                     self.settings.microphone):
             self.show_message(NO_MICROPHONE, warning=True, key="no-microphone")
-        self.input_combo.addItem("Audio file…", InputChoice("file", None))
-        self.input_combo.addItem("Test signal (generator)", InputChoice("generator", None))
-        i = self._find_input(InputChoice("mic", wanted))
-        self.input_combo.setCurrentIndex(max(i, 0))
-        self.input_combo.blockSignals(False)
-        self.audio_out_combo.clear()
-        for d in audio_io.output_devices():
-            self.audio_out_combo.addItem(d.label, d.name)
-        j = self.audio_out_combo.findData(self.settings.audio_output_device)
-        if j >= 0:
-            self.audio_out_combo.setCurrentIndex(j)
-        has_output = self.audio_out_combo.count() > 0  # nothing to play the delayed voice on: say so, do not offer
-        self.audio_out_check.setEnabled(has_output)
-        self.audio_out_check.setToolTip("Plays your voice, delayed to match the avatar's mouth, on this output"
-                                        if has_output else "No audio output device found; plug one in and rescan")
-        self._update_delay_enabled()
+        self.outputs_panel.fill(audio_io.output_devices(), self.settings.audio_output_device)
         self._open_monitor()
-
-    def _find_input(self, choice: InputChoice) -> int:
-        for i in range(self.input_combo.count()):
-            c = self.input_combo.itemData(i)
-            if c.kind == choice.kind and c.value == choice.value:
-                return i
-        return -1
 
     def select_input(self, choice: InputChoice) -> None:
         """Pick an input programmatically (tests, restore); file inputs carry their path in `value`."""
-        i = self._find_input(choice)
-        if i < 0:
-            label = {"file": f"File: {Path(choice.value).name}" if choice.value else "Audio file…",
-                     "generator": "Test signal (generator)"}.get(choice.kind, str(choice.value))
-            self.input_combo.addItem(label, choice)
-            i = self.input_combo.count() - 1
-        self.input_combo.setCurrentIndex(i)
+        self.input_panel.select(choice)
         self._input_changed()
 
     def current_input(self) -> InputChoice:
@@ -544,7 +467,7 @@ class MainWindow(QMainWindow):
     def _audio_out_changed(self) -> None:
         self.settings.audio_output_enabled = self.audio_out_check.isChecked()
         self.settings.audio_output_device = self.audio_out_combo.currentData()
-        self._update_delay_enabled()
+        self.outputs_panel.update_delay_enabled()
         if self.audio_out is not None:
             if self.monitor is not None:
                 self.monitor.remove_tap(self.audio_out.push)
@@ -562,12 +485,6 @@ class MainWindow(QMainWindow):
                 self.audio_out = None
                 self.show_message(f"Cannot open the audio output {name}: {exc}", warning=True)
         self._save()
-
-    def _update_delay_enabled(self) -> None:
-        """The output list and the delay only matter while the delayed voice is on."""
-        on = self.audio_out_check.isEnabled() and self.audio_out_check.isChecked()
-        self.audio_out_combo.setEnabled(on)
-        self.delay_spin.setEnabled(on)
 
     def _loop_toggled(self, on: bool) -> None:
         self.settings.loop_audio_file = on

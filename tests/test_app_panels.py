@@ -67,3 +67,30 @@ def test_preview_panel_says_which_renderer_runs_and_how_far_the_atlas_is(qtbot):
     assert panel.atlas_bar.isHidden() and "atlas is ready (2 frames)" in panel.renderer_label.text()
     panel.show_renderer("lite mode: the full renderer measured 0.13 fps")
     assert panel.renderer_label.text().startswith("Lite mode: the full") and panel.atlas_bar.isHidden()
+
+
+def test_input_and_output_panels_list_devices_and_say_when_there_are_none(qtbot):
+    from types import SimpleNamespace
+
+    from PySide6.QtGui import QIcon
+
+    from app.io_panels import NO_INPUT, InputPanel, OutputsPanel
+    from core.live_input import InputChoice
+
+    inputs = InputPanel(QIcon())
+    qtbot.addWidget(inputs)
+    usb = SimpleNamespace(label="USB mic (2 ch)", name="USB mic")
+    assert inputs.fill([usb], has_default=True, wanted="USB mic")
+    assert inputs.input_combo.currentData() == InputChoice("mic", "USB mic")
+    assert inputs.fill([], has_default=False, wanted=None) is False
+    assert inputs.input_combo.currentData().kind == NO_INPUT  # said, never a Start that fails with "device -1"
+    inputs.select(InputChoice("file", "/x/talk.wav"))
+    assert inputs.input_combo.currentText() == "File: talk.wav"
+    outputs = OutputsPanel()
+    qtbot.addWidget(outputs)
+    outputs.fill([], wanted=None)
+    assert not outputs.audio_out_check.isEnabled() and "No audio output" in outputs.audio_out_check.toolTip()
+    outputs.fill([SimpleNamespace(label="Speakers", name="spk")], wanted="spk")
+    outputs.audio_out_check.setChecked(True)
+    outputs.update_delay_enabled()
+    assert outputs.audio_out_combo.isEnabled() and outputs.delay_spin.isEnabled()
