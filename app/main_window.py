@@ -39,6 +39,7 @@ from .preview_panel import STATUS_HELP, PreviewPanel, status_text  # noqa: F401 
 from .settings import AUTO_DELAY, AppSettings, data_dir, save_settings
 from .settings_panel import RESOLUTIONS, SettingsPanel  # noqa: F401  (RESOLUTIONS: the window's public name)
 from .tasks import TaskRunner
+from .voice import Voice
 from .widgets import VerticalScroll, WheelGuard, dropped_paths
 
 log = logging.getLogger(__name__)
@@ -73,13 +74,13 @@ class MainWindow(QMainWindow):
             f"A background task failed: {type(exc).__name__}: {exc}", warning=True))
         self.library = PortraitLibrary(library_dir or data_dir() / "portraits")
         self.bridge = bridge or EngineBridge(self.tasks, synthetic=synthetic, parent=self)
-        self.monitor: audio_io.InputMonitor | None = None
-        self.audio_out: audio_io.DelayedAudioOutput | None = None
         self._adding = 0
         self._restoring = True
         self.camera_available: bool | None = None  # None until the background probe answers
         self._camera_probe_label = ""
         self._build()
+        self.voice = Voice(settings, self.level_meter, self.delay_label, self.bridge.latency_ms,
+                           self.bridge.input_level, self.show_message)
         self._connect()
         self.setAcceptDrops(True)
         self._meter_timer = QTimer(self, interval=50, timeout=self._update_meter)
@@ -432,104 +433,38 @@ class MainWindow(QMainWindow):
         self._save()
 
     def _open_monitor(self) -> None:
-        """(Re)open the level-meter stream on the chosen microphone; failures are shown, not raised."""
-        self._close_audio()
-        choice = self.current_input()
-        if choice is None or choice.kind != "mic":
-            self.level_meter.set_level(-120, -120)
-            return
-        if choice.value is None and not audio_io.has_default_input():
-            self.level_meter.setToolTip("No default microphone")
-            self.show_message(NO_MICROPHONE, warning=True, key="no-microphone")
-            return
-        try:
-            device = audio_io.find_device(choice.value, "input")
-            self.monitor = audio_io.InputMonitor(device.index if device else None).start()
-        except Exception as exc:
-            self.monitor = None
-            self.level_meter.setToolTip(f"No level: {exc}")
-            name = choice.value or "(default)"
-            self.show_message(f"Cannot open the microphone {name}: {exc}", warning=True)
-            return
-        self.level_meter.setToolTip(self.monitor.device_name)
-        self._audio_out_changed()
+        if self.voice.open_monitor(self.current_input()):
+            self._audio_out_changed()
 
     def _close_audio(self) -> None:
-        if self.audio_out is not None:
-            if self.monitor is not None:
-                self.monitor.remove_tap(self.audio_out.push)
-            self.audio_out.close()
-            self.audio_out = None
-        if self.monitor is not None:
-            self.monitor.close()
-            self.monitor = None
+        self.voice.close()
+
+    @property
+    def monitor(self) -> audio_io.InputMonitor | None:
+        return self.voice.monitor
+
+    @property
+    def audio_out(self) -> audio_io.DelayedAudioOutput | None:
+        return self.voice.audio_out
 
     def _audio_out_changed(self) -> None:
         self.settings.audio_output_enabled = self.audio_out_check.isChecked()
         self.settings.audio_output_device = self.audio_out_combo.currentData()
         self.outputs_panel.update_delay_enabled()
-        if self.audio_out is not None:
-            if self.monitor is not None:
-                self.monitor.remove_tap(self.audio_out.push)
-            self.audio_out.close()
-            self.audio_out = None
-        self.delay_label.setText("")
-        if self.settings.audio_output_enabled and self.monitor is not None:
-            name = self.settings.audio_output_device
-            try:
-                dev = audio_io.find_device(name, "output")
-                self.audio_out = audio_io.DelayedAudioOutput(
-                    dev.index if dev else None, self.monitor.samplerate, self._delay_ms()).start()
-                self.monitor.add_tap(self.audio_out.push)
-            except Exception as exc:
-                self.audio_out = None
-                self.show_message(f"Cannot open the audio output {name}: {exc}", warning=True)
+        self.voice.open_output()
         self._save()
 
     def _loop_toggled(self, on: bool) -> None:
         self.settings.loop_audio_file = on
         self._save()
 
-    def _delay_ms(self) -> float:
-        if self.settings.audio_delay_ms != AUTO_DELAY:
-            return self.settings.audio_delay_ms
-        return self._auto_delay()[0]
-
-    def _auto_delay(self) -> tuple[float, str]:
-        """The 'auto' voice delay: the mouth-to-frame latency measured by `python -m core bench latency` for
-        this device and motion source when there is one, else the running engine's own estimate (and say so)."""
-        from core.bench.latency import measured_latency_ms
-
-        measured = measured_latency_ms(self.settings.device, self.settings.motion_source)
-        if measured is not None:
-            return measured, "measured"
-        return self.bridge.latency_ms(), "estimated"  # the label's tooltip says how to measure it
-
     def _delay_changed(self, value: float) -> None:
         self.settings.audio_delay_ms = AUTO_DELAY if value < 0 else float(value)
-        if self.audio_out is not None:
-            self.audio_out.set_delay_ms(self._delay_ms())
+        self.voice.delay_changed()
         self._save()
 
     def _update_meter(self) -> None:
-        m = self.monitor
-        if m is not None:
-            self.level_meter.set_level(m.level, m.peak)
-        elif (heard := self.bridge.input_level()) is not None:  # file or test signal: what the engine hears
-            self.level_meter.set_level(*heard)
-        elif self.level_meter.level > -120:  # stopped on a file or the test signal: nothing is heard now
-            self.level_meter.set_level(-120, -120)
-        if self.audio_out is not None:
-            how = "set"
-            if self.settings.audio_delay_ms == AUTO_DELAY:
-                target, how = self._auto_delay()
-                if abs(target - self.audio_out.delay_ms) > 20:
-                    self.audio_out.set_delay_ms(target)
-            self.delay_label.setText(f"Voice delayed {self.audio_out.delay_ms:.0f} ms ({how}) → "
-                                     f"{self.audio_out.device_name}")
-            self.delay_label.setToolTip("" if how != "estimated" else
-                                        "Estimated from the running avatar; for a measured figure run "
-                                        "`python -m core bench latency` once on this computer")
+        self.voice.tick()
 
     # ---- settings -----------------------------------------------------------------------------------
     def _settings_changed(self) -> None:
