@@ -116,13 +116,14 @@ class LiveSession:
         self._retired: list = []  # stopped engines whose worker is still inside a render (stragglers)
         self._preparing: list[threading.Thread] = []  # portrait preparations (lite atlas builds) in progress
         self._switch_gen = 0  # the newest portrait request; an older one still preparing is cancelled
+        self._lite = None  # the lite renderer of the last lite start (atlases and pools), reused by the next
 
     # ---- pipeline -----------------------------------------------------------------------------------
     def pipeline(self, config: SessionConfig):
         """Renderer + motion source from `core.pipeline`, cached per `SessionConfig.pipeline_key()`."""
         key = config.pipeline_key()
         if self._cache_key != key:
-            self._cache = None  # free the old models before building new ones
+            self._cache = self._lite = None  # free the old models before building new ones
             self._cache = (self.build or _build_pipeline)(config)
             self._cache_key = key
         renderer, motion = self._cache
@@ -193,7 +194,9 @@ class LiveSession:
             raise AtlasError(str(exc)) from exc
         renderer, self.renderer_choice = resolve_renderer(config.renderer, full, portrait, grid,
                                                           self.on_atlas_progress, face=face,
-                                                          on_note=self.on_renderer_note)
+                                                          on_note=self.on_renderer_note, lite=self._lite)
+        if renderer is not full:  # kept for the next start: reloading atlases and pools each start only churns
+            self._lite = renderer
         log.info("renderer: %s", self.renderer_choice.reason)
         return renderer
 
