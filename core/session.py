@@ -101,6 +101,9 @@ class LiveSession:
         self.on_finished = on_finished
         self.resolve_mic = resolve_mic
         self.clock = clock
+        from core.process import limit_malloc_arenas
+
+        limit_malloc_arenas()  # every start runs new threads: without a cap each keeps an arena of freed memory
         self.restart_wait_s = 30.0  # start() waits this long for a stopped run's render to finish
         self.build = build  # config -> (renderer, motion source); default core.pipeline.build_pipeline
         self.engine = None

@@ -439,3 +439,19 @@ def test_renderers_sources_and_sinks_implement_their_protocols(tmp_path, astrona
         assert isinstance(motion, MotionSource), type(motion).__name__
     hooks = ("use_models", "bind_portrait", "reset", "configure", "push_audio", "pull", "flush", "latency_ms")
     assert all(callable(getattr(JoyVASAMotionSource, name, None)) for name in hooks)  # its weights are a kit
+
+
+def test_glibc_malloc_arenas_are_capped_for_live_sessions():
+    """Each start runs new threads; uncapped, glibc gave each an arena that kept its freed frames (the soak grew
+    by tens of MB). core.process caps them where it can (Linux glibc, MALLOC_ARENA_MAX not set by the user)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from core.process import limit_malloc_arenas; print(limit_malloc_arenas(), limit_malloc_arenas())"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60).stdout
+    assert out.split() == (["True", "True"] if sys.platform.startswith("linux") else ["False", "False"]), out
+    env["MALLOC_ARENA_MAX"] = "4"  # the user's own choice wins
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60).stdout
+    assert out.split() == ["False", "False"], out
