@@ -13,39 +13,35 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QPixmap
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
     QSlider,
-    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
 from core.face import FACE_ORDER
-from core.timebase import FPS
 from resources import resource_dir
 
 from . import audio_io
 from .engine_bridge import NO_MICROPHONE, EngineBridge, InputChoice
+from .io_panels import NO_INPUT, InputPanel, OutputsPanel
 from .library import IMAGE_KINDS, IMAGE_SUFFIXES, PortraitError, PortraitLibrary, analyse_portrait, collect_image_files
+from .library_panel import LibraryPanel
 from .look_panel import LookPanel
-from .settings import AUTO_DELAY, BACKENDS, MOTION_SOURCES, RENDERER_CHOICES, AppSettings, data_dir, save_settings
+from .preview_panel import STATUS_HELP, PreviewPanel, status_text  # noqa: F401  (status_text: public name)
+from .settings import AUTO_DELAY, AppSettings, data_dir, save_settings
+from .settings_panel import RESOLUTIONS, SettingsPanel  # noqa: F401  (RESOLUTIONS: the window's public name)
 from .tasks import TaskRunner
-from .widgets import LevelMeter, MessagePanel, PortraitList, PreviewWidget, VerticalScroll, WheelGuard, dropped_paths
+from .voice import Voice
+from .widgets import VerticalScroll, WheelGuard, dropped_paths
 
 log = logging.getLogger(__name__)
 RESOURCES = resource_dir()  # package data: found in a checkout, a wheel and a bundle alike
@@ -58,13 +54,7 @@ SHORTCUTS = (
     ("Add portraits", "Ctrl+O"),
     ("Keyboard shortcuts", "F1"),
 )
-STATUS_HELP = (  # the status line's terms in plain words (its tooltip): the line itself stays short
-    "render: pictures made per second · output: pictures sent to the camera per second\n"
-    "latency: time from the voice to its picture, p50 = typical, p95 = slowest 1 in 20\n"
-    "drops: pictures skipped to keep up · repeats: a picture sent again while the next one renders")
 NEEDS_PORTRAIT = "Add a portrait first: drop a photo here or on the library, or press Ctrl+O."
-NO_INPUT = "none"  # the input list's placeholder kind when the computer has no microphone at all
-RESOLUTIONS = ((256, 256), (512, 512), (640, 480), (720, 720), (1280, 720))  # by picture size, smallest first
 
 
 def icon(name: str) -> QIcon:
@@ -85,13 +75,13 @@ class MainWindow(QMainWindow):
             f"A background task failed: {type(exc).__name__}: {exc}", warning=True))
         self.library = PortraitLibrary(library_dir or data_dir() / "portraits")
         self.bridge = bridge or EngineBridge(self.tasks, synthetic=synthetic, parent=self)
-        self.monitor: audio_io.InputMonitor | None = None
-        self.audio_out: audio_io.DelayedAudioOutput | None = None
         self._adding = 0
         self._restoring = True
         self.camera_available: bool | None = None  # None until the background probe answers
         self._camera_probe_label = ""
         self._build()
+        self.voice = Voice(settings, self.level_meter, self.delay_label, self.bridge.latency_ms,
+                           self.bridge.input_level, self.show_message)
         self._connect()
         self.setAcceptDrops(True)
         self._meter_timer = QTimer(self, interval=50, timeout=self._update_meter)
@@ -109,179 +99,38 @@ class MainWindow(QMainWindow):
         self.resize(1180, 720)
 
         # library column
-        self.portrait_list = PortraitList()
-        self.crop_label = QLabel("No portrait")
-        self.crop_label.setObjectName("cropLabel")
-        self.crop_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.crop_label.setFixedSize(192, 192)
-        self.crop_label.setAccessibleName("Detected face crop")
-        self.add_button = QPushButton(icon("add"), "Add…")
-        self.remove_button = QPushButton(icon("remove"), "Remove")
-        lib_box = QGroupBox("Portraits")
-        lib_layout = QVBoxLayout(lib_box)
-        lib_layout.addWidget(QLabel("Drop photos or folders here"))
-        lib_layout.addWidget(self.portrait_list, 1)
-        row = QHBoxLayout()
-        row.addWidget(self.add_button)
-        row.addWidget(self.remove_button)
-        lib_layout.addLayout(row)
-        lib_layout.addWidget(QLabel("Detected face"))
-        lib_layout.addWidget(self.crop_label, 0, Qt.AlignmentFlag.AlignHCenter)
-        self.face_combo = QComboBox()  # the face picker: shown only for photos with several faces
-        self.face_combo.setAccessibleName("Which face to animate")
-        self.face_combo.setToolTip(f"This photo has several faces, numbered {FACE_ORDER}")
-        self.face_combo.hide()
-        lib_layout.addWidget(self.face_combo)
+        self.library_panel = lib_box = LibraryPanel(icon("add"), icon("remove"))
+        self.portrait_list, self.crop_label, self.face_combo = (lib_box.portrait_list, lib_box.crop_label,
+                                                                lib_box.face_combo)
+        self.add_button, self.remove_button = lib_box.add_button, lib_box.remove_button
 
-        # centre: banner, preview, start
-        self.synthetic_label = QLabel(
-            f"Developer mode: running with synthetic '{self.synthetic}' stand-in weights; the avatar is "
-            "noise, not a face model." if self.synthetic else "")
-        self.synthetic_label.setObjectName("syntheticBanner")
-        self.synthetic_label.setWordWrap(True)
-        self.synthetic_label.setVisible(bool(self.synthetic))
-        self.message_panel = MessagePanel()
-        self.message_panel.setStyleSheet(
-            "QFrame#messageRow { background: #1c2d41; border: 1px solid #1f6feb; border-radius: 6px; }"
-            "QFrame#messageRow[warning=\"true\"] { background: #3b2300; border-color: #d29922; }"
-            "QFrame#messageRow[warning=\"true\"] QLabel { color: #f0d9a8; }")
-        self.preview = PreviewWidget()
-        self.start_button = QPushButton(icon("start"), "Start")
-        self.start_button.setObjectName("startButton")
-        self.start_button.setCheckable(False)
-        self.mute_button = QPushButton(icon("mute"), "Mute avatar")
-        self.mute_button.setCheckable(True)
-        centre = QWidget()
-        c = self.centre_layout = QVBoxLayout(centre)
-        c.addWidget(self.synthetic_label)
-        c.addWidget(self.message_panel)
-        c.addWidget(self.preview, 1)
-        row = QHBoxLayout()
-        row.addWidget(self.start_button, 1)
-        row.addWidget(self.mute_button)
-        c.addLayout(row)
+        # centre: banner, messages, preview, renderer / atlas, start
+        self.preview_panel = centre = PreviewPanel(self.synthetic, icon("start"), icon("mute"))
+        self.synthetic_label, self.message_panel, self.preview = (centre.synthetic_label, centre.message_panel,
+                                                                  centre.preview)
+        self.start_button, self.mute_button = centre.start_button, centre.mute_button
+        self.renderer_label, self.atlas_bar = centre.renderer_label, centre.atlas_bar
+        self.centre_layout = centre.layout_
 
         # right column: input, outputs, settings
-        self.input_combo = QComboBox()
-        self.input_combo.setAccessibleName("Audio input")
-        self.refresh_inputs_button = QPushButton(icon("refresh"), "")
-        self.refresh_inputs_button.setToolTip("Rescan audio devices")
-        self.refresh_inputs_button.setAccessibleName("Rescan audio devices")
-        # long device names must not widen the settings column past a laptop screen (the list still shows them)
-        self.input_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.input_combo.setMinimumContentsLength(14)
-        self.level_meter = LevelMeter()
-        in_box = QGroupBox("Input")
-        f = QFormLayout(in_box)
-        row = QHBoxLayout()
-        row.addWidget(self.input_combo, 1)
-        row.addWidget(self.refresh_inputs_button)
-        f.addRow("Source", row)  # a microphone, an audio file or the test signal
-        f.addRow("Level", self.level_meter)
-        self.loop_check = QCheckBox("Loop audio files")
-        self.loop_check.setToolTip("An audio-file input starts again at its end instead of stopping")
-        f.addRow(self.loop_check)
+        self.input_panel = in_box = InputPanel(icon("refresh"))
+        self.input_combo, self.refresh_inputs_button = in_box.input_combo, in_box.refresh_inputs_button
+        self.level_meter, self.loop_check = in_box.level_meter, in_box.loop_check
+        self.outputs_panel = out_box = OutputsPanel()
+        self.camera_check, self.camera_label = out_box.camera_check, out_box.camera_label
+        self.audio_out_check, self.audio_out_combo = out_box.audio_out_check, out_box.audio_out_combo
+        self.delay_spin, self.delay_label = out_box.delay_spin, out_box.delay_label
 
-        self.camera_check = QCheckBox("Virtual camera")
-        self.camera_label = QLabel("off")
-        self.camera_label.setWordWrap(True)
-        self.camera_label.setObjectName("cameraLabel")
-        self.audio_out_check = QCheckBox("Delayed voice to")
-        self.audio_out_combo = QComboBox()
-        self.audio_out_combo.setAccessibleName("Delayed audio output device")
-        self.audio_out_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.audio_out_combo.setMinimumContentsLength(14)
-        self.delay_spin = QDoubleSpinBox(minimum=-1, maximum=5000, singleStep=10, decimals=0, suffix=" ms")
-        self.delay_spin.setSpecialValueText("auto (match the avatar)")
-        self.delay_spin.setToolTip("How much later your voice plays on the chosen output, so it lines up with the "
-                                   "avatar's mouth; auto uses the measured delay")
-        self.delay_label = QLabel("")
-        out_box = QGroupBox("Outputs")
-        f = QFormLayout(out_box)
-        f.addRow(self.camera_check)
-        f.addRow(self.camera_label)
-        f.addRow(self.audio_out_check, self.audio_out_combo)
-        f.addRow("Voice delay", self.delay_spin)
-        f.addRow(self.delay_label)
-
-        self.device_combo = QComboBox()
-        for d in ("auto", "cpu", "cuda", "mps"):
-            self.device_combo.addItem(d)
-        self.backend_combo = QComboBox()
-        for b in BACKENDS:
-            self.backend_combo.addItem(b)
-        self.backend_combo.setToolTip("Renderer backend; auto measures the candidates once and keeps the fastest")
-        self.motion_combo = QComboBox()
-        for m in MOTION_SOURCES:
-            self.motion_combo.addItem(m)
-        self.fps_spin = QSpinBox(minimum=1, maximum=60, suffix=" fps")
-        self.resolution_combo = QComboBox()
-        for w, h in RESOLUTIONS:
-            self.resolution_combo.addItem(f"{w}×{h}", f"{w}x{h}")
-        self.window_spin = QSpinBox(minimum=1, maximum=250, suffix=" frames")
-        self.steps_spin = QSpinBox(minimum=1, maximum=1000)
-        self.cfg_spin = QDoubleSpinBox(minimum=0, maximum=20, singleStep=0.25)
-        self.expr_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1, suffix=" ×")
-        self.head_spin = QDoubleSpinBox(minimum=0, maximum=4, singleStep=0.1, suffix=" ×")
-        # plain-language tooltips: what each control changes for the user, and when to touch it
-        self.device_combo.setToolTip("Where the models run: auto picks the GPU when there is one (cuda: NVIDIA, "
-                                     "mps: Apple), else the processor (cpu)")
-        self.motion_combo.setToolTip("How the voice becomes head and mouth motion: retarget follows the voice "
-                                     "directly (fastest); the others use a motion model (more natural, slower)")
-        self.fps_spin.setToolTip("Frames per second sent to the camera")
-        self.resolution_combo.setToolTip("The virtual camera's picture size")
-        self.window_spin.setToolTip(f"Motion model only: how many frames of motion it makes at once (at {FPS} fps, "
-                                    f"{FPS} frames = 1 second); longer is smoother but reacts later")
-        self.steps_spin.setToolTip("Motion model only: more steps give finer motion but cost time per window")
-        self.cfg_spin.setToolTip("Motion model only: how strongly the motion follows the voice (higher: "
-                                 "livelier mouth, less natural)")
-        self.expr_spin.setToolTip("Scales the facial expression and mouth movement (1 × = as generated)")
-        self.head_spin.setToolTip("Scales the head movement (0 × = still head, 1 × = as generated)")
-        self.encoding_combo = QComboBox()  # JoyVASA's positional encoding; data None: the checkpoint's own
-        self.encoding_combo.setToolTip("JoyVASA only: prefix for the published weights, fixed for a checkpoint "
-                                       "trained with JoyVASA's code since 2025-12-09")
-        for label, value in (("checkpoint's own", None), ("prefix", "prefix"), ("fixed", "fixed")):
-            self.encoding_combo.addItem(label, value)
-        self.renderer_combo = QComboBox()
-        for r in sorted(RENDERER_CHOICES, key=lambda r: r != "auto"):  # the default (auto) first
-            self.renderer_combo.addItem(r)
-        self.renderer_combo.setToolTip(
-            "full: LivePortrait every frame (needs a GPU for 25 fps). lite: a per-portrait atlas rendered once, then "
-            "real time on any laptop; mouth, blinks and small head motion only (no large head turns or other "
-            "expressions). auto: lite when the full renderer measures below 25 fps on this machine.")
-        self.renderer_label = QLabel("")
-        self.renderer_label.setWordWrap(True)
-        self.renderer_label.setAccessibleName("Renderer in use")
-        self.renderer_label.setVisible(False)  # until a run says which renderer it uses
-        self.atlas_bar = QProgressBar()
-        self.atlas_bar.setFormat("Lite atlas: %v/%m frames")
-        self.atlas_bar.setVisible(False)
-        self.budget_spin = QSpinBox(minimum=0, maximum=10000, singleStep=50, suffix=" ms")
-        self.budget_spin.setSpecialValueText("auto (GPU 300 ms, CPU 600 ms)")
-        self.budget_spin.setToolTip("Latency budget: frames that would show later than this after the voice are "
-                                    "skipped, so the avatar stays recent on a slow machine")
-        self.budget_spin.valueChanged.connect(self._settings_changed)
-        set_box = QGroupBox("Settings")
-        f = self.set_box_form = QFormLayout(set_box)
-        # the choices a user makes most often first, so they show without scrolling on a 720 px screen; the motion
-        # model's fine controls last
-        f.addRow("Renderer", self.renderer_combo)
-        f.addRow("Camera size", self.resolution_combo)
-        f.addRow("Frame rate", self.fps_spin)
-        f.addRow("Compute device", self.device_combo)
-        f.addRow("Motion", self.motion_combo)
-        f.addRow("Expression", self.expr_spin)
-        f.addRow("Head motion", self.head_spin)
-        f.addRow("Latency budget", self.budget_spin)
-        f.addRow("Renderer backend", self.backend_combo)
-        f.addRow("Motion window", self.window_spin)
-        f.addRow("Sampling steps", self.steps_spin)
-        f.addRow("Guidance (CFG)", self.cfg_spin)
-        f.addRow("JoyVASA encoding", self.encoding_combo)
-        # which renderer runs and the atlas progress sit under the preview (built above), not at the foot of the
-        # settings: there they scrolled out of sight on a 720 px screen while Start waited minutes for the atlas
-        self.centre_layout.insertWidget(self.centre_layout.indexOf(self.preview) + 1, self.renderer_label)
-        self.centre_layout.insertWidget(self.centre_layout.indexOf(self.preview) + 2, self.atlas_bar)
+        self.settings_panel = set_box = SettingsPanel()
+        # the window's names for the panel's controls (tests and the wheel guard reach them through the window)
+        self.device_combo, self.backend_combo, self.motion_combo = (set_box.device_combo, set_box.backend_combo,
+                                                                    set_box.motion_combo)
+        self.fps_spin, self.resolution_combo, self.budget_spin = set_box.fps_spin, set_box.resolution_combo, \
+            set_box.budget_spin
+        self.window_spin, self.steps_spin, self.cfg_spin = set_box.window_spin, set_box.steps_spin, set_box.cfg_spin
+        self.expr_spin, self.head_spin = set_box.expr_spin, set_box.head_spin
+        self.encoding_combo, self.renderer_combo = set_box.encoding_combo, set_box.renderer_combo
+        self.set_box_form = set_box.form
 
         right = QWidget()
         r = QVBoxLayout(right)
@@ -363,12 +212,7 @@ class MainWindow(QMainWindow):
         self.audio_out_check.toggled.connect(self._audio_out_changed)
         self.audio_out_combo.activated.connect(lambda _i: self._audio_out_changed())
         self.delay_spin.valueChanged.connect(self._delay_changed)
-        for w in (self.device_combo, self.backend_combo, self.motion_combo, self.resolution_combo, self.renderer_combo,
-                  self.encoding_combo):
-            w.currentIndexChanged.connect(self._settings_changed)
-        for w in (self.fps_spin, self.window_spin, self.steps_spin, self.cfg_spin, self.expr_spin,
-                  self.head_spin):
-            w.valueChanged.connect(self._settings_changed)
+        self.settings_panel.changed.connect(self._settings_changed)
         self.bridge.state_changed.connect(self._state_changed)
         self.bridge.frame_ready.connect(self._show_frame)
         self.bridge.error.connect(self._engine_error)
@@ -388,25 +232,8 @@ class MainWindow(QMainWindow):
 
     def _restore_widgets(self) -> None:
         s = self.settings
-        self.device_combo.setCurrentText(s.device)
-        self.backend_combo.setCurrentText(s.backend)
+        self.settings_panel.restore(s)
         self.loop_check.setChecked(s.loop_audio_file)
-        self.motion_combo.setCurrentText(s.motion_source)
-        self.renderer_combo.setCurrentText(s.renderer)
-        self.fps_spin.setValue(s.fps)
-        size = f"{s.output_width}x{s.output_height}"
-        i = self.resolution_combo.findData(size)
-        if i < 0:
-            self.resolution_combo.addItem(size.replace("x", "×"), size)
-            i = self.resolution_combo.count() - 1
-        self.resolution_combo.setCurrentIndex(i)
-        self.window_spin.setValue(s.motion_window)
-        self.steps_spin.setValue(s.sampling_steps)
-        self.cfg_spin.setValue(s.cfg_scale)
-        self.expr_spin.setValue(s.expression_gain)
-        self.head_spin.setValue(s.head_gain)
-        self.encoding_combo.setCurrentIndex(max(0, self.encoding_combo.findData(s.joyvasa_encoding)))
-        self.budget_spin.setValue(int(s.latency_budget_ms))
         self.delay_spin.setValue(s.audio_delay_ms)
         self.camera_check.setChecked(s.camera_enabled)
         self._camera_state(self.bridge.camera_description() if s.camera_enabled else "off")
@@ -559,18 +386,9 @@ class MainWindow(QMainWindow):
     def _portrait_selected(self, row: int) -> None:
         p = self.library[row] if 0 <= row < len(self.library) else None
         self._update_start()
+        self.library_panel.show_portrait(p)
         if p is None:
-            self.crop_label.setPixmap(QPixmap())
-            self.crop_label.setText("No portrait")
             return
-        self.crop_label.setPixmap(QPixmap(p.crop).scaled(
-            self.crop_label.size(), Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.SmoothTransformation))
-        self.face_combo.clear()
-        for k in range(p.faces):
-            self.face_combo.addItem(f"Face {k + 1} of {p.faces}" + (" (largest)" if k == 0 else ""))
-        self.face_combo.setCurrentIndex(p.face)
-        self.face_combo.setVisible(p.faces > 1)
         self.look_panel.set_look(self.library.look_of(row))  # each portrait remembers its look
         self.bridge.set_look(self.look_panel.look())
         changed = self.settings.last_portrait != p.path
@@ -602,52 +420,15 @@ class MainWindow(QMainWindow):
 
     # ---- audio devices ------------------------------------------------------------------------------
     def refresh_devices(self) -> None:
-        wanted = self.settings.microphone
-        self.input_combo.blockSignals(True)
-        self.input_combo.clear()
-        devices = audio_io.input_devices()
-        has_default = audio_io.has_default_input()
-        if has_default:  # offered only when PortAudio has one: otherwise Start fails with "device -1"
-            self.input_combo.addItem("System default microphone", InputChoice("mic", None))
-        for d in devices:
-            self.input_combo.addItem(d.label, InputChoice("mic", d.name))
-        if not devices and not has_default:
-            self.input_combo.addItem("No microphone found", InputChoice(NO_INPUT))
+        if not self.input_panel.fill(audio_io.input_devices(), audio_io.has_default_input(),
+                                     self.settings.microphone):
             self.show_message(NO_MICROPHONE, warning=True, key="no-microphone")
-        self.input_combo.addItem("Audio file…", InputChoice("file", None))
-        self.input_combo.addItem("Test signal (generator)", InputChoice("generator", None))
-        i = self._find_input(InputChoice("mic", wanted))
-        self.input_combo.setCurrentIndex(max(i, 0))
-        self.input_combo.blockSignals(False)
-        self.audio_out_combo.clear()
-        for d in audio_io.output_devices():
-            self.audio_out_combo.addItem(d.label, d.name)
-        j = self.audio_out_combo.findData(self.settings.audio_output_device)
-        if j >= 0:
-            self.audio_out_combo.setCurrentIndex(j)
-        has_output = self.audio_out_combo.count() > 0  # nothing to play the delayed voice on: say so, do not offer
-        self.audio_out_check.setEnabled(has_output)
-        self.audio_out_check.setToolTip("Plays your voice, delayed to match the avatar's mouth, on this output"
-                                        if has_output else "No audio output device found; plug one in and rescan")
-        self._update_delay_enabled()
+        self.outputs_panel.fill(audio_io.output_devices(), self.settings.audio_output_device)
         self._open_monitor()
-
-    def _find_input(self, choice: InputChoice) -> int:
-        for i in range(self.input_combo.count()):
-            c = self.input_combo.itemData(i)
-            if c.kind == choice.kind and c.value == choice.value:
-                return i
-        return -1
 
     def select_input(self, choice: InputChoice) -> None:
         """Pick an input programmatically (tests, restore); file inputs carry their path in `value`."""
-        i = self._find_input(choice)
-        if i < 0:
-            label = {"file": f"File: {Path(choice.value).name}" if choice.value else "Audio file…",
-                     "generator": "Test signal (generator)"}.get(choice.kind, str(choice.value))
-            self.input_combo.addItem(label, choice)
-            i = self.input_combo.count() - 1
-        self.input_combo.setCurrentIndex(i)
+        self.input_panel.select(choice)
         self._input_changed()
 
     def current_input(self) -> InputChoice:
@@ -673,138 +454,45 @@ class MainWindow(QMainWindow):
         self._save()
 
     def _open_monitor(self) -> None:
-        """(Re)open the level-meter stream on the chosen microphone; failures are shown, not raised."""
-        self._close_audio()
-        choice = self.current_input()
-        if choice is None or choice.kind != "mic":
-            self.level_meter.set_level(-120, -120)
-            return
-        if choice.value is None and not audio_io.has_default_input():
-            self.level_meter.setToolTip("No default microphone")
-            self.show_message(NO_MICROPHONE, warning=True, key="no-microphone")
-            return
-        try:
-            device = audio_io.find_device(choice.value, "input")
-            self.monitor = audio_io.InputMonitor(device.index if device else None).start()
-        except Exception as exc:
-            self.monitor = None
-            self.level_meter.setToolTip(f"No level: {exc}")
-            name = choice.value or "(default)"
-            self.show_message(f"Cannot open the microphone {name}: {exc}", warning=True)
-            return
-        self.level_meter.setToolTip(self.monitor.device_name)
-        self._audio_out_changed()
+        if self.voice.open_monitor(self.current_input()):
+            self._audio_out_changed()
 
     def _close_audio(self) -> None:
-        if self.audio_out is not None:
-            if self.monitor is not None:
-                self.monitor.remove_tap(self.audio_out.push)
-            self.audio_out.close()
-            self.audio_out = None
-        if self.monitor is not None:
-            self.monitor.close()
-            self.monitor = None
+        self.voice.close()
+
+    @property
+    def monitor(self) -> audio_io.InputMonitor | None:
+        return self.voice.monitor
+
+    @property
+    def audio_out(self) -> audio_io.DelayedAudioOutput | None:
+        return self.voice.audio_out
 
     def _audio_out_changed(self) -> None:
         self.settings.audio_output_enabled = self.audio_out_check.isChecked()
         self.settings.audio_output_device = self.audio_out_combo.currentData()
-        self._update_delay_enabled()
-        if self.audio_out is not None:
-            if self.monitor is not None:
-                self.monitor.remove_tap(self.audio_out.push)
-            self.audio_out.close()
-            self.audio_out = None
-        self.delay_label.setText("")
-        if self.settings.audio_output_enabled and self.monitor is not None:
-            name = self.settings.audio_output_device
-            try:
-                dev = audio_io.find_device(name, "output")
-                self.audio_out = audio_io.DelayedAudioOutput(
-                    dev.index if dev else None, self.monitor.samplerate, self._delay_ms()).start()
-                self.monitor.add_tap(self.audio_out.push)
-            except Exception as exc:
-                self.audio_out = None
-                self.show_message(f"Cannot open the audio output {name}: {exc}", warning=True)
+        self.outputs_panel.update_delay_enabled()
+        self.voice.open_output()
         self._save()
-
-    def _update_delay_enabled(self) -> None:
-        """The output list and the delay only matter while the delayed voice is on."""
-        on = self.audio_out_check.isEnabled() and self.audio_out_check.isChecked()
-        self.audio_out_combo.setEnabled(on)
-        self.delay_spin.setEnabled(on)
 
     def _loop_toggled(self, on: bool) -> None:
         self.settings.loop_audio_file = on
         self._save()
 
-    def _delay_ms(self) -> float:
-        if self.settings.audio_delay_ms != AUTO_DELAY:
-            return self.settings.audio_delay_ms
-        return self._auto_delay()[0]
-
-    def _auto_delay(self) -> tuple[float, str]:
-        """The 'auto' voice delay: the mouth-to-frame latency measured by `python -m core bench latency` for
-        this device and motion source when there is one, else the running engine's own estimate (and say so)."""
-        from core.bench.latency import measured_latency_ms
-
-        measured = measured_latency_ms(self.settings.device, self.settings.motion_source)
-        if measured is not None:
-            return measured, "measured"
-        return self.bridge.latency_ms(), "estimated"  # the label's tooltip says how to measure it
-
     def _delay_changed(self, value: float) -> None:
         self.settings.audio_delay_ms = AUTO_DELAY if value < 0 else float(value)
-        if self.audio_out is not None:
-            self.audio_out.set_delay_ms(self._delay_ms())
+        self.voice.delay_changed()
         self._save()
 
     def _update_meter(self) -> None:
-        m = self.monitor
-        if m is not None:
-            self.level_meter.set_level(m.level, m.peak)
-        elif (heard := self.bridge.input_level()) is not None:  # file or test signal: what the engine hears
-            self.level_meter.set_level(*heard)
-        elif self.level_meter.level > -120:  # stopped on a file or the test signal: nothing is heard now
-            self.level_meter.set_level(-120, -120)
-        if self.audio_out is not None:
-            how = "set"
-            if self.settings.audio_delay_ms == AUTO_DELAY:
-                target, how = self._auto_delay()
-                if abs(target - self.audio_out.delay_ms) > 20:
-                    self.audio_out.set_delay_ms(target)
-            self.delay_label.setText(f"Voice delayed {self.audio_out.delay_ms:.0f} ms ({how}) → "
-                                     f"{self.audio_out.device_name}")
-            self.delay_label.setToolTip("" if how != "estimated" else
-                                        "Estimated from the running avatar; for a measured figure run "
-                                        "`python -m core bench latency` once on this computer")
+        self.voice.tick()
 
     # ---- settings -----------------------------------------------------------------------------------
-    def _update_motion_controls(self) -> None:
-        """Window, steps and guidance steer a motion model (dit, joyvasa), the encoding JoyVASA alone: off when
-        the chosen motion source ignores them, so a change that cannot do anything is not offered."""
-        motion = self.motion_combo.currentText()
-        for w in (self.window_spin, self.steps_spin, self.cfg_spin):
-            w.setEnabled(motion != "retarget")
-        self.encoding_combo.setEnabled(motion == "joyvasa")
-
-    def _settings_changed(self, *_args) -> None:
-        self._update_motion_controls()
+    def _settings_changed(self) -> None:
         if self._restoring:
             return
         s = self.settings
-        s.device = self.device_combo.currentText()
-        s.backend = self.backend_combo.currentText()
-        s.motion_source = self.motion_combo.currentText()
-        s.renderer = self.renderer_combo.currentText()
-        s.fps = self.fps_spin.value()
-        s.output_width, s.output_height = map(int, self.resolution_combo.currentData().split("x"))
-        s.motion_window = self.window_spin.value()
-        s.sampling_steps = self.steps_spin.value()
-        s.cfg_scale = self.cfg_spin.value()
-        s.expression_gain = self.expr_spin.value()
-        s.head_gain = self.head_spin.value()
-        s.joyvasa_encoding = self.encoding_combo.currentData()
-        s.latency_budget_ms = float(self.budget_spin.value())
+        self.settings_panel.read_into(s)
         if self.bridge.running:
             self.bridge.configure(dataclasses.replace(s))
         self._save()
@@ -919,22 +607,12 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _renderer_state(self, reason: str) -> None:
         """Which renderer runs and why (e.g. 'lite mode: the full renderer measured 0.13 fps ...')."""
-        self.renderer_label.setText(reason[:1].upper() + reason[1:])  # a sentence, like the atlas lines below
-        self.renderer_label.setVisible(bool(reason))
-        self.atlas_bar.setVisible(False)
+        self.preview_panel.show_renderer(reason)
 
     @Slot(int, int)
     def _atlas_progress(self, done: int, total: int) -> None:
         """A lite-mode atlas is being built with the full renderer (once per portrait): show how far."""
-        self.atlas_bar.setRange(0, total)
-        self.atlas_bar.setValue(done)
-        self.atlas_bar.setVisible(done < total)
-        self.renderer_label.setVisible(True)
-        if done < total:
-            self.renderer_label.setText(f"Lite mode: rendering this portrait's atlas ({done}/{total} frames), "
-                                        "once; it is reused from then on.")
-        else:
-            self.renderer_label.setText(f"Lite mode: this portrait's atlas is ready ({total} frames).")
+        self.preview_panel.show_atlas(done, total)
 
     @Slot()
     def _show_frame(self) -> None:
@@ -987,19 +665,6 @@ class MainWindow(QMainWindow):
         self._save()
         self.tasks.shutdown()
         super().closeEvent(event)
-
-
-def status_text(st: dict) -> str:
-    """The status bar's figures, all measured: rendered vs sent fps, drops and repeats, latency p50/p95; when
-    the machine cannot keep up, the engine's plain-language state replaces the device name."""
-    p50, p95 = st.get("latency_ms_p50", 0.0), st.get("latency_ms_p95", 0.0)
-    # no new frame in the stats window (a machine taking seconds per frame): say so rather than show 0 ms
-    latency = f"{p50:.0f}/{p95:.0f} ms (p50/p95)" if p50 > 0 else "— (no new frame in the last seconds)"
-    text = (f"render {st.get('render_fps', 0.0):.1f} fps · output {st.get('output_fps', st.get('fps', 0.0)):.1f} fps"
-            f" · latency {latency} · drops {st.get('drops', 0)} · repeats {st.get('repeats', 0)}")
-    if not st.get("keeping_up", True):
-        return f"{text} · {st.get('state', '')}"
-    return f"{text} · {st.get('device', '?')}"
 
 
 def excepthook_to_window(window: MainWindow) -> None:

@@ -63,12 +63,32 @@ class MotionRecorder:
         self.rows: list[np.ndarray] = []
         self.aux: dict[str, list[np.ndarray]] = {}
 
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
+    # the MotionSource protocol, passed on to the wrapped source
+    @property
+    def last_aux(self) -> dict[str, np.ndarray]:
+        return self.inner.last_aux
+
+    def use_models(self, models) -> None:
+        self.inner.use_models(models)
+
+    def bind_portrait(self, portrait) -> None:
+        self.inner.bind_portrait(portrait)
+
+    def reset(self, portrait=None) -> None:
+        self.inner.reset(portrait)
+
+    def configure(self, settings) -> None:
+        self.inner.configure(settings)
+
+    def push_audio(self, samples: np.ndarray) -> None:
+        self.inner.push_audio(samples)
+
+    def latency_ms(self) -> float:
+        return self.inner.latency_ms()
 
     def _keep(self, rows: np.ndarray) -> np.ndarray:
         self.rows.append(rows)
-        for key, value in (getattr(self.inner, "last_aux", None) or {}).items():
+        for key, value in self.inner.last_aux.items():
             self.aux.setdefault(key, []).append(np.asarray(value))
         return rows
 
@@ -174,19 +194,17 @@ def main(args: argparse.Namespace) -> int:
 
             renderer, _ = select_renderer(args, renderer, image, args.portrait, batch=args.batch, face=face)
         _apply_look(args, renderer)
-        backend = getattr(getattr(renderer, "backend", None), "name", "-")
-        print(f"motion source: {motion.name}; device: {renderer.spec.describe()}; backend: {backend}",
+        print(f"motion source: {motion.name}; device: {renderer.spec.describe()}; backend: {renderer.backend_name}",
               file=sys.stderr)
         if not args.out:  # motion only: no rendering at all
-            if hasattr(motion.inner, "use_models"):
-                motion.inner.use_models(renderer.models)
+            motion.use_models(renderer.models)
             motion.reset(portrait)
             motion.push_audio(audio)
             motion.pull()
             motion.flush()
             print(f"wrote {motion.save(args.dump_motion)}", file=sys.stderr)
             return 0
-        return _render(args, renderer, motion, portrait, audio, clip, face)
+        return _render(args, renderer, motion, image, audio, clip, face)
     except (AudioLoadError, ImageLoadError, NoFaceError, FaceChoiceError, FaceModelError, MissingWeightsError,
             WeightsChecksumError, CheckpointError, MotionSourceUnavailable, FileNotFoundError, AtlasError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -222,13 +240,15 @@ def _apply_look(args, renderer) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
-def _render(args, renderer, motion, portrait, audio, clip, face) -> int:
+def _render(args, renderer, motion, image: np.ndarray, audio, clip, face) -> int:
     from tqdm import tqdm
 
     from core.engine import CallbackSink, Engine, EngineSettings, FileSource, VideoFileSink
 
     engine = Engine(renderer, motion, EngineSettings(max_batch=args.batch))
-    engine.set_portrait(portrait.image, face=face)
+    # the photo as loaded, not the prepared canvas: at full size it hits the renderer's cache (same face, same
+    # lite atlas key); the canvas of a photo over --max-size would be detected again, smaller
+    engine.set_portrait(image, face=face)
     sink = VideoFileSink(args.out, fps=FPS, audio=clip.stereo(), audio_rate=clip.rate)
     total = frames_for_samples(len(audio))
     bar = tqdm(total=total, unit="frame", desc="render", file=sys.stderr)

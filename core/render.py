@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -56,14 +56,6 @@ class PreparedPortrait:
     mask: torch.Tensor  # (1, 1, roi_h, roi_w) fp32 soft paste-back mask
     background: torch.Tensor  # (1, 3, roi_h, roi_w) fp32, the canvas ROI in [0, 1]
     canvas: torch.Tensor  # (H, W, 3) uint8 on the device
-    buffers: dict[int, torch.Tensor] = field(default_factory=dict)  # batch size -> device frames (GPU only)
-
-    def frame_buffer(self, batch: int) -> torch.Tensor:
-        """A (batch, H, W, 3) device buffer holding the portrait, made once per batch size and reused."""
-        buf = self.buffers.get(batch)
-        if buf is None:
-            buf = self.buffers[batch] = self.canvas.expand(batch, -1, -1, -1).clone()
-        return buf
 
     @property
     def size(self) -> tuple[int, int]:
@@ -98,16 +90,50 @@ class Renderer:
         self.max_output_side = MAX_OUTPUT_SIDE  # `render --max-size`
         self._cache: OrderedDict[str, PreparedPortrait] = OrderedDict()
         self._cache_size = cache_size
+        # device frames (GPU only): one (B, H, W, 3) buffer for the portrait last composited, grown to the largest
+        # batch seen and sliced; per cached portrait and batch size it was up to 36 frames x 8 portraits
+        self._frames: torch.Tensor | None = None
+        self._frames_key: str | None = None
         self.backend = make_backend("compile" if compile else backend, self.models, spec)
         self._warp = self.backend.warp
         self._generate = self.backend.generate
         self.look = LookLayer(self.models.eye, self.models.lip)  # the user's look on every frame (core/look_live.py)
 
     # ------------------------------------------------------------------ portrait
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def ready(self, image: np.ndarray | str | Path, face: int | None = None) -> bool:
+        """Whether `prepare` is quick (seconds at most): always, for the full renderer."""
+        return True
+
+    def warm_up(self, portrait: PreparedPortrait, max_batch: int) -> None:
+        """Render every batch size once before a stream when the backend captures per batch size (CUDA graphs,
+        torch.compile), so no capture happens mid-stream; other backends need nothing."""
+        if not self.backend.captures_per_batch:
+            return
+        for b in range(1, max_batch + 1):
+            self.render(portrait, np.zeros((b, layout.MOTION_DIM), np.float32))
+
+    def frame_buffer(self, portrait: PreparedPortrait, batch: int) -> torch.Tensor:
+        """A (batch, H, W, 3) device buffer holding `portrait` outside the face region. One buffer for the whole
+        renderer (the largest batch so far, sliced): it is refilled when another portrait is composited."""
+        buf = self._frames
+        if buf is None or buf.shape[0] < batch or buf.shape[1:] != portrait.canvas.shape:
+            self._frames = None  # free before allocating the larger one
+            buf = self._frames = portrait.canvas.expand(batch, -1, -1, -1).clone()
+        elif self._frames_key != portrait.key:
+            buf.copy_(portrait.canvas.expand(buf.shape[0], -1, -1, -1))
+        self._frames_key = portrait.key
+        return buf[:batch]
+
     @torch.inference_mode()
     def prepare(self, image: np.ndarray | str | Path, source_name: str | None = None,
-                face: int | None = None) -> PreparedPortrait:
-        """`face`: which face of a photo with several (core.face.FACE_ORDER, 0 = the largest)."""
+                face: int | None = None, on_progress=None, cancel=None) -> PreparedPortrait:
+        """`face`: which face of a photo with several (core.face.FACE_ORDER, 0 = the largest). `on_progress` and
+        `cancel` are the Renderer protocol's (a slow preparation reports and stops early); nothing here is slow
+        enough to need them."""
         if not isinstance(image, np.ndarray):
             source_name = source_name or str(image)
             image = load_image(image)
@@ -216,7 +242,7 @@ class Renderer:
         roi = torch.lerp(portrait.background.expand(b, -1, -1, -1), face, portrait.mask)
         roi = roi.mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         if dst is None and portrait.canvas.device.type != "cpu":
-            dst = portrait.frame_buffer(b)  # outside the ROI it holds the portrait already
+            dst = self.frame_buffer(portrait, b)  # outside the ROI it holds the portrait already
         else:
             dst = torch.empty((b, *portrait.canvas.shape), dtype=torch.uint8) if dst is None else dst
             dst.copy_(portrait.canvas.expand(b, -1, -1, -1))

@@ -12,13 +12,21 @@ Policy owned here:
   a camera that fails mid-run is dropped with a message while the run goes on (sinks report their own
   failure as `SinkFailure`); any other engine error ends the run;
 * input level: every delivered block updates `level_dbfs`, so a meter can show file and generator input too.
+
+Lifecycle owned here (docs/ARCHITECTURE.md, "Lifecycles", is the one description of all levels):
+  idle --start()--> running --stop()--> idle        (start() on a running session stops it first)
+  Each start builds a new Engine (one run). stop() closes it; a worker still inside a render after stop's
+  timeout makes the old engine *retired*: the session keeps it, the next start() waits `restart_wait_s` for it
+  (or raises EngineBusy), and close() joins it, so two runs never share the models and nothing is inside torch
+  at exit. Portrait preparations that take minutes (a lite atlas) run on session-owned threads; a newer
+  request cancels an older one; stop() cancels them and close() joins them.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,33 +34,14 @@ from pathlib import Path
 import numpy as np
 
 from core.engine.clock import Clock
-from core.engine.engine import EngineSettings, EngineStats
+from core.engine.engine import EngineBusy, EngineSettings, EngineStats
 from core.engine.sinks import SinkFailure, camera_install_hint
-from core.timebase import SAMPLE_RATE
+from core.live_input import INPUT_KINDS, InputChoice, LevelMeter, MicrophoneNotConnected, find_input_device
 
 log = logging.getLogger(__name__)
 
-INPUT_KINDS = ("mic", "file", "generator")
-
-
-@dataclass(frozen=True)
-class InputChoice:
-    """What feeds the engine: a microphone by name (None: default), an audio file, or the test generator."""
-
-    kind: str  # "mic" | "file" | "generator"
-    value: str | None = None
-
-    @staticmethod
-    def parse(text: str) -> InputChoice:
-        """CLI form: 'mic', 'mic:NAME', 'test' / 'generator', or a file path."""
-        if text in ("mic", "default"):
-            return InputChoice("mic")
-        if text.startswith("mic:"):
-            return InputChoice("mic", text[4:] or None)
-        if text in ("test", "generator"):
-            return InputChoice("generator")
-        return InputChoice("file", text)
-
+__all__ = ["INPUT_KINDS", "InputChoice", "LevelMeter", "LiveSession", "MicrophoneNotConnected", "SessionConfig",
+           "find_input_device"]
 
 @dataclass
 class SessionConfig:
@@ -84,54 +73,12 @@ class SessionConfig:
                 tuple(sorted(self.options.items())))
 
 
-class MicrophoneNotConnected(RuntimeError):
-    """A microphone chosen by name is not among the input devices."""
-
-
-def find_input_device(name: str | None) -> int | None:
-    """sounddevice index of the input device called exactly `name` (None: the default device)."""
-    import sounddevice as sd
-
-    if name is None:
-        try:
-            sd.query_devices(kind="input")
-        except Exception:  # no default input: PortAudio would later say "Error querying device -1"
-            raise MicrophoneNotConnected("No microphone found on this computer. Plug one in, or use an audio file "
-                                         "or the test signal as the input.") from None
-        return None
-
-    for i, d in enumerate(sd.query_devices()):
-        if d["name"] == name and d["max_input_channels"] > 0:
-            return i
-    raise MicrophoneNotConnected(f"The microphone {name!r} is not connected. Plug it in (then rescan), or pick "
-                                 "another input.")
-
-
 def _build_pipeline(config: SessionConfig) -> tuple:
     from core.pipeline import build_pipeline
 
     return build_pipeline(weights=config.weights, motion=config.motion, device=config.device,
                           motion_checkpoint=config.motion_checkpoint, settings=config.engine.motion,
                           backend=config.backend, precision=config.precision, **config.options)
-
-
-class LevelMeter:
-    """Input level of the newest block in dBFS, with a peak that decays 20 dB/s; updated on the source
-    thread, read from anywhere (two floats, no lock needed)."""
-
-    def __init__(self) -> None:
-        self.level = -120.0
-        self.peak = -120.0
-        self._n = 0
-
-    def __call__(self, block: np.ndarray, capture_time: float = 0.0) -> None:
-        n = len(block)
-        rms = math.sqrt(float(np.dot(block, block)) / n) if n else 0.0
-        self.level = max(-120.0, 20.0 * math.log10(rms)) if rms > 0 else -120.0
-        self.peak = max(self.level, self.peak - 20.0 * n / SAMPLE_RATE)
-
-    def reset(self) -> None:
-        self.level = self.peak = -120.0
 
 
 class LiveSession:
@@ -155,6 +102,10 @@ class LiveSession:
         self.on_finished = on_finished
         self.resolve_mic = resolve_mic
         self.clock = clock
+        from core.process import limit_malloc_arenas
+
+        limit_malloc_arenas()  # every start runs new threads: without a cap each keeps an arena of freed memory
+        self.restart_wait_s = 30.0  # start() waits this long for a stopped run's render to finish
         self.build = build  # config -> (renderer, motion source); default core.pipeline.build_pipeline
         self.engine = None
         self.camera_sink = None
@@ -166,13 +117,17 @@ class LiveSession:
         self._cache_key = None
         self._cache = None
         self._lock = threading.Lock()
+        self._retired: list = []  # stopped engines whose worker is still inside a render (stragglers)
+        self._preparing: list[threading.Thread] = []  # portrait preparations (lite atlas builds) in progress
+        self._switch_gen = 0  # the newest portrait request; an older one still preparing is cancelled
+        self._lite = None  # the lite renderer of the last lite start (atlases and pools), reused by the next
 
     # ---- pipeline -----------------------------------------------------------------------------------
     def pipeline(self, config: SessionConfig):
         """Renderer + motion source from `core.pipeline`, cached per `SessionConfig.pipeline_key()`."""
         key = config.pipeline_key()
         if self._cache_key != key:
-            self._cache = None  # free the old models before building new ones
+            self._cache = self._lite = None  # free the old models before building new ones
             self._cache = (self.build or _build_pipeline)(config)
             self._cache_key = key
         renderer, motion = self._cache
@@ -188,15 +143,31 @@ class LiveSession:
               camera: bool = False, muted: bool = False, sinks: tuple = (), audio_taps: tuple = (),
               face: int | None = None) -> str:
         """Build (or reuse) the pipeline, open the camera if wanted, and start; returns the camera state text.
-        Blocking (model loading takes seconds on a cold start): the app calls it from a worker thread."""
+        Blocking (model loading takes seconds on a cold start): the app calls it from a worker thread.
+
+        Order matters: a stopped run still inside a render is waited for first (two workers never share the
+        models), and the audio source is built before anything that must be closed again (the camera) is
+        opened, so a bad file or a missing microphone leaves nothing open."""
         from core.engine import Engine
 
         if self.engine is not None:
             self.stop()
+        self._wait_for_stragglers(self.restart_wait_s, raise_busy=True)
+        source = self.audio_source(choice, config)
         renderer, motion = self.pipeline(config)
         renderer = self._renderer_for(config, renderer, portrait, face)
         self._apply_look(renderer, config.look, ease=False)
         engine = Engine(renderer, motion, config.engine, clock=self.clock)
+        try:
+            camera_text = self._start_engine(engine, config, portrait, choice, source, camera, muted, sinks,
+                                             audio_taps, face)
+        except BaseException:
+            self._retire(engine, 5.0)
+            raise
+        return camera_text
+
+    def _start_engine(self, engine, config: SessionConfig, portrait, choice: InputChoice, source, camera: bool,
+                      muted: bool, sinks: tuple, audio_taps: tuple, face: int | None) -> str:
         engine.on_error = self._engine_error
         engine.on_finished = self._finished
         engine.set_muted(muted)
@@ -207,15 +178,10 @@ class LiveSession:
         self.level.reset()
         engine.audio_taps.append(self.level)
         engine.audio_taps.extend(audio_taps)
-        source = self.audio_source(choice, config)
         self.choice = choice
         with self._lock:
             self.engine = engine
-        try:
-            engine.start(source)
-        except BaseException:
-            self.close()
-            raise
+        engine.start(source)
         return camera_text
 
     def _renderer_for(self, config: SessionConfig, full, portrait, face: int | None = None):
@@ -233,7 +199,9 @@ class LiveSession:
             raise AtlasError(str(exc)) from exc
         renderer, self.renderer_choice = resolve_renderer(config.renderer, full, portrait, grid,
                                                           self.on_atlas_progress, face=face,
-                                                          on_note=self.on_renderer_note)
+                                                          on_note=self.on_renderer_note, lite=self._lite)
+        if renderer is not full:  # kept for the next start: reloading atlases and pools each start only churns
+            self._lite = renderer
         log.info("renderer: %s", self.renderer_choice.reason)
         return renderer
 
@@ -265,13 +233,55 @@ class LiveSession:
         return f"sending to {sink.describe()}"
 
     def stop(self, timeout: float = 5.0) -> None:
+        """End the run and release its sinks. A worker still inside a render after `timeout` s stays owned by
+        the session (a straggler): the next start waits for it, `close()` joins it."""
         with self._lock:
             engine, self.engine = self.engine, None
+            self._switch_gen += 1  # a portrait still being prepared for this run is no longer wanted
         self.camera_sink = None
         if engine is not None:
-            engine.close(timeout)
+            self._retire(engine, timeout)
 
-    close = stop
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop and wait up to `timeout` s for every thread the session started (a render in progress, an atlas
+        build being cancelled): nothing may run inside torch while the process exits."""
+        self.stop(min(timeout, 5.0))
+        self._wait_for_stragglers(timeout, raise_busy=False)
+
+    def alive_threads(self) -> int:
+        """Threads of stopped runs and portrait preparations still alive (0 once everything has ended)."""
+        with self._lock:
+            engines, preparing = list(self._retired), list(self._preparing)
+        return sum(e.alive_workers() for e in engines) + sum(t.is_alive() for t in preparing)
+
+    def _retire(self, engine, timeout: float) -> None:
+        """Close the engine (sinks released); keep it while a worker of it is still rendering."""
+        try:
+            engine.close(timeout, wait=False)
+        finally:
+            if engine.alive_workers():
+                with self._lock:
+                    self._retired.append(engine)
+
+    def _wait_for_stragglers(self, timeout: float, raise_busy: bool) -> None:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            engines, preparing = list(self._retired), list(self._preparing)
+        for engine in engines:
+            engine.join_workers(max(0.0, deadline - time.monotonic()))
+        for thread in preparing:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._retired = [e for e in self._retired if e.alive_workers()]
+            self._preparing = [t for t in self._preparing if t.is_alive()]
+            busy = bool(self._retired)
+        if busy:
+            msg = (f"the previous run is still finishing a render after {timeout:.0f} s; wait for it to end "
+                   "and start again (a smaller size or Lite mode renders faster)")
+            if raise_busy:
+                raise EngineBusy(msg)
+            log.warning(msg)
 
     def wait(self, timeout: float | None = None) -> bool:
         engine = self.engine
@@ -284,23 +294,37 @@ class LiveSession:
             engine.configure(replace(config.engine))
 
     def set_portrait(self, portrait: str | Path | np.ndarray, face: int | None = None) -> None:
-        """Switch portraits on a running engine. In lite mode a portrait without an atlas keeps the old face
-        on screen while its atlas builds in the background (progress to `on_atlas_progress`), then switches."""
+        """Switch portraits on a running engine. A portrait the renderer cannot prepare quickly (lite mode
+        without its atlas) keeps the old face on screen while it is prepared on a session-owned thread
+        (progress to `on_atlas_progress`); a newer request cancels an older one, so the last request wins,
+        and `close()` joins the thread."""
         engine = self.engine
         if engine is None:
             return
-        prepare_in_background = getattr(engine.renderer, "prepare_in_background", None)
-        if prepare_in_background is None or engine.renderer.has_atlas(portrait, face=face):
+        if engine.renderer.ready(portrait, face=face):
             engine.set_portrait(portrait, face=face)
             return
+        with self._lock:
+            self._switch_gen += 1
+            gen = self._switch_gen
 
-        def built(future) -> None:
-            if future.exception() is not None:
-                self._message(f"Lite mode could not prepare the new portrait: {future.exception()}")
-            elif self.engine is engine:
+        def cancelled() -> bool:
+            return self._switch_gen != gen
+
+        def prepare() -> None:
+            try:
+                engine.renderer.prepare(portrait, on_progress=self.on_atlas_progress, cancel=cancelled, face=face)
+            except Exception as exc:
+                if not cancelled():
+                    self._message(f"Lite mode could not prepare the new portrait: {exc}")
+                return
+            if not cancelled() and self.engine is engine:
                 engine.set_portrait(portrait, face=face)
 
-        prepare_in_background(portrait, self.on_atlas_progress, face=face).add_done_callback(built)
+        thread = threading.Thread(target=prepare, name="headcast-atlas", daemon=True)
+        with self._lock:
+            self._preparing = [t for t in self._preparing if t.is_alive()] + [thread]
+        thread.start()
 
     @staticmethod
     def _apply_look(renderer, look, ease: bool) -> None:

@@ -33,8 +33,16 @@ class FakeRenderer:
         self.max_active = 0
         self._lock = threading.Lock()
 
-    def prepare(self, image, source_name=None, face=None):
+    def prepare(self, image, source_name=None, face=None, on_progress=None, cancel=None):
         return FakePortrait(self.size)
+
+    backend_name = "fake"
+
+    def ready(self, image, face=None) -> bool:
+        return True
+
+    def warm_up(self, portrait, max_batch: int) -> None:
+        pass
 
     def render(self, portrait, motion, out=None):
         with self._lock:
@@ -61,6 +69,12 @@ class WindowMotion:
     def reset(self, portrait=None) -> None:
         self.samples = 0
         self.pulled = 0
+
+    def use_models(self, models) -> None:
+        pass
+
+    def bind_portrait(self, portrait) -> None:
+        pass
 
     def configure(self, settings) -> None:
         self.configured_on.append(threading.current_thread().name)

@@ -17,3 +17,15 @@ def assert_close(got, expected, name: str, max_abs: float = 1e-4, rel_l2: float 
     assert worst <= max_abs, f"{name}: max_abs {worst:.3g} > {max_abs:g} at {where}; rel_l2 {rel:.3g}"
     if rel_l2 is not None:
         assert rel <= rel_l2, f"{name}: rel_l2 {rel:.3g} > {rel_l2:g}; max_abs {worst:.3g}"
+
+
+def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll `predicate` until it holds. Tests wait for behaviour, not for a fixed time: the timeout only bounds
+    a hang, so it is generous enough for a machine ten times slower than today's."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.0f} s")
+        time.sleep(0.01)

@@ -14,6 +14,7 @@ import pytest
 from core.engine import CallbackSink, Clock, Engine, EngineBusy, EngineSettings, GeneratorSource
 from core.motion.source import MotionSettings
 from tests.engine_fakes import FakeRenderer, WindowMotion
+from tests.helpers import wait_until
 
 
 class Recorder:
@@ -134,7 +135,7 @@ def test_settings_are_applied_on_the_worker_between_batches():
     engine.start(GeneratorSource())
     time.sleep(0.3)
     engine.configure(EngineSettings(motion=MotionSettings(window=5), latency_budget_ms=2000))
-    time.sleep(0.3)
+    wait_until(lambda: motion.window == 5, what="the settings applied")
     engine.stop()
     assert motion.configured_on[-1] == "headcast-worker" and motion.window == 5
     assert engine.stats().latency_budget_ms == 2000

@@ -199,9 +199,8 @@ def test_cancelled_build_writes_nothing(full, tmp_path, portrait):
     assert len(calls) == 2
     store = AtlasStore(tmp_path)
     lite = LiteRenderer(full, AtlasSpec(3, 1), store)
-    future = lite.prepare_in_background(portrait.image, cancel=lambda: True)
     with pytest.raises(AtlasCancelled):
-        future.result(timeout=60)
+        lite.prepare(portrait.image, cancel=lambda: True)
     assert not (tmp_path / "atlas").exists() or not any((tmp_path / "atlas").iterdir())
 
 

@@ -264,3 +264,27 @@ def test_ctrl_c_exits_130_and_keeps_nothing(tmp_path, portrait_png):
     assert proc.wait(timeout=60) == 130, "".join(seen) + rest
     assert "interrupted" in rest and "Traceback" not in rest
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]
+
+
+def test_a_photo_over_max_size_is_prepared_once_at_its_own_size(tmp_path, astronaut, speech_16k, monkeypatch):
+    """Issue 23: the engine was handed the prepared (scaled-down) canvas, so the face was detected again at the
+    smaller size (`--face N` could pick another face) and lite mode's atlas key changed (every phone photo built
+    its atlas twice). Every face detection must see the photo as loaded."""
+    from core.face import FaceCropper
+
+    photo = tmp_path / "big.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    wav = save_wav(tmp_path / "a.wav", speech_16k[:8000])
+    shapes = []
+    real_crop = FaceCropper.crop
+
+    def crop(self, image, *a, **k):
+        shapes.append(image.shape)
+        return real_crop(self, image, *a, **k)
+
+    monkeypatch.setattr(FaceCropper, "crop", crop)
+    out = tmp_path / "small.mp4"
+    assert core_main(["render", "--portrait", str(photo), "--audio", str(wav), "--out", str(out),
+                      "--synthetic-weights", "tiny", "--max-size", "256"]) == 0
+    assert shapes and set(shapes) == {astronaut.shape}, shapes
+    assert durations(out)[2] == 13

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import ast
 import io
+import sys
 import tokenize
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "app", "training", "resources")
@@ -146,7 +149,7 @@ def test_no_import_cycles():
 # numbers that are the shared timebase when they appear in code: the sample rate and the samples per frame.
 TIMEBASE_NUMBERS = {"16000", "640"}
 # (file, code-line fragment) where such a number means something else
-NOT_TIMEBASE = {("app/main_window.py", "(640, 480)"), ("core/engine/sinks.py", "AAC_RATES")}
+NOT_TIMEBASE = {("app/settings_panel.py", "(640, 480)"), ("core/engine/sinks.py", "AAC_RATES")}
 
 
 def test_timebase_numbers_are_defined_once():
@@ -205,3 +208,68 @@ def test_one_diffusion_toolkit():
         outside = [d for d in defs if not d.startswith("core.motion.diffusion.")]
         assert outside == [], f"{kind} defined outside core/motion/diffusion.py: {outside}"
         assert defs, f"no {kind} in core/motion/diffusion.py"
+
+
+# ---------------------------------------------------------------- issue 23: sizes a reader can take in one sitting
+MAX_FILE_LINES = 400
+MAX_FUNCTION_LINES = 80
+LIFECYCLE_FILES = sorted([*(ROOT / "core" / "engine").glob("*.py"), ROOT / "core" / "session.py",
+                          *(ROOT / "app").glob("*.py")])
+# the window's split into panels is issue 23 step 4, not done yet: listed here so the rule holds everywhere else,
+# and strict, so this entry must go once the split lands
+NOT_YET_SPLIT = {"app/main_window.py"}
+
+
+def _too_long(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    found = []
+    lines = len(text.splitlines())
+    if lines > MAX_FILE_LINES:
+        found.append(f"{path.relative_to(ROOT)}: {lines} lines (at most {MAX_FILE_LINES})")
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n = node.end_lineno - node.lineno + 1
+            if n > MAX_FUNCTION_LINES:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.name} is {n} lines "
+                             f"(at most {MAX_FUNCTION_LINES})")
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p in LIFECYCLE_FILES if str(p.relative_to(ROOT)) not in NOT_YET_SPLIT],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_engine_session_and_app_files_and_functions_are_short(path):
+    assert not _too_long(path), "\n".join(_too_long(path))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 23 step 4: MainWindow not yet split into panels")
+@pytest.mark.parametrize("name", sorted(NOT_YET_SPLIT))
+def test_files_not_yet_split(name):
+    assert not _too_long(ROOT / name), "\n".join(_too_long(ROOT / name))
+
+
+def test_the_size_rule_catches_a_long_file_and_a_long_function(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    long = tmp_path / "long.py"
+    long.write_text("def f():\n" + body + "\n" + "\n" * MAX_FILE_LINES)
+    found = _too_long(long)
+    assert any("lines (at most 400)" in f for f in found) and any("f is 81 lines" in f for f in found)
+
+
+def test_nothing_probes_a_renderer_source_or_sink():
+    """Renderers, motion/audio sources and sinks meet through Protocols (core/engine/contracts.py,
+    core/motion/source.py): no `__getattr__` forwarding and no hasattr/getattr on them."""
+    words = ("render", "motion", "source", "sink", "portrait", "lite", "engine")
+    offenders = []
+    for path in sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "app").rglob("*.py")]):
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if '"""' in code or code.strip().startswith(("`", "*")):
+                continue
+            for call in ("hasattr(", "getattr("):
+                at = code.find(call)
+                if at >= 0 and any(w in code[at:code.find(")", at) + 1].lower() for w in words):
+                    offenders.append(f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}")
+            if "def __getattr__" in code and "core/backends/__init__.py" not in str(path):
+                offenders.append(f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}")
+    assert not offenders, "probing instead of an interface:\n" + "\n".join(offenders)

@@ -47,6 +47,7 @@ class FaceBackend:
     """Eager: the modules themselves. Subclasses replace `warp` / `generate`."""
 
     kind = "eager"
+    captures_per_batch = False  # True: the first call at each batch size captures/compiles (Renderer.warm_up)
 
     def __init__(self, models: LivePortraitModels, spec: DeviceSpec) -> None:
         self.models = models
@@ -61,6 +62,7 @@ class FaceBackend:
 
 class CompileBackend(FaceBackend):
     kind = "compile"
+    captures_per_batch = True
 
     def __init__(self, models: LivePortraitModels, spec: DeviceSpec) -> None:
         super().__init__(models, spec)
@@ -81,6 +83,7 @@ class _Graphs:
 
 class CudaGraphBackend(FaceBackend):
     kind = "cudagraph"
+    captures_per_batch = True
 
     def __init__(self, models: LivePortraitModels, spec: DeviceSpec) -> None:
         if not spec.is_cuda:

@@ -63,7 +63,7 @@ def run_ours(renderer, motion, image: np.ndarray, audio: np.ndarray, batch: int)
     n = st.frames_emitted
     copy_s = 0.0
     if renderer.spec.device.type != "cpu":  # time the one uint8 device->host copy per batch on its own
-        frames = portrait.frame_buffer(batch)
+        frames = renderer.frame_buffer(portrait, batch)
         host = torch.empty(frames.shape, dtype=torch.uint8, pin_memory=renderer.spec.is_cuda)
         _sync(renderer.spec.device)
         t = time.perf_counter()

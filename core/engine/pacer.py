@@ -79,6 +79,15 @@ class Pacer(Generic[T]):
                 self._pop()
                 self.drops += 1
 
+    def held(self) -> list[T]:
+        """Every item the pacer still references: the queued ones and the last one shown (a repeat shows it
+        again), so their buffers must not be reused."""
+        with self._lock:
+            items = list(self.frames)
+            if self._last is not None:
+                items.append(self._last)
+            return items
+
     @property
     def started(self) -> bool:
         return self._t0 is not None

@@ -131,6 +131,15 @@ def syllables(n: int, t0: float) -> np.ndarray:
     return (0.3 * voice * envelope).astype(np.float32)
 
 
+def block_capture_time(now: float, stream_time: float, adc_time: float, frames: int, input_latency: float) -> float:
+    """time.monotonic() at which a callback's first sample was captured. PortAudio's ADC time (stream clock) says
+    it exactly; many ALSA/PulseAudio setups report 0, and then the block's own length plus the stream's input
+    latency is how long ago it began (the callback's own time would leave input buffering out of the latency)."""
+    if adc_time:
+        return now - max(0.0, stream_time - adc_time)
+    return now - frames / SAMPLE_RATE - max(0.0, float(input_latency or 0.0))
+
+
 class MicrophoneSource:
     """A sounddevice input stream at 16 kHz mono with an explicit block size."""
 
@@ -153,10 +162,9 @@ class MicrophoneSource:
                                    "`sudo apt-get install libportaudio2` (Linux).") from exc
 
         def callback(indata, frames, time_info, status) -> None:
-            # input ADC time is in the stream's clock; map it to time.monotonic()
-            now = time.monotonic()
-            age = max(0.0, self._stream.time - time_info.inputBufferAdcTime) if time_info.inputBufferAdcTime else 0.0
-            deliver(indata[:, 0].copy(), now - age)
+            stream = self._stream
+            deliver(indata[:, 0].copy(), block_capture_time(time.monotonic(), stream.time,
+                                                            time_info.inputBufferAdcTime, frames, stream.latency))
 
         try:
             self._stream = sd.InputStream(device=self.device, channels=1, samplerate=SAMPLE_RATE, dtype="float32",

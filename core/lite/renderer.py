@@ -29,7 +29,6 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,10 +87,19 @@ class LitePortrait:
     def __repr__(self) -> str:
         return f"LitePortrait(key={self.base.key[:12]}, atlas={self.atlas.key[:12]}, roi={self.base.roi})"
 
-    def __getattr__(self, name: str):
-        if name == "base":  # not yet set (copy / unpickle): no recursion
-            raise AttributeError(name)
-        return getattr(self.base, name)
+    # what the engine (key, image) and the motion sources (the pose, keypoints and landmarks) read: the full
+    # renderer's PreparedPortrait fields, named one by one (core.engine.contracts.Portrait)
+    key = property(lambda self: self.base.key)
+    image = property(lambda self: self.base.image)
+    face = property(lambda self: self.base.face)
+    kp = property(lambda self: self.base.kp)
+    exp = property(lambda self: self.base.exp)
+    x_s = property(lambda self: self.base.x_s)
+    scale = property(lambda self: self.base.scale)
+    t = property(lambda self: self.base.t)
+    angles = property(lambda self: self.base.angles)
+    roi = property(lambda self: self.base.roi)
+    size = property(lambda self: self.base.size)
 
 
 class LiteRenderer:
@@ -101,6 +109,7 @@ class LiteRenderer:
     building a missing atlas."""
 
     kind = "lite"
+    backend_name = "lite"  # frames come from the atlas, not from a network backend
 
     def __init__(self, full: Renderer, grid: AtlasSpec | None = None, store: AtlasStore | None = None,
                  retarget: RetargetConfig | None = None, on_progress: Progress | None = None, build: bool = True,
@@ -141,9 +150,8 @@ class LiteRenderer:
         key = self.atlas_key(self.full.prepare(image, face=face))
         return key in self._cache or self.store.path(key).is_file()
 
-    def prepare(self, image: np.ndarray | str | Path, source_name: str | None = None,
-                on_progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-                face: int | None = None) -> LitePortrait:
+    def prepare(self, image: np.ndarray | str | Path, source_name: str | None = None, face: int | None = None,
+                on_progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> LitePortrait:
         """Prepare with the full renderer, then load the atlas or build it (minutes at official size on a CPU)."""
         with self._lock:  # one build at a time; a second caller for the same portrait waits and reuses it
             base = self.full.prepare(image, source_name, face=face)
@@ -167,19 +175,12 @@ class LiteRenderer:
                 self._cache.popitem(last=False)
             return portrait
 
-    def prepare_in_background(self, image: np.ndarray | str | Path, on_progress: Progress | None = None,
-                              cancel: Callable[[], bool] | None = None, face: int | None = None) -> Future:
-        """Prepare (and build the atlas if needed) on a daemon thread; the Future holds the LitePortrait."""
-        future: Future = Future()
+    def ready(self, image: np.ndarray | str | Path, face: int | None = None) -> bool:
+        """Whether `prepare` is quick: the atlas is built already (else it takes minutes at official size)."""
+        return self.has_atlas(image, face=face)
 
-        def run() -> None:
-            try:
-                future.set_result(self.prepare(image, on_progress=on_progress, cancel=cancel, face=face))
-            except BaseException as exc:  # handed to whoever waits on the future
-                future.set_exception(exc)
-
-        threading.Thread(target=run, name="headcast-atlas", daemon=True).start()
-        return future
+    def warm_up(self, portrait: LitePortrait, max_batch: int) -> None:
+        """Nothing to capture: the frame pool grows to what the consumer holds during the first frames."""
 
     def _attach(self, base: PreparedPortrait, atlas: Atlas) -> LitePortrait:
         if tuple(atlas.roi) != tuple(base.roi):

@@ -116,15 +116,18 @@ def choose_renderer(mode: str, renderer, portrait, fps: int = FPS, batch: int = 
 
 
 def resolve_renderer(mode: str, full, image, grid=None, on_progress=None, cancel=None, batch: int = 1,
-                     source_name: str | None = None, store=None, face: int | None = None, on_note=None):
+                     source_name: str | None = None, store=None, face: int | None = None, on_note=None, lite=None):
     """The renderer to run for `mode` and the choice with its reason: `full` itself, or a LiteRenderer whose
     atlas for `image` is loaded (built first if missing, reporting `on_progress(done, total)`; `cancel()`
-    stops a build). For the CLI and the app alike; call it off the GUI thread."""
+    stops a build). `lite`: a LiteRenderer of an earlier start to reuse when it renders with `full` on the same
+    grid (its atlases and frame pools stay loaded across starts). For the CLI and the app alike; call it off the
+    GUI thread."""
     from core.lite.renderer import LiteRenderer
 
     choice = choose_renderer(mode, full, full.prepare(image, source_name, face=face), batch=batch, on_note=on_note)
     if choice.kind == "full":
         return full, choice
-    lite = LiteRenderer(full, grid, store)
+    if lite is None or lite.full is not full or (grid is not None and lite.grid != grid):
+        lite = LiteRenderer(full, grid, store)
     lite.prepare(image, source_name, on_progress=on_progress, cancel=cancel, face=face)
     return lite, choice

@@ -55,8 +55,7 @@ def _distance_ratio(lmk: np.ndarray, a: int, b: int, c: int, d: int) -> float:
 def source_ratios(portrait, config: RetargetConfig) -> tuple[float, tuple[float, float]]:
     """The portrait's own lip-open and (left, right) eye-open ratios from LivePortrait's 203 landmarks, as its
     retargeting computes them; the configured defaults when the crop has no 203-point landmarks."""
-    face = getattr(portrait, "face", None)
-    lmk = getattr(face, "landmarks", None)
+    lmk = portrait.face.landmarks  # None: the crop came from a detector without the 203 points
     if lmk is None or len(lmk) != 203:
         return config.source_lip_ratio, (config.source_eye_ratio, config.source_eye_ratio)
     lmk = np.asarray(lmk, np.float64)

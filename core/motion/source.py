@@ -34,7 +34,20 @@ class MotionSettings:
 
 @runtime_checkable
 class MotionSource(Protocol):
+    """What the engine, the offline renderer and the benches call. The two hooks are part of it (a source with
+    nothing to do there implements them as no-ops) so no caller probes for them:
+    `use_models(models)`: the renderer's LivePortraitModels (a source that drives the lip/eye MLPs keeps them);
+    `bind_portrait(portrait)`: a portrait switch mid-stream, without losing the stream position.
+    `last_aux`: per-frame values of the last pull (what `--dump-motion` saves; {} when a source has none)."""
+
     name: str
+    last_aux: dict[str, np.ndarray]
+
+    def use_models(self, models: object) -> None:
+        """Take what this source needs from the renderer's networks (called once, before any reset)."""
+
+    def bind_portrait(self, portrait: object) -> None:
+        """The portrait changed mid-stream; keep the stream position (lip/eye tables follow the portrait)."""
 
     def reset(self, portrait: object | None = None) -> None:
         """Forget all audio and motion state; `portrait` is a `core.render.PreparedPortrait` or None."""

@@ -126,6 +126,12 @@ class JoyVASAMotionSource:
         self._reference: np.ndarray | None = None
         self.last_aux: dict[str, np.ndarray] = {}
 
+    def use_models(self, models) -> None:
+        """Nothing to take from the renderer: JoyVASA predicts the lips itself (MotionSource protocol)."""
+
+    def bind_portrait(self, portrait) -> None:
+        """Nothing per portrait: rows are relative to the stream's first frame (MotionSource protocol)."""
+
     def configure(self, settings: MotionSettings) -> None:
         """New settings apply from the next window on; the positional encoding too (same weights)."""
         self.settings = settings
