@@ -20,6 +20,7 @@ MAX_P95_CREEP_MS = 50
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 def test_ten_minutes_of_lite_live_with_restarts_and_switches_do_not_grow(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HEADCAST_CACHE_DIR": str(tmp_path / "cache"),
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
