@@ -25,6 +25,8 @@ from PySide6.QtCore import QObject, Signal
 from core.engine.sinks import camera_install_hint
 from core.session import InputChoice, LiveSession, MicrophoneNotConnected, SessionConfig
 
+from .errors import describe_error
+from .look_preview import still_preview_loop
 from .settings import AppSettings
 from .tasks import TaskRunner
 
@@ -126,7 +128,7 @@ class EngineBridge(QObject):
         self._stop_requested = False
         self._choice: InputChoice | None = None
         self.look = None  # core.look.Look the next start begins with (the window sets the portrait's)
-        self._preview_request: tuple | None = None  # the newest still-preview wanted while stopped
+        self._preview_request: tuple | None = None  # the newest still-preview wanted while stopped (look_preview)
         self._preview_busy = False
         self._render_lock = threading.Lock()  # a still preview and a start never use the renderer together
         self.previews = 0  # still previews shown (tests count them)
@@ -328,36 +330,7 @@ class EngineBridge(QObject):
         self._preview_request = (settings, portrait, face, look)
         if not self._preview_busy:
             self._preview_busy = True
-            self.tasks.spawn(self._preview_loop())
-
-    async def _preview_loop(self) -> None:
-        try:
-            while self._preview_request is not None and self.state == "stopped":
-                request, self._preview_request = self._preview_request, None
-                try:
-                    frame = await self.tasks.run(self._preview_blocking, *request)
-                except Exception as exc:
-                    self.message.emit(f"Look preview: {describe_error(exc)}")
-                    continue
-                if frame is not None and self.state == "stopped":
-                    self.previews += 1
-                    if self.mailbox.put(frame):
-                        self.frame_ready.emit()
-        finally:
-            self._preview_busy = False
-
-    def _preview_blocking(self, settings: AppSettings, portrait: str, face: int, look) -> np.ndarray | None:
-        """Worker: the portrait at rest with `look`, rendered by the full renderer of the session's pipeline
-        (built on first use and kept for Start)."""
-        from core import layout
-
-        with self._render_lock:
-            if self.state != "stopped":
-                return None
-            renderer, _ = self.session.pipeline(self.session_config(settings))
-            prepared = renderer.prepare(portrait, face=face)
-            renderer.look.set(look, ease=False)
-            return renderer.render(prepared, np.zeros((1, layout.MOTION_DIM), np.float32))[0].copy()
+            self.tasks.spawn(still_preview_loop(self))
 
     def set_muted(self, muted: bool) -> None:
         self._muted = muted
@@ -409,15 +382,6 @@ class SerialCropper:
     def crop(self, image: np.ndarray, source_name: str = "image", face: int | None = None):
         with self._lock:
             return self._cropper.crop(image, source_name=source_name, face=face)
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for users; out-of-memory gets its fix spelled out."""
-    text = str(exc).strip() or type(exc).__name__
-    if "out of memory" in text.lower():
-        return (f"the GPU ran out of memory ({text.splitlines()[0]}). Close other GPU programs, lower the "
-                "camera size, or choose the CPU device.")
-    return text
 
 
 def stats_dict(stats) -> dict:

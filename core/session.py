@@ -330,9 +330,7 @@ class LiveSession:
     def _apply_look(renderer, look, ease: bool) -> None:
         from core.look import Look
 
-        layer = getattr(renderer, "look", None)
-        if layer is not None:
-            layer.set(look if look is not None else Look(), ease=ease)
+        renderer.look.set(look if look is not None else Look(), ease=ease)  # both renderers carry a LookLayer
 
     def set_look(self, look) -> None:
         """A new core.look.Look on a running engine: eased in over a few frames from the next batch on (the

@@ -11,6 +11,7 @@ import numpy as np
 from core.device import pick_device
 from core.engine.clock import REAL_TIME, Clock
 from core.layout import MOTION_DIM
+from core.look_live import LookLayer
 from core.timebase import FRAME_MS, SAMPLES_PER_FRAME
 
 
@@ -27,6 +28,7 @@ class FakeRenderer:
         self.per_frame, self.per_batch, self.clock = per_frame, per_batch, clock
         self.spec = pick_device("cpu")
         self.models = None
+        self.look = LookLayer()  # the session sets a look on every renderer; a fake ignores it when rendering
         self.size = size
         self._out = np.zeros((64, size, size, 3), np.uint8)
         self.active = 0  # renders in progress right now (must never exceed 1)

@@ -47,7 +47,7 @@ class DriveSource:
     def of(cls, portrait) -> DriveSource:
         """From a PreparedPortrait (core/render.py): its angles in degrees give the rotation."""
         a = portrait.angles
-        lmk = getattr(portrait.face, "landmarks", None)
+        lmk = portrait.face.landmarks
         return cls(kp=portrait.kp, exp=portrait.exp, scale=portrait.scale.reshape(1, 1), t=portrait.t.reshape(1, 3),
                    rot=rotation_matrix(a[:, 0], a[:, 1], a[:, 2]), x_s=portrait.x_s,
                    landmarks=lmk if lmk is not None and len(lmk) == 203 else None)

@@ -51,7 +51,8 @@ class _SafeUnpickler(pickle.Unpickler):
 
 def save_template(take: DrivingTake, path: str | Path) -> Path:
     """Write `take` as an official motion template (atomically: a failed write leaves no half file)."""
-    m = {k: getattr(take.motion, k).detach().cpu().numpy().astype(np.float32) for k in MOTION_KEYS}
+    fields = vars(take.motion)  # the dataclass's tensors by name, not copied
+    m = {k: fields[k].detach().cpu().numpy().astype(np.float32) for k in MOTION_KEYS}
     eyes = take.motion.c_eyes.detach().cpu().numpy().astype(np.float32)
     lips = take.motion.c_lip.detach().cpu().numpy().astype(np.float32)
     n = len(take)

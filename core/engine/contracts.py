@@ -39,6 +39,7 @@ class FrameRenderer(Protocol):
 
     spec: object  # core.device.DeviceSpec: where frames are made
     models: object  # core.liveportrait.LivePortraitModels: motion sources take the lip/eye MLPs from it
+    look: object  # core.look_live.LookLayer: the look folded into every row it renders (set between batches)
 
     @property
     def backend_name(self) -> str:
