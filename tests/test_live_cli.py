@@ -245,7 +245,9 @@ def test_latency_comes_back_after_a_cpu_hog(tmp_path, portrait_png, speech_wav):
     first, last = _median(series[:10]), _median(series[-16:-1])  # the last entry may be a partial second
     print(f"latency first 10 s {first:.1f} ms, last 15 s {last:.1f} ms, repeats {s['repeats']}, "
           f"catch-up drops {s['catch_up_drops']}, drops {s['drops']}; per second {series}")
-    assert abs(last - first) <= 40, (first, last, s["repeats"], s["catch_up_drops"], series)
+    # the issue's done-when allows 40 ms; latency moves in 40 ms steps, so a period left over (CI, stop 27) passed
+    # or failed on rounding. The pacer's own target (within 20 ms) is what is asserted.
+    assert abs(last - first) <= 20, (first, last, s["repeats"], s["catch_up_drops"], series)
     assert s["drops"] >= s["catch_up_drops"] > 0  # the freezes' backlog was shed, and counted
 
 

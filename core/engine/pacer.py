@@ -40,6 +40,14 @@ class Pacer(Generic[T]):
     source's full queue is therefore never trimmed, and a machine that cannot keep up (frames arrive late,
     nothing to spare) is never made to skip more.
 
+    The stream's own floor: `captured(item)` (the capture time of a frame's audio), when given, lets the pacer
+    note the lowest latency any frame was shown with. Latency moves in whole periods (repeats add one, drops
+    take one away), but the spare time does not: a change of block phase (a file looping, a block size that
+    is not a frame) shifts when frames arrive by a fraction of a period, so a stream one period too late can
+    have less spare than the prebuffer plus 3/4 of a period (issue 21's CPU-hog run stayed 40 ms late for
+    good). The backlog above the floor is dropped too, as far as every observed frame keeps a quarter period
+    to spare, so catching up never costs a repeat the frames before did not already risk.
+
     Re-anchoring: a tick served `REANCHOR_S` or more late (the pacer's thread was starved) skips
     the ticks it missed (`skipped_ticks`) instead of firing them back to back; the frames rendered meanwhile
     then have time to spare and are caught up once `observe_s` has shown it.
@@ -47,13 +55,14 @@ class Pacer(Generic[T]):
 
     def __init__(self, fps: float, max_queue: int, clock: Callable[[], float] = time.monotonic,
                  prebuffer_s: float = 0.0, stale: Callable[[T, float], bool] | None = None,
-                 observe_s: float = OBSERVE_S) -> None:
+                 observe_s: float = OBSERVE_S, captured: Callable[[T], float] | None = None) -> None:
         self.period = 1.0 / fps
         self.max_queue = max(1, max_queue)
         self.clock = clock
         self.prebuffer_s = prebuffer_s
         self.stale = stale
         self.observe_s = observe_s
+        self.captured = captured
         self.frames: deque[T] = deque()
         self.underruns = 0
         self.drops = 0
@@ -62,6 +71,8 @@ class Pacer(Generic[T]):
         self.ticks = 0
         self._arrived: deque[float] = deque()  # push time of each queued frame
         self._spare: deque[tuple[float, float]] = deque()  # (tick time, spare s) of new frames being observed
+        self._late: deque[tuple[float, float]] = deque()  # (tick time, latency s) of the same frames
+        self._floor: float | None = None  # lowest latency a new frame was shown with (needs `captured`)
         self._observe_from: float | None = None  # observation (re)starts after each repeat and catch-up
         self._t0: float | None = None
         self._first: float | None = None
@@ -124,7 +135,8 @@ class Pacer(Generic[T]):
             if self.frames:
                 arrived = self._arrived[0]
                 item, repeated = self._pop(), False
-                self._observe(slot, slot - arrived)
+                latency = None if self.captured is None else slot - self.captured(item)
+                self._observe(slot, slot - arrived, latency)
             elif self._last is None:
                 return None
             else:
@@ -144,19 +156,19 @@ class Pacer(Generic[T]):
 
     def _restart_observation(self, start: float) -> None:
         self._spare.clear()
+        self._late.clear()
         self._observe_from = start
 
-    def _observe(self, slot: float, spare: float) -> None:
+    def _observe(self, slot: float, spare: float, latency: float | None) -> None:
+        if latency is not None and (self._floor is None or latency < self._floor):
+            self._floor = latency
         if self._observe_from is None:
             self._observe_from = slot
         if slot < self._observe_from:
             return
-        spare_log = self._spare
-        while spare_log and spare_log[-1][1] >= spare:  # keep only what can still be the minimum
-            spare_log.pop()
-        spare_log.append((slot, spare))
-        while spare_log[0][0] < slot - self.observe_s:
-            spare_log.popleft()
+        _note_minimum(self._spare, slot, spare, self.observe_s)
+        if latency is not None:
+            _note_minimum(self._late, slot, latency, self.observe_s)
 
     def _catch_up(self, slot: float) -> None:
         """Drop the oldest queued frames by the whole periods every observed frame had to spare."""
@@ -168,6 +180,10 @@ class Pacer(Generic[T]):
         # not floored: the cushion the stream ran with before is the prebuffer less a few ms of jitter, and
         # flooring would leave a whole period of the backlog in place; a quarter period of jitter is allowed for
         excess = int((least - self.prebuffer_s) / self.period + CATCH_UP_SLACK)
+        if self._late and self._floor is not None:  # periods above the stream's floor, as far as spare allows
+            above = int((self._late[0][1] - self._floor) / self.period + CATCH_UP_SLACK)
+            room = int(least / self.period - CATCH_UP_SLACK)
+            excess = max(excess, min(above, room))
         dropped = 0
         while dropped < excess and len(self.frames) > 1:
             self._pop()
@@ -176,3 +192,12 @@ class Pacer(Generic[T]):
             self.drops += dropped
             self.catch_up_drops += dropped
             self._restart_observation(slot)
+
+
+def _note_minimum(log: deque[tuple[float, float]], slot: float, value: float, span: float) -> None:
+    """Sliding minimum over `span` seconds: `log[0]` is the least value noted since `slot - span`."""
+    while log and log[-1][1] >= value:  # keep only what can still be the minimum
+        log.pop()
+    log.append((slot, value))
+    while log[0][0] < slot - span:
+        log.popleft()

@@ -34,7 +34,8 @@ class Run:
         self.worker_done = False
         self.t_start = clock()
         self.budget_s = budget_s
-        self.pacer: Pacer = Pacer(fps, queue_limit, clock, jitter_s, stale=self._stale, observe_s=observe_s)
+        self.pacer: Pacer = Pacer(fps, queue_limit, clock, jitter_s, stale=self._stale, observe_s=observe_s,
+                                  captured=_capture_time)
         self.threads: list[threading.Thread] = []
 
     def _stale(self, item, now: float) -> bool:
@@ -62,3 +63,8 @@ class Run:
         """Capture time of the last audio sample of motion-stream frame `stream_frame`."""
         end = min((stream_frame + 1) * SAMPLES_PER_FRAME, self.stream_in)
         return self.capture_time_of(self.origin + max(end, 1) - 1)
+
+
+def _capture_time(item) -> float:
+    """Capture time of a queued frame's audio (the engine queues (frame, index, capture time, slot))."""
+    return item[2]
