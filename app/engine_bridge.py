@@ -26,7 +26,7 @@ from core.engine.sinks import camera_install_hint
 from core.session import InputChoice, LiveSession, MicrophoneNotConnected, SessionConfig
 
 from .errors import describe_error
-from .look_preview import still_preview_loop
+from .look_preview import StillPreview
 from .settings import AppSettings
 from .tasks import TaskRunner
 
@@ -128,10 +128,8 @@ class EngineBridge(QObject):
         self._stop_requested = False
         self._choice: InputChoice | None = None
         self.look = None  # core.look.Look the next start begins with (the window sets the portrait's)
-        self._preview_request: tuple | None = None  # the newest still-preview wanted while stopped (look_preview)
-        self._preview_busy = False
-        self._render_lock = threading.Lock()  # a still preview and a start never use the renderer together
-        self.previews = 0  # still previews shown (tests count them)
+        self.still = StillPreview(tasks, lambda settings: self.session.pipeline(self.session_config(settings)),
+                                  lambda: self.state == "stopped", self._on_frame, self.message.emit)
         self._report.connect(self._on_report)
         self.session.on_atlas_progress = lambda done, total: self._report.emit("atlas", (done, total))
         self.session.on_renderer_note = lambda text: self._report.emit("renderer", text)
@@ -198,7 +196,7 @@ class EngineBridge(QObject):
                         face: int = 0) -> str:
         from core.engine import CallbackSink
 
-        with self._render_lock:
+        with self.still.renderer_lock:
             return self.session.start(self.session_config(settings), portrait, choice, camera=camera,
                                       muted=self._muted, sinks=(CallbackSink(self._on_frame),), face=face)
 
@@ -327,10 +325,7 @@ class EngineBridge(QObject):
             return
         if self.state != "stopped" or settings is None or portrait is None:
             return
-        self._preview_request = (settings, portrait, face, look)
-        if not self._preview_busy:
-            self._preview_busy = True
-            self.tasks.spawn(still_preview_loop(self))
+        self.still.request(settings, portrait, face, look)
 
     def set_muted(self, muted: bool) -> None:
         self._muted = muted
