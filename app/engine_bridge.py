@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from core.engine.sinks import camera_install_hint
 from core.session import InputChoice, LiveSession, MicrophoneNotConnected, SessionConfig
 
 from .errors import describe_error
@@ -34,33 +33,7 @@ log = logging.getLogger(__name__)
 NO_MICROPHONE = ("No microphone found on this computer. Plug one in and press the rescan button, or choose an "
                  "audio file or the test signal as the input.")
 
-__all__ = ["EngineBridge", "FrameMailbox", "InputChoice", "camera_install_hint", "describe_error", "probe_camera"]
-
-
-def camera_backends() -> list[str]:
-    """pyvirtualcam backends registered for this OS (the first that opens is used)."""
-    try:
-        from pyvirtualcam import camera
-    except Exception:
-        return []
-    return list(camera.BACKENDS)
-
-
-def probe_camera(width: int = 64, height: int = 64, fps: float = 25) -> tuple[bool, str]:
-    """Open and close a virtual camera to learn which backend and device would be used.
-
-    Returns (True, "backend: device") or (False, what to install and the backend errors). Blocking (tens of
-    milliseconds to a second): call it from a worker thread.
-    """
-    try:
-        import pyvirtualcam
-    except Exception as exc:
-        return False, f"pyvirtualcam is not importable ({exc}); pip install pyvirtualcam"
-    try:
-        with pyvirtualcam.Camera(width=width, height=height, fps=fps) as cam:
-            return True, f"{cam.backend}: {cam.device}"
-    except Exception as exc:
-        return False, f"{camera_install_hint()}\n({str(exc).strip()})"
+__all__ = ["EngineBridge", "FrameMailbox", "InputChoice", "describe_error"]
 
 
 class FrameMailbox:
@@ -333,10 +306,6 @@ class EngineBridge(QObject):
 
     def set_camera(self, on: bool) -> None:
         self._camera_wanted = on
-
-    def camera_description(self) -> str:
-        names = camera_backends()
-        return f"backends: {' / '.join(names)} (checking…)" if names else camera_install_hint()
 
     def take_frame(self) -> np.ndarray | None:
         return self.mailbox.take()

@@ -215,9 +215,6 @@ MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 80
 LIFECYCLE_FILES = sorted([*(ROOT / "core" / "engine").glob("*.py"), ROOT / "core" / "session.py",
                           *(ROOT / "app").glob("*.py")])
-# the window's split into panels is issue 23 step 4, not done yet: listed here so the rule holds everywhere else,
-# and strict, so this entry must go once the split lands
-NOT_YET_SPLIT = {"app/main_window.py"}
 
 
 def _too_long(path: Path) -> list[str]:
@@ -235,16 +232,9 @@ def _too_long(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", [p for p in LIFECYCLE_FILES if str(p.relative_to(ROOT)) not in NOT_YET_SPLIT],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", LIFECYCLE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_engine_session_and_app_files_and_functions_are_short(path):
     assert not _too_long(path), "\n".join(_too_long(path))
-
-
-@pytest.mark.xfail(strict=True, reason="issue 23 step 4: MainWindow not yet split into panels")
-@pytest.mark.parametrize("name", sorted(NOT_YET_SPLIT))
-def test_files_not_yet_split(name):
-    assert not _too_long(ROOT / name), "\n".join(_too_long(ROOT / name))
 
 
 def test_the_size_rule_catches_a_long_file_and_a_long_function(tmp_path, monkeypatch):
