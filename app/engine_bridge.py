@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from core.engine.sinks import camera_install_hint
 from core.session import InputChoice, LiveSession, MicrophoneNotConnected, SessionConfig
 
 from .errors import describe_error
-from .look_preview import still_preview_loop
+from .look_preview import StillPreview
 from .settings import AppSettings
 from .tasks import TaskRunner
 
@@ -34,33 +33,7 @@ log = logging.getLogger(__name__)
 NO_MICROPHONE = ("No microphone found on this computer. Plug one in and press the rescan button, or choose an "
                  "audio file or the test signal as the input.")
 
-__all__ = ["EngineBridge", "FrameMailbox", "InputChoice", "camera_install_hint", "describe_error", "probe_camera"]
-
-
-def camera_backends() -> list[str]:
-    """pyvirtualcam backends registered for this OS (the first that opens is used)."""
-    try:
-        from pyvirtualcam import camera
-    except Exception:
-        return []
-    return list(camera.BACKENDS)
-
-
-def probe_camera(width: int = 64, height: int = 64, fps: float = 25) -> tuple[bool, str]:
-    """Open and close a virtual camera to learn which backend and device would be used.
-
-    Returns (True, "backend: device") or (False, what to install and the backend errors). Blocking (tens of
-    milliseconds to a second): call it from a worker thread.
-    """
-    try:
-        import pyvirtualcam
-    except Exception as exc:
-        return False, f"pyvirtualcam is not importable ({exc}); pip install pyvirtualcam"
-    try:
-        with pyvirtualcam.Camera(width=width, height=height, fps=fps) as cam:
-            return True, f"{cam.backend}: {cam.device}"
-    except Exception as exc:
-        return False, f"{camera_install_hint()}\n({str(exc).strip()})"
+__all__ = ["EngineBridge", "FrameMailbox", "InputChoice", "describe_error"]
 
 
 class FrameMailbox:
@@ -128,10 +101,8 @@ class EngineBridge(QObject):
         self._stop_requested = False
         self._choice: InputChoice | None = None
         self.look = None  # core.look.Look the next start begins with (the window sets the portrait's)
-        self._preview_request: tuple | None = None  # the newest still-preview wanted while stopped (look_preview)
-        self._preview_busy = False
-        self._render_lock = threading.Lock()  # a still preview and a start never use the renderer together
-        self.previews = 0  # still previews shown (tests count them)
+        self.still = StillPreview(tasks, lambda settings: self.session.pipeline(self.session_config(settings)),
+                                  lambda: self.state == "stopped", self._on_frame, self.message.emit)
         self._report.connect(self._on_report)
         self.session.on_atlas_progress = lambda done, total: self._report.emit("atlas", (done, total))
         self.session.on_renderer_note = lambda text: self._report.emit("renderer", text)
@@ -198,7 +169,7 @@ class EngineBridge(QObject):
                         face: int = 0) -> str:
         from core.engine import CallbackSink
 
-        with self._render_lock:
+        with self.still.renderer_lock:
             return self.session.start(self.session_config(settings), portrait, choice, camera=camera,
                                       muted=self._muted, sinks=(CallbackSink(self._on_frame),), face=face)
 
@@ -327,10 +298,7 @@ class EngineBridge(QObject):
             return
         if self.state != "stopped" or settings is None or portrait is None:
             return
-        self._preview_request = (settings, portrait, face, look)
-        if not self._preview_busy:
-            self._preview_busy = True
-            self.tasks.spawn(still_preview_loop(self))
+        self.still.request(settings, portrait, face, look)
 
     def set_muted(self, muted: bool) -> None:
         self._muted = muted
@@ -338,10 +306,6 @@ class EngineBridge(QObject):
 
     def set_camera(self, on: bool) -> None:
         self._camera_wanted = on
-
-    def camera_description(self) -> str:
-        names = camera_backends()
-        return f"backends: {' / '.join(names)} (checking…)" if names else camera_install_hint()
 
     def take_frame(self) -> np.ndarray | None:
         return self.mailbox.take()

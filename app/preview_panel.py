@@ -1,6 +1,6 @@
 """The window's centre: developer banner, messages, the live preview, Start / Mute, which renderer runs and the
-lite atlas progress; plus the status line's wording. It presents what the bridge reports; the window decides.
-Testable alone: build it, `show_renderer(reason)`, `show_atlas(done, total)`, `status_text(stats)`."""
+lite atlas progress. It presents what the bridge reports; the window decides (the status line's wording is in
+app/status_line.py). Testable alone: build it, `show_renderer(reason)`, `show_atlas(done, total)`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,6 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QV
 
 from .widgets import MessagePanel, PreviewWidget
 
-STATUS_HELP = (  # the status line's terms in plain words (its tooltip): the line itself stays short
-    "render: pictures made per second · output: pictures sent to the camera per second\n"
-    "latency: time from the voice to its picture, p50 = typical, p95 = slowest 1 in 20\n"
-    "drops: pictures skipped to keep up · repeats: a picture sent again while the next one renders")
 MESSAGE_STYLE = (
     "QFrame#messageRow { background: #1c2d41; border: 1px solid #1f6feb; border-radius: 6px; }"
     "QFrame#messageRow[warning=\"true\"] { background: #3b2300; border-color: #d29922; }"
@@ -72,16 +68,3 @@ class PreviewPanel(QWidget):
                                         "once; it is reused from then on.")
         else:
             self.renderer_label.setText(f"Lite mode: this portrait's atlas is ready ({total} frames).")
-
-
-def status_text(st: dict) -> str:
-    """The status bar's figures, all measured: rendered vs sent fps, drops and repeats, latency p50/p95; when
-    the machine cannot keep up, the engine's plain-language state replaces the device name."""
-    p50, p95 = st.get("latency_ms_p50", 0.0), st.get("latency_ms_p95", 0.0)
-    # no new frame in the stats window (a machine taking seconds per frame): say so rather than show 0 ms
-    latency = f"{p50:.0f}/{p95:.0f} ms (p50/p95)" if p50 > 0 else "— (no new frame in the last seconds)"
-    text = (f"render {st.get('render_fps', 0.0):.1f} fps · output {st.get('output_fps', st.get('fps', 0.0)):.1f} fps"
-            f" · latency {latency} · drops {st.get('drops', 0)} · repeats {st.get('repeats', 0)}")
-    if not st.get("keeping_up", True):
-        return f"{text} · {st.get('state', '')}"
-    return f"{text} · {st.get('device', '?')}"

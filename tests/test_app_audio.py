@@ -245,11 +245,11 @@ def test_window_level_meter_follows_the_virtual_microphone(pulse, speech, qtbot,
     qtbot.addWidget(w)
     w.show()
     w.select_input(InputChoice("mic", pulse))
-    assert w.monitor is not None and w.monitor.device_name == pulse
+    assert w.voice.monitor is not None and w.voice.monitor.device_name == pulse
     assert w.settings.microphone == pulse
     blocks: list[np.ndarray] = []
-    rate = int(w.monitor.samplerate)
-    w.monitor.add_tap(lambda b: blocks.append(b.copy()))
+    rate = int(w.voice.monitor.samplerate)
+    w.voice.monitor.add_tap(lambda b: blocks.append(b.copy()))
     deadline = time.monotonic() + 10
     while sum(len(b) for b in blocks) < rate // 3:
         assert time.monotonic() < deadline, "no audio from the window's microphone stream"
@@ -268,7 +268,7 @@ def test_window_level_meter_follows_the_virtual_microphone(pulse, speech, qtbot,
     player.join()
     qtbot.wait(300)
     w.close()
-    assert w.monitor is None, "closing the window must close the microphone stream"
+    assert w.voice.monitor is None, "closing the window must close the microphone stream"
     assert quiet < -60 and max(levels) > -30, (quiet, max(levels))
     from math import gcd
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.main_window import status_text
+from app.status_line import status_text
 from core.timebase import SAMPLE_RATE
 
 

@@ -70,25 +70,25 @@ def test_look_previews_when_stopped_changes_live_and_is_restored(qtbot, tmp_path
 
     # stopped: each change renders one still frame in a worker and shows it
     w.look_panel.set_value("yaw", 20.0)
-    qtbot.waitUntil(lambda: w.bridge.previews == 1, timeout=60000)
+    qtbot.waitUntil(lambda: w.bridge.still.shown == 1, timeout=60000)
     qtbot.waitUntil(lambda: w.preview.frames_shown >= 1, timeout=10000)
     turned = w.preview._frame.copy()  # what the preview widget shows
     w.look_panel.set_value("yaw", 0.0)
-    qtbot.waitUntil(lambda: w.bridge.previews == 2 and w.preview.frames_shown >= 2, timeout=60000)
+    qtbot.waitUntil(lambda: w.bridge.still.shown == 2 and w.preview.frames_shown >= 2, timeout=60000)
     straight = w.preview._frame.copy()
     assert np.abs(_face(turned, w) - _face(straight, w)).mean() > 0.5
 
     # a burst of changes (a dragged slider) renders what it ends on, not a backlog
-    before = w.bridge.previews
+    before = w.bridge.still.shown
     for value in (0.2, 0.4, 0.6, 0.8, 1.0):
         w.look_panel.set_value("smile", value)
-    qtbot.waitUntil(lambda: not w.bridge._preview_busy, timeout=60000)
-    assert 1 <= w.bridge.previews - before <= 2
+    qtbot.waitUntil(lambda: not w.bridge.still.busy, timeout=60000)
+    assert 1 <= w.bridge.still.shown - before <= 2
 
     # running: a change reaches the engine's renderer (eased in there; the stopped preview is not used)
     w.look_panel.set_value("head_motion", 0.0)  # motion gains 0: the face holds still, so a look change shows
     w.look_panel.set_value("expression_motion", 0.0)
-    qtbot.waitUntil(lambda: not w.bridge._preview_busy, timeout=60000)
+    qtbot.waitUntil(lambda: not w.bridge.still.busy, timeout=60000)
     w.select_input(InputChoice("generator"))
     w.start()
     qtbot.waitUntil(lambda: w.bridge.state == "running", timeout=60000)
@@ -103,13 +103,13 @@ def test_look_previews_when_stopped_changes_live_and_is_restored(qtbot, tmp_path
     still = [next_frame() for _ in range(4)][1:]
     assert all(np.abs(still[0].astype(int) - f).max() <= 1 for f in still[1:]), [
         np.abs(still[0].astype(int) - f).max() for f in still[1:]]  # motion at gain 0: the same frame
-    previews = w.bridge.previews
+    previews = w.bridge.still.shown
     w.look_panel.set_value("yaw", 20.0)
     assert renderer.look.look.yaw == 20.0
     shown = w.preview.frames_shown
     qtbot.waitUntil(lambda: w.preview.frames_shown > shown + 12, timeout=30000)  # past the 8-frame easing
     assert np.abs(_face(w.preview._frame, w) - _face(still[0], w)).mean() > 0.5
-    assert w.bridge.previews == previews
+    assert w.bridge.still.shown == previews
     w.look_panel.set_value("yaw", 0.0)
     w.look_panel.set_value("eyebrow", 10.0)
     w.start_action.trigger()

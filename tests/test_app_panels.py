@@ -94,3 +94,113 @@ def test_input_and_output_panels_list_devices_and_say_when_there_are_none(qtbot)
     outputs.audio_out_check.setChecked(True)
     outputs.update_delay_enabled()
     assert outputs.audio_out_combo.isEnabled() and outputs.delay_spin.isEnabled()
+
+
+# ---- the owners the window wires (issue 23 step 4): each works without a MainWindow ------------------------------
+def test_message_log_says_a_keyed_message_once_and_flashes_its_first_line(qtbot):
+    from PySide6.QtWidgets import QStatusBar
+
+    from app.camera_status import UNAVAILABLE
+    from app.messages import MessageLog
+    from app.widgets import MessagePanel
+
+    panel, bar = MessagePanel(), QStatusBar()
+    qtbot.addWidget(panel)
+    qtbot.addWidget(bar)
+    log = MessageLog(panel, bar)
+    log.show("Disk full.\nFree some space.", warning=True)
+    assert bar.currentMessage() == "Disk full." and panel.texts() == ["Disk full.\nFree some space."]
+    for _ in range(3):  # every Start would say it again: the session's camera warning is shown once
+        log.from_session(f"{UNAVAILABLE}; the run goes on without it. No backend.")
+    log.show("No microphone.", key="no-mic")
+    log.show("No microphone.", key="no-mic")
+    assert log.texts == ["Disk full.\nFree some space.", f"{UNAVAILABLE}; the run goes on without it. No backend.",
+                         "No microphone."]
+
+
+def test_camera_status_shows_the_probe_and_returns_to_it_after_a_run(qtbot, monkeypatch):
+    from PySide6.QtWidgets import QCheckBox, QLabel
+
+    import app.camera_status as camera_status
+    from app.settings import AppSettings
+    from app.tasks import TaskRunner
+
+    monkeypatch.setattr(camera_status, "probe_camera", lambda: (False, "Install v4l2loopback.\n(no device)"))
+    switch, label, tasks = QCheckBox(), QLabel(), TaskRunner()
+    qtbot.addWidget(switch)
+    qtbot.addWidget(label)
+    said, wanted, saved, running = [], [], [], [False]
+    status = camera_status.CameraStatus(switch, label, tasks, AppSettings(camera_enabled=True), lambda: running[0],
+                                        wanted.append, lambda text, **kw: said.append(text), lambda: saved.append(1))
+    status.restore()
+    assert switch.isChecked() and wanted == [True] and status.available is None
+    status.check()
+    qtbot.waitUntil(lambda: status.available is not None, timeout=10000)
+    assert status.available is False and label.text() == "Install v4l2loopback."
+    assert label.toolTip() == "Install v4l2loopback.\n(no device)"  # the backend's own words stay at hand
+    assert said == ["Virtual camera unavailable; the preview still works. Install v4l2loopback."]
+    running[0] = True
+    status.show("obs: /dev/video2")  # a run says which camera it writes to
+    status.show("idle")  # the run ended: back to what the probe found
+    assert label.text() == "Install v4l2loopback."
+    switch.setChecked(False)
+    assert label.text() == "off" and wanted[-1] is False and saved and not status.settings.camera_enabled
+    tasks.shutdown()
+
+
+def test_run_control_offers_start_only_when_it_can_work_and_follows_the_bridge(qtbot):
+    from types import SimpleNamespace
+
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QLabel, QMainWindow
+
+    from app.preview_panel import PreviewPanel
+    from app.run_control import NEEDS_PORTRAIT, RunControl
+    from app.settings import AppSettings
+    from app.window_actions import WindowActions
+    from core.live_input import InputChoice
+
+    calls = []
+    bridge = SimpleNamespace(state="stopped", stats=lambda: None, stop=lambda: calls.append("stop"),
+                             start=lambda *a, **kw: calls.append(("start", a[1], kw["camera"], kw["muted"])),
+                             set_muted=lambda m: calls.append(("muted", m)))
+    window, centre, status = QMainWindow(), PreviewPanel(None, QIcon(), QIcon()), QLabel()
+    qtbot.addWidget(window)
+    qtbot.addWidget(centre)
+    portrait = [None]
+    run = RunControl(bridge, centre, WindowActions(window), status, AppSettings(), portrait=lambda: portrait[0],
+                     choice=lambda: InputChoice("generator", None), camera_on=lambda: False,
+                     say=lambda text, **kw: calls.append(text), flash=lambda *a: None)
+    run.update_start()
+    assert not centre.start_button.isEnabled() and centre.start_button.toolTip() == NEEDS_PORTRAIT
+    portrait[0] = SimpleNamespace(path="/p/ada.png", face=0)
+    run.update_start()
+    assert centre.start_button.isEnabled() and run.actions.start.isEnabled()
+    centre.mute_button.setChecked(True)  # the button and the menu action stay one switch
+    assert run.actions.mute.isChecked() and calls == [("muted", True)]
+    centre.start_button.click()
+    assert calls[-1] == ("start", "/p/ada.png", False, True)
+    bridge.state = "running"
+    run.show_state("running")
+    assert centre.start_button.text() == "Stop" and run.actions.start.text() == "Stop"
+    run.toggle()
+    assert calls[-1] == "stop"
+    bridge.state = "stopped"
+    run.show_state("stopped")
+    assert status.text() == "stopped" and centre.start_button.text() == "Start"
+
+
+def test_window_actions_carry_the_keys_the_help_lists(qtbot):
+    from PySide6.QtWidgets import QMainWindow
+
+    from app.window_actions import SHORTCUTS, WindowActions, shortcuts_dialog
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    acts = WindowActions(window)
+    keys = {a.shortcut().toString() for a in (acts.start, acts.mute, acts.next, acts.prev, acts.add, acts.help)}
+    assert keys == {key for _, key in SHORTCUTS}
+    assert [m.text() for m in window.menuBar().actions()] == ["&File", "&Avatar", "&Help"]
+    assert acts.quit in window.menuBar().actions()[0].menu().actions()
+    box = shortcuts_dialog(window)
+    assert all(f"<b>{key}</b>" in box.text() for _, key in SHORTCUTS)

@@ -9,8 +9,8 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from app.main_window import RESOLUTIONS
 from app.settings import AppSettings, load_settings
+from app.settings_panel import RESOLUTIONS
 
 from .test_app_window import dirs, drop, make_window, needs  # noqa: F401 (fixture)
 
@@ -143,7 +143,7 @@ def test_a_killed_app_comes_back_on_the_last_portrait_and_settings(qtbot, dirs, 
     needs("core.face")
     w = make_window(qtbot, AppSettings(camera_enabled=False, renderer="full"))
     w.add_paths(list(two_photos))
-    qtbot.waitUntil(lambda: len(w.library) == 2 and not w._adding, timeout=60000)
+    qtbot.waitUntil(lambda: len(w.library) == 2 and not w.portraits.adding, timeout=60000)
     w.fps_spin.setValue(20)
     w.loop_check.setChecked(True)
     w.camera_check.setChecked(True)

@@ -49,20 +49,20 @@ def test_a_job_is_an_asyncio_task_on_the_gui_thread(qtbot):
 
 
 def test_a_failed_job_is_logged_and_reaches_the_window_messages(qtbot, dirs, monkeypatch, caplog):
-    import app.engine_bridge
+    import app.camera_status
 
     def broken_probe():
         raise OSError("v4l2loopback vanished")
 
-    monkeypatch.setattr(app.engine_bridge, "probe_camera", broken_probe)
+    monkeypatch.setattr(app.camera_status, "probe_camera", broken_probe)
     w = MainWindow(AppSettings(camera_enabled=True, renderer="full"), synthetic="tiny")
     qtbot.addWidget(w)
-    jobs = [t for t in asyncio.all_tasks(qt_loop()) if t.get_coro().__qualname__ == "MainWindow._probe_camera"]
+    jobs = [t for t in asyncio.all_tasks(qt_loop()) if t.get_coro().__qualname__ == "CameraStatus._probe"]
     assert len(jobs) == 1, "the camera probe is not an asyncio task on the Qt loop"
     qtbot.waitUntil(lambda: any("v4l2loopback vanished" in m for m in w.messages), timeout=10000)
     assert any(m.startswith("A background task failed: OSError: v4l2loopback vanished") for m in w.messages)
     assert "background task failed" in caplog.text and "Traceback" in caplog.text
-    assert w.camera_available is None  # the job stopped at the error: nothing after the await ran
+    assert w.camera.available is None  # the job stopped at the error: nothing after the await ran
 
 
 def test_shutdown_cancels_pending_jobs_and_joins_the_pool(qtbot):
@@ -112,7 +112,7 @@ w.show()
 w.add_paths([sys.argv[1], sys.argv[1] + ".missing.png"])
 
 def poll():
-    if w._adding == 0:
+    if w.portraits.adding == 0:
         print("library", len(w.library), flush=True)
         w.close()
         app.quit()

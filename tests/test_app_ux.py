@@ -8,8 +8,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QLabel, QMessageBox
 
-from app.main_window import NEEDS_PORTRAIT, RESOURCES, SHORTCUTS
+from app.run_control import NEEDS_PORTRAIT
 from app.settings import AppSettings
+from app.window_actions import RESOURCES, SHORTCUTS
 from core.timebase import FPS
 from tests.test_app_window import astronaut_png, dirs, drop, make_window, window  # noqa: F401
 
@@ -17,7 +18,7 @@ LAPTOP = (1024, 640)  # a 1366x768 screen less its panels, or a 1280x720 one
 
 
 def settle(qtbot, w) -> None:
-    qtbot.waitUntil(lambda: w.camera_available is not None, timeout=10000)  # its warning changes the layout
+    qtbot.waitUntil(lambda: w.camera.available is not None, timeout=10000)  # its warning changes the layout
     qtbot.wait(50)
 
 
@@ -32,8 +33,8 @@ def test_window_fits_a_laptop_screen_and_settings_scroll(qtbot, dirs):  # noqa: 
     label = w.set_box_form.labelForField(w.renderer_combo)
     assert label.width() >= label.sizeHint().width()
     assert w.preview.height() >= 200 and w.start_button.isVisible()
-    w._renderer_state("auto: timing the full renderer on CPU")
-    w._atlas_progress(2, 6)  # a lite atlas being built: the progress is in sight, not scrolled away
+    w.preview_panel.show_renderer("auto: timing the full renderer on CPU")
+    w.preview_panel.show_atlas(2, 6)  # a lite atlas being built: the progress is in sight, not scrolled away
     qtbot.wait(50)
     for shown in (w.renderer_label, w.atlas_bar):
         assert shown.isVisible() and not shown.visibleRegion().isEmpty(), "hidden below the fold"
@@ -73,19 +74,19 @@ def test_stopped_window_shows_no_leftover_frame_or_level(qtbot, dirs):  # noqa: 
     w = make_window(qtbot, AppSettings(camera_enabled=False, renderer="full"))
     w.preview.show_frame(np.zeros((64, 64, 3), np.uint8))
     w.level_meter.set_level(-10, -5)
-    w._state_changed("starting")
+    w.run.show_state("starting")
     assert w.status_label.text() == "starting…" and w.start_button.text() == "Starting…"
     w.bridge.stats = lambda: {"render_fps": 24.0, "output_fps": 25.0, "latency_ms_p50": 120.0,
                               "latency_ms_p95": 140.0, "drops": 1, "repeats": 2, "device": "CPU", "state": "running"}
-    w._update_stats()  # every term of the status line is explained where it is shown
+    w.run.update_stats()  # every term of the status line is explained where it is shown
     assert "p50/p95" in w.status_label.text() and "p95 = slowest 1 in 20" in w.status_label.toolTip()
     assert all(f"{term}:" in w.status_label.toolTip() for term in ("render", "output", "latency", "drops", "repeats"))
     del w.bridge.stats
-    w._state_changed("stopped")  # what the bridge says when a run ends (an audio file played to its end, Stop)
-    w._update_meter()
+    w.run.show_state("stopped")  # what the bridge says when a run ends (an audio file played to its end, Stop)
+    w.voice.tick()
     assert w.preview.current_image() is None and w.preview._placeholder.startswith("Stopped")
     assert w.level_meter.level <= -120
-    w._renderer_state("lite mode: the full renderer measured 2.4 s a frame")
+    w.preview_panel.show_renderer("lite mode: the full renderer measured 2.4 s a frame")
     assert w.renderer_label.text() == "Lite mode: the full renderer measured 2.4 s a frame"
     w.close()
 
@@ -143,8 +144,8 @@ def test_weights_dialog_shows_its_first_line(qtbot, dirs):  # noqa: F811
 def test_camera_warning_says_what_to_do_without_the_libraries_error(window, qtbot):  # noqa: F811
     """Real probe on this machine (no v4l2loopback): the message gives the fix; the backend's raw error (library
     names, device globs) is kept for the curious in the camera label's tooltip."""
-    qtbot.waitUntil(lambda: window.camera_available is not None, timeout=10000)
-    if window.camera_available:
+    qtbot.waitUntil(lambda: window.camera.available is not None, timeout=10000)
+    if window.camera.available:
         pytest.skip("this machine has a virtual camera")
     shown = [m for m in window.messages if m.startswith("Virtual camera unavailable")]
     assert len(shown) == 1 and "pyvirtualcam" not in shown[0] and "backend" not in shown[0]

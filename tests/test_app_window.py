@@ -13,9 +13,11 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app import audio_io
-from app.engine_bridge import InputChoice, camera_install_hint
-from app.main_window import SHORTCUTS, MainWindow
+from app.camera_status import camera_install_hint
+from app.engine_bridge import InputChoice
+from app.main_window import MainWindow
 from app.settings import AppSettings, load_settings, save_settings
+from app.window_actions import SHORTCUTS
 
 
 @pytest.fixture
@@ -121,8 +123,8 @@ def test_shortcuts_in_menus_and_help(window):
 
 def test_no_virtual_camera_backend_says_what_to_install(window, qtbot):
     """Real probe on this machine: there is no v4l2loopback device, so the window names the fix."""
-    qtbot.waitUntil(lambda: window.camera_available is not None, timeout=10000)
-    assert window.camera_available is False
+    qtbot.waitUntil(lambda: window.camera.available is not None, timeout=10000)
+    assert window.camera.available is False
     hint = camera_install_hint()
     assert hint.splitlines()[0] in window.camera_label.text()
     if platform.system() == "Linux":
@@ -166,8 +168,8 @@ def test_camera_backend():
 
 def test_camera_backend_named(test_camera_backend, qtbot, dirs):
     w = make_window(qtbot)
-    qtbot.waitUntil(lambda: w.camera_available is not None, timeout=10000)
-    assert w.camera_available is True
+    qtbot.waitUntil(lambda: w.camera.available is not None, timeout=10000)
+    assert w.camera.available is True
     assert "recording: recording-test-device" in w.camera_label.text()
     assert test_camera_backend.instances and all(c.closed for c in test_camera_backend.instances)
     w.close()
@@ -205,7 +207,7 @@ def test_faceless_and_unreadable_files_rejected(qtbot, window, tmp_path, astrona
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
     (tmp_path / "notes.txt").write_text("hello")
     drop(window.portrait_list, [tmp_path / "gradient.png", tmp_path / "broken.jpg", tmp_path / "notes.txt"])
-    qtbot.waitUntil(lambda: window._adding == 0 and len(window.messages) >= 3, timeout=20000)
+    qtbot.waitUntil(lambda: window.portraits.adding == 0 and len(window.messages) >= 3, timeout=20000)
     text = "\n".join(window.messages)
     assert "No face found in gradient.png" in text
     assert "broken.jpg" in text and "notes.txt" in text
@@ -221,7 +223,7 @@ def test_messages_are_one_visible_dismissable_list(qtbot, dirs):
     (dirs / "data" / "portraits" / "library.json").write_text("[broken")
     settings, warnings = load_settings()
     w = make_window(qtbot, settings, warnings)
-    qtbot.waitUntil(lambda: w.camera_available is not None, timeout=20000)  # the probe may add its notice
+    qtbot.waitUntil(lambda: w.camera.available is not None, timeout=20000)  # the probe may add its notice
     w.show_message("third notice")
     panel = w.message_panel
     texts = panel.texts()
@@ -248,7 +250,7 @@ def test_camera_warning_is_shown_once_not_on_every_start(window):
     window.show_message("Virtual camera unavailable; the preview still works. install it", warning=True,
                         key="camera-unavailable")
     for _ in range(3):  # what the session reports on each Start
-        window._bridge_message("Virtual camera unavailable; the preview keeps working. No backend.")
+        window.message_log.from_session("Virtual camera unavailable; the preview keeps working. No backend.")
     assert sum("Virtual camera unavailable" in m for m in window.messages) == 1
 
 
@@ -304,8 +306,8 @@ def test_phone_photo_with_exif_rotation_is_added(qtbot, window, tmp_path, astron
     path = tmp_path / "IMG_0002.jpg"
     Image.fromarray(np.ascontiguousarray(np.rot90(astronaut))).save(path, quality=95, exif=exif)
     drop(window.portrait_list, [path])
-    qtbot.waitUntil(lambda: len(window.library) == 1 or window._adding == 0, timeout=30000)
-    qtbot.waitUntil(lambda: window._adding == 0, timeout=30000)
+    qtbot.waitUntil(lambda: len(window.library) == 1 or window.portraits.adding == 0, timeout=30000)
+    qtbot.waitUntil(lambda: window.portraits.adding == 0, timeout=30000)
     assert len(window.library) == 1, window.messages
 
 

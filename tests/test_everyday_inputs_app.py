@@ -35,7 +35,7 @@ def test_bmp_tiff_gif_are_added_and_heic_says_convert(qtbot, window, tmp_path, a
     Image.fromarray(astronaut).save(tmp_path / "d.gif")
     (tmp_path / "IMG_1.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
     drop(window.portrait_list, [tmp_path / n for n in (*names, "d.gif", "IMG_1.HEIC")])
-    qtbot.waitUntil(lambda: window._adding == 0 and len(window.library) == 4, timeout=60000)
+    qtbot.waitUntil(lambda: window.portraits.adding == 0 and len(window.library) == 4, timeout=60000)
     assert sorted(p.name for p in window.library.portraits) == ["a.bmp", "b.tif", "c.jfif", "d.gif"]
     text = "\n".join(window.messages)
     assert "IMG_1.HEIC is a HEIC/HEIF photo" in text and "Convert it to JPEG" in text, text

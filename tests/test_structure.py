@@ -215,9 +215,6 @@ MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 80
 LIFECYCLE_FILES = sorted([*(ROOT / "core" / "engine").glob("*.py"), ROOT / "core" / "session.py",
                           *(ROOT / "app").glob("*.py")])
-# the window's split into panels is issue 23 step 4, not done yet: listed here so the rule holds everywhere else,
-# and strict, so this entry must go once the split lands
-NOT_YET_SPLIT = {"app/main_window.py"}
 
 
 def _too_long(path: Path) -> list[str]:
@@ -235,16 +232,9 @@ def _too_long(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", [p for p in LIFECYCLE_FILES if str(p.relative_to(ROOT)) not in NOT_YET_SPLIT],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", LIFECYCLE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_engine_session_and_app_files_and_functions_are_short(path):
     assert not _too_long(path), "\n".join(_too_long(path))
-
-
-@pytest.mark.xfail(strict=True, reason="issue 23 step 4: MainWindow not yet split into panels")
-@pytest.mark.parametrize("name", sorted(NOT_YET_SPLIT))
-def test_files_not_yet_split(name):
-    assert not _too_long(ROOT / name), "\n".join(_too_long(ROOT / name))
 
 
 def test_the_size_rule_catches_a_long_file_and_a_long_function(tmp_path, monkeypatch):
@@ -273,3 +263,36 @@ def test_nothing_probes_a_renderer_source_or_sink():
             if "def __getattr__" in code and "core/backends/__init__.py" not in str(path):
                 offenders.append(f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}")
     assert not offenders, "probing instead of an interface:\n" + "\n".join(offenders)
+
+
+# (file, expression) where an app module reads another object's underscore name on purpose, with the reason
+READS_PRIVATE_ON_PURPOSE = {
+    # attaching qasync's loop to a Qt loop that already runs: asyncio has no public way to mark a loop as the
+    # thread's running one (qasync's own run_forever does the same around app.exec())
+    ("app/tasks.py", "asyncio._get_running_loop"),
+    ("app/tasks.py", "asyncio._set_running_loop"),
+}
+
+
+def _private_reads(path: Path) -> list[str]:
+    """`x._name` in `path` where x is not `self`/`cls` (dunders like `__name__` are public protocol)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            found.append((path.relative_to(ROOT).as_posix(), node.lineno, ast.unparse(node)))
+    return [f"{rel}:{line}: {expr}" for rel, line, expr in found if (rel, expr) not in READS_PRIVATE_ON_PURPOSE]
+
+
+def test_no_app_module_reads_another_objects_private_names():
+    """Each app object is the one owner of its state: another module asks it through public methods (issue 23;
+    app/look_preview.py once read the bridge's `_preview_request`, `_preview_busy` and `_render_lock`)."""
+    offenders = [hit for path in sorted((ROOT / "app").rglob("*.py")) for hit in _private_reads(path)]
+    assert not offenders, "read through a public method or property instead:\n" + "\n".join(offenders)
+
+
+def test_the_private_read_rule_catches_a_read_through_another_object(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    module = tmp_path / "m.py"
+    module.write_text("def f(self, bridge):\n    self._ok = type(self).__name__\n    return bridge._busy\n")
+    assert _private_reads(module) == ["m.py:3: bridge._busy"]
