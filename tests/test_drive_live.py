@@ -269,14 +269,14 @@ class StillTracker:
 
 @pytest.mark.parametrize("camera_fps", [30, 60])
 def test_30_and_60_fps_cameras_drive_25_fps_without_drift(tiny, camera_fps):
-    """Ten seconds of 25 fps rows from a 30 / 60 fps camera: each row uses a frame at most one camera period plus
+    """Six seconds of 25 fps rows from a 30 / 60 fps camera: each row uses a frame at most one camera period plus
     one processing interval old, and the age does not grow (last second vs first)."""
     renderer, portrait = tiny
     clock, feed = FakeClock(), DrivingFeed()
     thread = DrivingThread(RateCamera(camera_fps, clock, portrait.face.crop), StillTracker(portrait.face.crop), feed)
     src = _source(tiny, feed, clock)
     ages = []
-    for n in range(10 * FPS):
+    for n in range(6 * FPS):
         clock.t += 1 / FPS
         thread.step()  # the thread keeps up with the camera: at most one new frame per output tick here
         src.pull()
@@ -352,3 +352,25 @@ def test_live_drive_video_reports_camera_latency(tmp_path, astronaut, speech_wav
     assert 0 < s["camera_latency_ms_p50"] <= s["camera_latency_ms_p95"] <= s["camera_latency_ms_max"]
     assert s["latency_ms_p50"] > 0 and "ended" in s["drive_source_gone"]
     assert r.stderr.count("face.mp4 ended") == 1 and "face driving on" in r.stderr
+
+
+def test_live_drive_binds_to_the_engine_and_lite_says_once_what_it_drops(tiny, astronaut):
+    from types import SimpleNamespace
+
+    from core.drive.live import LITE_NOTE, LiveDrive
+
+    renderer, _ = tiny
+    said: list[str] = []
+    for backend in ("lite", "eager"):
+        sinks: list = []
+        engine = SimpleNamespace(frame_base=12, add_sink=sinks.append,
+                                 stats=lambda: SimpleNamespace(latency_budget_ms=450.0),
+                                 renderer=SimpleNamespace(backend_name=backend))
+        reader = ListReader(face_frames(astronaut, 2), FakeClock())
+        drive = LiveDrive("camera", renderer.cropper, FakeSpeech(), on_message=said.append, reader=reader)
+        drive.open()
+        drive.start(engine)
+        drive.thread.stop(5.0)
+        assert sinks == [drive.latency] and drive.source.max_age_s == 0.45 and drive.source.frame_base() == 12
+        assert not drive.thread.alive and reader.closed
+    assert said.count(LITE_NOTE) == 1 and "brows and smiles are dropped" in LITE_NOTE

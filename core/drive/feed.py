@@ -30,6 +30,7 @@ from core.timebase import FPS
 log = logging.getLogger(__name__)
 
 PROCESS_EVERY_S = 0.75 / FPS  # a frame sooner than this after the last one processed is read but not processed
+IDLE_WAIT_S = 0.005  # after a read that gave no frame
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class DrivingThread:
         self._thread: threading.Thread | None = None
         self._seq = 0
         self._last: float | None = None
+        self.idle = False  # the last read gave no frame
 
     def step(self) -> bool:
         """Read one frame and publish it if due; False once the source is gone (said once via on_message)."""
@@ -106,6 +108,7 @@ class DrivingThread:
         except CameraLostError as exc:
             self._gone(str(exc))
             return False
+        self.idle = frame is None
         if frame is None or (self._last is not None and frame.capture_time - self._last < self.every_s):
             return True
         self._last = frame.capture_time
@@ -125,7 +128,8 @@ class DrivingThread:
     def _loop(self) -> None:
         try:
             while not self._stop.is_set() and self.step():
-                pass
+                if self.idle:  # a camera that failed one read answers at once: do not spin until it is lost
+                    self._stop.wait(IDLE_WAIT_S)
         except Exception as exc:  # a broken driver or a decode error must not end the run: it goes on on speech
             log.exception("driving source failed")
             self._gone(f"the driving source {self.reader.name} failed ({exc}); the avatar continues on speech")
