@@ -113,7 +113,7 @@ def tiny(astronaut):
 
 def _source(tiny, feed: DrivingFeed, clock: FakeClock, tracker: FaceTracker | None = None, **kw) -> FaceVoiceSource:
     renderer, portrait = tiny
-    src = FaceVoiceSource(FakeSpeech(), feed, max_age_s=kw.pop("max_age_s", 0.6),
+    src = FaceVoiceSource(FakeSpeech(), feed, budget_s=kw.pop("budget_s", 0.6),
                           reanchor=tracker.reanchor if tracker else None, clock=clock, **kw)
     src.use_models(renderer.models)
     src.reset(portrait)
@@ -188,7 +188,7 @@ def test_stale_driving_frames_count_as_no_face(tiny, astronaut):
     clock, feed = FakeClock(), DrivingFeed()
     tracker = FaceTracker(renderer.cropper)
     thread = DrivingThread(ListReader(face_frames(astronaut, 1), clock), tracker, feed)
-    src = _source(tiny, feed, clock, tracker, max_age_s=0.3)
+    src = _source(tiny, feed, clock, tracker, budget_s=0.3)
     thread.step()
     src.pull()
     assert src.rows_with_face == 1 and src.stale_samples == 0
@@ -371,6 +371,34 @@ def test_live_drive_binds_to_the_engine_and_lite_says_once_what_it_drops(tiny, a
         drive.open()
         drive.start(engine)
         drive.thread.stop(5.0)
-        assert sinks == [drive.latency] and drive.source.max_age_s == 0.45 and drive.source.frame_base() == 12
+        assert sinks == [drive.latency] and drive.source.budget_s == 0.45 and drive.source.frame_base() == 12
         assert not drive.thread.alive and reader.closed
     assert said.count(LITE_NOTE) == 1 and "brows and smiles are dropped" in LITE_NOTE
+
+
+def test_a_driving_frame_that_would_reach_the_screen_after_the_budget_is_not_used(tiny, astronaut):
+    """Rows have lately taken 0.5 s from the source to the screen (learnt from emitted frames): with a 0.6 s budget
+    a driving frame 0.15 s old would be shown 0.65 s after capture, so it counts as no face; a 0.05 s old one is
+    used. The learnt time decays once rows are quicker again."""
+    renderer, _ = tiny
+    clock, feed = FakeClock(), DrivingFeed()
+    tracker = FaceTracker(renderer.cropper)
+    thread = DrivingThread(ListReader(face_frames(astronaut, 3), clock), tracker, feed)
+    src = _source(tiny, feed, clock, tracker, budget_s=0.6)
+    sink = DriveLatency(src)
+    thread.step()
+    src.pull()  # row 0, pulled at clock.t with a fresh frame
+    sink.write(None, FrameInfo(0, 0.0, 0.0, clock.t + 0.5))
+    assert src.delay_s == pytest.approx(0.5) and src.rows_with_face == 1
+    thread.step()  # a new frame, captured now ...
+    clock.t += 0.15  # ... but 0.15 s old when the next row takes it
+    src.pull()
+    assert src.rows_with_face == 1 and src.stale_samples == 1
+    thread.step()
+    clock.t += 0.05
+    src.pull()
+    assert src.rows_with_face == 2 and src.stale_samples == 1
+    for i in range(3, 40):  # quick rows again: the learnt delay falls
+        src.pull()
+        sink.write(None, FrameInfo(i - 1, 0.0, 0.0, clock.t + 0.1))
+    assert src.delay_s < 0.45

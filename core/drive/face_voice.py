@@ -2,8 +2,10 @@
 
 It wraps any motion source (the speech) and reads the driving feed (core/drive/feed.py): each row it returns takes
 the newest driving sample, so rows follow the face at the output rate whatever the camera's rate, with no backlog.
-Per row: a sample that shows a face and is no older than `max_age_s` (the latency budget: an older frame would
-show the face late) is used; its motion is extracted once (on the worker, which owns the device), turned into
+Per row: a sample that shows a face and would still be on screen within the latency budget (`budget_s`) is used:
+its age now plus the time rows have lately taken from here to the screen (`delay_s`, learnt from the frames
+emitted: it rises at once and decays slowly) must not exceed the budget, as the engine sheds late audio; an older
+sample counts as no face. It is then its motion is extracted once (on the worker, which owns the device), turned into
 relative rows (core/drive/rows.py: relative to the first face of the current driving window) and mixed over the
 speech by `Presence` (core/drive/take.py) with core/drive/mix.py's per-part split. Without a usable face the last
 face row holds for a moment and then eases to speech and idle motion; when the face comes back it eases in again,
@@ -11,8 +13,9 @@ so the mixed motion never jumps. Once the face has been gone long enough that it
 is asked for a new window for the next face (which becomes the new reference, at rest: no jump either).
 
 For the camera-to-frame latency, each row's driving capture time is kept by output frame number
-(`drive_time(index)`); the engine numbers frames `frame_base + row` (its `frame_base` moves when stale audio is
-shed, and the source is then reset), so the owner sets `frame_base` to the engine's.
+(`emitted(index, emit_time)`, from the latency sink, also feeds `delay_s`); the engine numbers frames
+`frame_base + row` (its `frame_base` moves when stale audio is shed, and the source is then reset), so the owner
+sets `frame_base` to the engine's.
 """
 
 from __future__ import annotations
@@ -35,18 +38,21 @@ from core.geometry import rotation_matrix
 from core.motion.source import MotionSettings, MotionSource
 
 TIME_RING = 1024  # output frames whose driving capture time is kept (40 s at 25 fps: far more than any queue)
+DELAY_DECAY_S = 0.002  # per emitted frame: the learnt row-to-screen time falls 50 ms a second after a spike
+MIN_AGE_S = 1.0 / 25  # a sample this fresh is used even when rows take the whole budget to reach the screen
 
 
 class FaceVoiceSource:
     """A MotionSource: `speech`'s rows, the face's parts from `feed` (see the module docstring)."""
 
-    def __init__(self, speech: MotionSource, feed: DrivingFeed, max_age_s: float,
+    def __init__(self, speech: MotionSource, feed: DrivingFeed, budget_s: float,
                  reanchor: Callable[[], None] | None = None, config: DriveConfig | None = None,
                  split: Split | None = None, clock: Callable[[], float] = time.monotonic,
                  hold: int = HOLD_FRAMES, ease: int = EASE_FRAMES) -> None:
         self.speech, self.feed = speech, feed
         self.name = f"{speech.name} + face"
-        self.max_age_s = max_age_s
+        self.budget_s = budget_s
+        self.delay_s = 0.0  # how long rows lately took from this source to the screen (see `emitted`)
         self.config, self.split = config or DriveConfig(), split or Split()
         self._reanchor, self._clock = reanchor, clock
         self.presence = Presence(hold, ease, level=0.0)  # the avatar starts on speech and eases onto the face
@@ -65,6 +71,7 @@ class FaceVoiceSource:
         self._row = 0
         self._keys = np.full(TIME_RING, -1, np.int64)
         self._times = np.full(TIME_RING, math.nan)
+        self._pulled = np.full(TIME_RING, math.nan)
         self.rows_with_face = self.rows_without_face = self.stale_samples = 0
 
     # ---- the MotionSource protocol: speech calls go through -----------------------------------------
@@ -104,6 +111,15 @@ class FaceVoiceSource:
         return self.speech.latency_ms()
 
     # ---- the face ------------------------------------------------------------------------------------
+    def emitted(self, index: int, emit_time: float) -> float | None:
+        """Output frame `index` reached the screen at `emit_time` (pacer thread): learn the row-to-screen time;
+        returns the capture time of the driving frame it showed (None: no fresh face, or not a row of ours)."""
+        slot = index % TIME_RING
+        if self._keys[slot] != index:
+            return None
+        self.delay_s = max(emit_time - float(self._pulled[slot]), self.delay_s - DELAY_DECAY_S)
+        return self.drive_time(index)
+
     def drive_time(self, index: int) -> float | None:
         """Capture time of the driving frame output frame `index` used; None: it showed no fresh face."""
         slot = index % TIME_RING
@@ -128,7 +144,7 @@ class FaceVoiceSource:
         sample = None if self.feed.gone else self.feed.latest()
         if sample is None or sample.crop is None:
             return None
-        if now - sample.capture_time > self.max_age_s:  # shed: this frame would show the face too late
+        if now - sample.capture_time + min(self.delay_s, self.budget_s - MIN_AGE_S) > self.budget_s:  # too late
             self.stale_samples += sample.seq != self._stale_seq  # each driving frame counted once
             self._stale_seq = sample.seq
             return None
@@ -165,6 +181,7 @@ class FaceVoiceSource:
             index = self._base + self._row
             self._keys[index % TIME_RING] = index
             self._times[index % TIME_RING] = sample.capture_time if sample is not None else math.nan
+            self._pulled[index % TIME_RING] = now
             self._row += 1
             self.rows_with_face += sample is not None
             self.rows_without_face += sample is None

@@ -34,7 +34,7 @@ class DriveLatency:
     def write(self, frame: np.ndarray, info: FrameInfo) -> None:
         if info.repeated:
             return
-        captured = self.source.drive_time(info.index)
+        captured = self.source.emitted(info.index, info.emit_time)
         if captured is not None:
             self.latency_s.append(info.emit_time - captured)
 
@@ -64,8 +64,8 @@ class LiveDrive:
         tracker = FaceTracker(cropper)
         self.reader = reader or driving_reader(spec, loop=loop, clock=clock.now)
         self.thread = DrivingThread(self.reader, tracker, self.feed, on_message)
-        # max_age_s is the engine's latency budget, set in start() once the engine exists
-        self.source = FaceVoiceSource(speech, self.feed, max_age_s=1.0, reanchor=tracker.reanchor, clock=clock.now)
+        # budget_s is the engine's latency budget, set in start() once the engine exists
+        self.source = FaceVoiceSource(speech, self.feed, budget_s=1.0, reanchor=tracker.reanchor, clock=clock.now)
         self.latency = DriveLatency(self.source)
 
     def open(self) -> None:
@@ -75,7 +75,7 @@ class LiveDrive:
     def start(self, engine) -> None:
         """Bind to `engine` (its frame numbering and latency budget), add the latency sink, start reading."""
         self.source.frame_base = lambda: engine.frame_base
-        self.source.max_age_s = engine.stats().latency_budget_ms / 1000.0
+        self.source.budget_s = engine.stats().latency_budget_ms / 1000.0
         engine.add_sink(self.latency)
         if engine.renderer.backend_name == "lite" and self.on_message is not None:
             self.on_message(LITE_NOTE)
