@@ -261,7 +261,7 @@ class StillTracker:
         self.crop = crop
 
     def track(self, image):
-        return self.crop, None
+        return self.crop
 
     def reanchor(self) -> None:
         pass
@@ -402,3 +402,18 @@ def test_a_driving_frame_that_would_reach_the_screen_after_the_budget_is_not_use
         src.pull()
         sink.write(None, FrameInfo(i - 1, 0.0, 0.0, clock.t + 0.1))
     assert src.delay_s < 0.45
+
+
+def test_face_tracker_keeps_one_window_until_asked_for_a_new_one(tiny, astronaut):
+    renderer, _ = tiny
+    tracker = FaceTracker(renderer.cropper)
+    face, moved = face_frames(astronaut, 2)
+    crop = tracker.track(face)
+    window = tracker.window.copy()
+    assert crop.shape == (256, 256, 3) and crop.dtype == np.uint8 and tracker.anchor == 1
+    assert tracker.track(np.full_like(face, 128)) is None  # no face: nothing cropped, the window stays
+    assert tracker.track(moved) is not None and tracker.anchor == 1
+    np.testing.assert_array_equal(tracker.window, window)  # a moving head moves inside the one window
+    tracker.reanchor()
+    assert tracker.track(np.full_like(face, 128)) is None and tracker.anchor == 1  # the request waits for a face
+    assert tracker.track(moved) is not None and tracker.anchor == 2 and not np.array_equal(tracker.window, window)

@@ -155,7 +155,7 @@ class FaceVoiceSource:
         if sample.seq == self._seq:
             return
         self._seq = sample.seq
-        motion = extract_motion(self._extractor, sample.crop[None], [sample.landmarks], device=self._device)
+        motion = extract_motion(self._extractor, sample.crop[None], [None], device=self._device)  # no ratios: rows
         if sample.anchor != self._anchor or self._first is None:
             self._anchor, self._first = sample.anchor, motion  # a new window: its first face is the rest pose
         rot, angles, _ = self._portrait

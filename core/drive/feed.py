@@ -7,7 +7,9 @@ does the CPU work (decode, face detection, crop); the motion extractor runs on t
 the model device) when a row takes a new sample (core/drive/face_voice.py).
 
 Crop: LivePortrait's driving rule (core/drive/video.py) through one fixed window, set on the first face seen, so
-head movement and distance reach the motion extractor as translation and scale, as offline. The consumer may ask
+head movement and distance reach the motion extractor as translation and scale, as offline. After that a frame
+only needs to be checked for a face (detection without the landmark refinement: face + voice rows use no eye or
+lip ratios, core/drive/rows.py), which keeps the thread's CPU cost down. The consumer may ask
 for a new window (`reanchor`) once the face has been gone long enough that its motion no longer shows: the next
 face then gets a window of its own (a new `anchor`, so the consumer restarts its reference frame there).
 """
@@ -19,12 +21,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from core.drive.camera import CameraLostError
 from core.drive.capture import DrivingReader
 from core.drive.video import crop_window, driving_cropper, driving_window, face_square
-from core.face import FaceCropper, NoFaceError
+from core.face import DETECT_MAX_SIDE, FaceCropper, NoFaceError
 from core.timebase import FPS
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,6 @@ class DrivingSample:
     seq: int  # rises with every processed frame: the consumer extracts motion once per sample
     capture_time: float  # the reader's clock when the frame arrived
     crop: np.ndarray | None  # (256, 256, 3) uint8 through the driving window; None: no face in this frame
-    landmarks: np.ndarray | None  # the face's landmarks (203 with the ONNX models), for the eye / lip ratios
     anchor: int  # the driving window it was cropped through (a new one after `reanchor`)
 
 
@@ -55,16 +57,26 @@ class FaceTracker:
         """Any thread: the next face found sets a new window."""
         self._reanchor.set()
 
-    def track(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
-        try:
-            face = self.cropper.crop(image, "driving frame", face=0)
-        except NoFaceError:
-            return None
+    def track(self, image: np.ndarray) -> np.ndarray | None:
         if self.window is None or self._reanchor.is_set():
+            try:
+                face = self.cropper.crop(image, "driving frame", face=0)
+            except NoFaceError:
+                return None
             self._reanchor.clear()
             self.window = driving_window([face_square(face)])
             self.anchor += 1
-        return crop_window(image, self.window), face.landmarks
+        elif not self._face_in(image):
+            return None
+        return crop_window(image, self.window)
+
+    def _face_in(self, image: np.ndarray) -> bool:
+        """Whether the frame shows a face, as FaceCropper.crop would find it (same detector, same scale)."""
+        h, w = image.shape[:2]
+        shrink = min(1.0, DETECT_MAX_SIDE / float(np.sqrt(h * w)))
+        if shrink < 1:
+            image = cv2.resize(image, (round(w * shrink), round(h * shrink)), interpolation=cv2.INTER_AREA)
+        return bool(self.cropper.detector.detect(image))
 
 
 class DrivingFeed:
@@ -112,10 +124,9 @@ class DrivingThread:
         if frame is None or (self._last is not None and frame.capture_time - self._last < self.every_s):
             return True
         self._last = frame.capture_time
-        found = self.tracker.track(frame.image)
-        crop, landmarks = found if found is not None else (None, None)
+        crop = self.tracker.track(frame.image)
         self._seq += 1
-        self.feed.publish(DrivingSample(self._seq, frame.capture_time, crop, landmarks, self.tracker.anchor))
+        self.feed.publish(DrivingSample(self._seq, frame.capture_time, crop, self.tracker.anchor))
         return True
 
     def _gone(self, why: str) -> None:
