@@ -159,7 +159,7 @@ class LiveSession:
         full, motion = self.pipeline(config)
         renderer = self._renderer_for(config, full, portrait, face)
         self._apply_look(renderer, config.look, ease=False)
-        drive = self._open_drive(config, full, motion)  # a camera that cannot open fails here, before the engine
+        drive = self._drive_for(config, full, motion)  # opened first thing in _start_engine
         engine = Engine(renderer, drive.source if drive else motion, config.engine, clock=self.clock)
         try:
             camera_text = self._start_engine(engine, config, portrait, choice, source, camera, muted, sinks,
@@ -172,6 +172,8 @@ class LiveSession:
 
     def _start_engine(self, engine, config: SessionConfig, portrait, choice: InputChoice, source, camera: bool,
                       muted: bool, sinks: tuple, audio_taps: tuple, face: int | None) -> str:
+        if self.drive is not None:  # a camera that cannot open fails before the portrait is prepared
+            self.drive.open()
         engine.on_error = self._engine_error
         engine.on_finished = self._finished
         engine.set_muted(muted)
@@ -190,8 +192,8 @@ class LiveSession:
         engine.start(source)
         return camera_text
 
-    def _open_drive(self, config: SessionConfig, full, speech):
-        """Face + voice for this start (`config.drive`), its camera or video open; None without driving."""
+    def _drive_for(self, config: SessionConfig, full, speech):
+        """Face + voice for this start (`config.drive`; its camera or video not yet open); None without driving."""
         if not config.drive:
             return None
         from core.drive.live import LiveDrive
@@ -199,7 +201,6 @@ class LiveSession:
         # said once: through on_message when there is one (`_message` would also log it, and the CLI shows both)
         drive = LiveDrive(config.drive, full.cropper, speech, on_message=self.on_message or self._message,
                           loop=config.loop_files, clock=self.clock)
-        drive.open()
         self.drive = drive
         return drive
 

@@ -417,3 +417,88 @@ def test_face_tracker_keeps_one_window_until_asked_for_a_new_one(tiny, astronaut
     tracker.reanchor()
     assert tracker.track(np.full_like(face, 128)) is None and tracker.anchor == 1  # the request waits for a face
     assert tracker.track(moved) is not None and tracker.anchor == 2 and not np.array_equal(tracker.window, window)
+
+
+def _session_with(tiny, said: list, errors: list):
+    from core.session import LiveSession
+    from tests.engine_fakes import WindowMotion
+
+    renderer, _ = tiny
+    return LiveSession(on_error=errors.append, on_message=said.append, build=lambda cfg: (renderer, WindowMotion(1)))
+
+
+def test_session_with_an_unreadable_camera_fails_at_start_and_leaves_nothing_running(tiny, astronaut):
+    from core.drive.camera import CameraError
+    from core.engine import EngineSettings
+    from core.session import InputChoice, SessionConfig
+
+    said, errors = [], []
+    session = _session_with(tiny, said, errors)
+    with pytest.raises(CameraError, match="camera 7 cannot be opened"):
+        session.start(SessionConfig(engine=EngineSettings(), drive="camera:7"), astronaut, InputChoice("generator"))
+    assert session.engine is None and session.drive is None and not session.running and session.alive_threads() == 0
+    session.close()
+
+
+class GatedCamera:
+    """A camera that shows a face until `unplug` is set, then is gone (whatever the machine's speed)."""
+
+    name = "camera 0"
+
+    def __init__(self, frame: np.ndarray) -> None:
+        import threading
+
+        self.frame, self.unplug, self.closed = frame, threading.Event(), False
+
+    def open(self):
+        return self
+
+    def read(self) -> CameraFrame:
+        import time
+
+        if self.unplug.is_set():
+            raise CameraLostError("camera 0 stopped sending frames (unplugged or taken by another program); the "
+                                  "avatar continues without it")
+        time.sleep(0.02)
+        return CameraFrame(self.frame, time.monotonic())
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_session_goes_on_on_speech_when_the_camera_is_unplugged(tiny, astronaut, monkeypatch):
+    """A real engine run: the face drives rows; the camera is unplugged mid-run; that is said once and the run goes
+    on, on speech."""
+    import time
+
+    import core.drive.live as live_drive
+    from core.engine import EngineSettings
+    from core.session import InputChoice, SessionConfig
+
+    camera = GatedCamera(face_frames(astronaut, 1)[0])
+    monkeypatch.setattr(live_drive, "driving_reader", lambda spec, loop=False, clock=None: camera)
+    said, errors = [], []
+    session = _session_with(tiny, said, errors)
+
+    def wait_for(predicate) -> None:
+        deadline = time.monotonic() + 120
+        while not predicate() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    session.start(SessionConfig(engine=EngineSettings(latency_budget_ms=5000.0), drive="camera"), astronaut,
+                  InputChoice("generator"))
+    try:
+        drive = session.drive
+        src = drive.source
+        wait_for(lambda: src.rows_with_face > 0)
+        camera.unplug.set()
+        wait_for(lambda: drive.feed.gone)
+        after = src.rows_without_face
+        wait_for(lambda: src.rows_without_face > after + 5)  # rows keep coming: the run did not die
+        assert src.rows_with_face > 0 and drive.feed.gone and session.running and not errors
+        assert said == ["Camera 0 stopped sending frames (unplugged or taken by another program); the avatar "
+                        "continues without it."]
+        assert "source gone" in src.state and camera.closed
+    finally:
+        session.close()
+    assert session.drive is None and not drive.thread.alive

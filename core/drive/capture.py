@@ -1,9 +1,10 @@
 """What `--drive` names for `live`: a camera (core/drive/camera.py) or a video file standing in for one.
 
-A video file is played like a camera: its frame at video time t "arrives" at start + t on the caller's clock (the
-reader waits for it), and a reader that fell behind gets the newest frame that has arrived, not the backlog, as a
-camera overwrites its buffer. At its end the file is a camera that went away (the avatar continues on speech),
-unless it loops. Both readers have the same three calls: open(), read() -> CameraFrame | None, close().
+A video file is played like a camera: its frame at video time t "arrives" at start + t on the caller's clock
+(start: the first read, when a camera would start delivering; the reader waits for each frame), and a reader that
+fell behind gets the newest frame that has arrived, not the backlog, as a camera overwrites its buffer. At its end
+the file is a camera that went away (the avatar continues on speech), unless it loops. Both readers have the same
+three calls: open(), read() -> CameraFrame | None, close().
 """
 
 from __future__ import annotations
@@ -46,24 +47,28 @@ class VideoCamera:
         self.loop = loop
         self._clock, self._sleep = clock, sleep
         self._frames: Iterator[tuple[float, np.ndarray | None]] | None = None
-        self._t0 = 0.0
+        self._t0: float | None = None  # clock time of video time 0 (set by the first read)
         self._next: tuple[float, np.ndarray | None] | None = None
 
     def open(self) -> VideoCamera:
         self._frames = timed_frames(self.path)
         self._next = next(self._frames)  # DrivingVideoError for a file that is not a video, said at open
-        self._t0 = self._clock()
+        self._t0 = None
         return self
 
     def read(self) -> CameraFrame | None:
         if self._frames is None:
             raise CameraError(f"driving video {self.name} is not open")
+        if self._t0 is None:
+            self._t0 = self._clock()
         t, image = self._next
-        if image is None:  # the end: loop, or the stand-in camera is gone
+        if image is None:  # the end: loop (the next round starts where this one ends), or the camera is gone
             if not self.loop:
                 self.close()
                 raise DrivingEnded(f"driving video {self.name} ended; the avatar continues on speech")
+            t0 = self._t0 + t
             self.open()
+            self._t0 = t0
             t, image = self._next
         wait = self._t0 + t - self._clock()
         if wait > 0:
