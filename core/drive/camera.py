@@ -102,15 +102,19 @@ class Camera:
 
 
 def _quiet_capture(index: int):
-    """cv2.VideoCapture(index) without OpenCV's warnings on stderr (a missing index prints two of them)."""
+    """cv2.VideoCapture(index) without OpenCV's warnings on stderr (a missing index prints two of them), keeping one
+    frame in the driver's buffer where it can (a frame is then stamped when it was captured, not frames later)."""
     import cv2
 
     logging = getattr(cv2.utils, "logging", None)
-    if logging is None:
-        return cv2.VideoCapture(index)
-    level = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    level = logging.getLogLevel() if logging is not None else None
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
     try:
-        return cv2.VideoCapture(index)
+        cap = cv2.VideoCapture(index)
+        if cap.isOpened():
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # ignored by backends without the property
+        return cap
     finally:
-        logging.setLogLevel(level)
+        if logging is not None:
+            logging.setLogLevel(level)
