@@ -502,3 +502,24 @@ def test_session_goes_on_on_speech_when_the_camera_is_unplugged(tiny, astronaut,
     finally:
         session.close()
     assert session.drive is None and not drive.thread.alive
+
+
+@pytest.mark.slow
+def test_live_lite_drive_says_once_what_it_drops(tmp_path, astronaut):
+    """`live --renderer lite --drive VIDEO`: face driving through the atlas, the limits said once, camera latency
+    reported (the atlas is built first: ~15 s here)."""
+    from core.drive.live import LITE_NOTE
+
+    portrait = tmp_path / "p.png"
+    cv2.imwrite(str(portrait), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    video = write_video(tmp_path / "face.mp4", face_frames(astronaut, 30), 30)
+    out = tmp_path / "s.json"
+    r = subprocess.run([sys.executable, "-m", "core", "live", "--portrait", str(portrait), "--input", "test",
+                        "--drive", str(video), "--loop", "--seconds", "3", "--synthetic-weights", "tiny",
+                        "--device", "cpu", "--renderer", "lite", "--stats-json", str(out), "--quiet"], cwd=REPO,
+                       env={**_env(), "HEADCAST_CACHE_DIR": str(tmp_path / "cache")}, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads(out.read_text())
+    assert s["renderer"] == "lite" and r.stderr.count(LITE_NOTE) == 1
+    assert s["camera_driven_frames"] > 0 and s["camera_latency_ms_p50"] > 0 and s["drive_source_gone"] is None
