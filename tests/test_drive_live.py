@@ -523,3 +523,22 @@ def test_live_lite_drive_says_once_what_it_drops(tmp_path, astronaut):
     s = json.loads(out.read_text())
     assert s["renderer"] == "lite" and r.stderr.count(LITE_NOTE) == 1
     assert s["camera_driven_frames"] > 0 and s["camera_latency_ms_p50"] > 0 and s["drive_source_gone"] is None
+
+
+def test_rows_are_plain_deltas_even_when_none_are_ready(tiny):
+    """Speech sources with the absolute-lip column (71 wide) come out as 70-wide deltas, and an empty pull is 70
+    wide too: the engine joins a pull and a flush at the end of a file."""
+
+    class AbsoluteLipSpeech(FakeSpeech):
+        def pull(self) -> np.ndarray:
+            return np.zeros((0, layout.MOTION_DIM + 1), np.float32)
+
+        def flush(self) -> np.ndarray:
+            return np.ones((2, layout.MOTION_DIM + 1), np.float32)
+
+    renderer, portrait = tiny
+    src = FaceVoiceSource(AbsoluteLipSpeech(), DrivingFeed(), budget_s=0.6, clock=FakeClock())
+    src.use_models(renderer.models)
+    src.reset(portrait)
+    rows = np.concatenate((src.pull(), src.flush()))
+    assert rows.shape == (2, layout.MOTION_DIM)

@@ -39,6 +39,7 @@ from core.motion.source import MotionSettings, MotionSource
 
 TIME_RING = 1024  # output frames whose driving capture time is kept (40 s at 25 fps: far more than any queue)
 DELAY_DECAY_S = 0.002  # per emitted frame: the learnt row-to-screen time falls 50 ms a second after a spike
+NO_ROWS = np.zeros((0, layout.MOTION_DIM), np.float32)
 MIN_AGE_S = 1.0 / 25  # a sample this fresh is used even when rows take the whole budget to reach the screen
 
 
@@ -164,7 +165,9 @@ class FaceVoiceSource:
 
     def _mix(self, voice: np.ndarray) -> np.ndarray:
         n = len(voice)
-        if n == 0 or self._portrait is None:
+        if n == 0:  # always 70 wide: the engine joins a pull and a flush, and mixed rows are plain deltas
+            return NO_ROWS
+        if self._portrait is None:
             return voice
         if self._base is None:
             self._base = int(self.frame_base())
