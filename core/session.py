@@ -318,6 +318,8 @@ class LiveSession:
         engine = self.engine
         if engine is not None:
             engine.configure(replace(config.engine))
+            if self.drive is not None:  # a new latency budget applies to driving frames too
+                self.drive.configure(config.engine, engine)
 
     def set_portrait(self, portrait: str | Path | np.ndarray, face: int | None = None) -> None:
         """Switch portraits on a running engine. A portrait the renderer cannot prepare quickly (lite mode

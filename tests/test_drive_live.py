@@ -358,14 +358,16 @@ def test_live_drive_binds_to_the_engine_and_lite_says_once_what_it_drops(tiny, a
     from types import SimpleNamespace
 
     from core.drive.live import LITE_NOTE, LiveDrive
+    from core.engine import EngineSettings
+    from core.engine.policy import CPU_BUDGET_MS
 
     renderer, _ = tiny
     said: list[str] = []
     for backend in ("lite", "eager"):
         sinks: list = []
         engine = SimpleNamespace(frame_base=12, add_sink=sinks.append,
-                                 stats=lambda: SimpleNamespace(latency_budget_ms=450.0),
-                                 renderer=SimpleNamespace(backend_name=backend))
+                                 settings=EngineSettings(latency_budget_ms=450.0),
+                                 renderer=SimpleNamespace(backend_name=backend, spec=renderer.spec))
         reader = ListReader(face_frames(astronaut, 2), FakeClock())
         drive = LiveDrive("camera", renderer.cropper, FakeSpeech(), on_message=said.append, reader=reader)
         drive.open()
@@ -373,6 +375,10 @@ def test_live_drive_binds_to_the_engine_and_lite_says_once_what_it_drops(tiny, a
         drive.thread.stop(5.0)
         assert sinks == [drive.latency] and drive.source.budget_s == 0.45 and drive.source.frame_base() == 12
         assert not drive.thread.alive and reader.closed
+        drive.configure(EngineSettings(latency_budget_ms=250.0), engine)  # the budget changed mid-run
+        assert drive.source.budget_s == 0.25
+        drive.configure(EngineSettings(), engine)  # the device's default (a CPU here)
+        assert drive.source.budget_s == CPU_BUDGET_MS / 1000
     assert said.count(LITE_NOTE) == 1 and "brows and smiles are dropped" in LITE_NOTE
 
 

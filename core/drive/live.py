@@ -15,7 +15,9 @@ import numpy as np
 from core.drive.capture import DrivingReader, driving_reader
 from core.drive.face_voice import FaceVoiceSource
 from core.drive.feed import DrivingFeed, DrivingThread, FaceTracker
+from core.engine import policy
 from core.engine.clock import REAL_TIME, Clock
+from core.engine.policy import EngineSettings
 from core.engine.sinks import FrameInfo
 from core.motion.source import MotionSource
 
@@ -75,11 +77,16 @@ class LiveDrive:
     def start(self, engine) -> None:
         """Bind to `engine` (its frame numbering and latency budget), add the latency sink, start reading."""
         self.source.frame_base = lambda: engine.frame_base
-        self.source.budget_s = engine.stats().latency_budget_ms / 1000.0
+        self.configure(engine.settings, engine)
         engine.add_sink(self.latency)
         if engine.renderer.backend_name == "lite" and self.on_message is not None:
             self.on_message(LITE_NOTE)
         self.thread.start()
+
+    def configure(self, settings: EngineSettings, engine) -> None:
+        """The latency budget in force for `settings` (the engine's own rule), for the driving frames too."""
+        device = engine.renderer.spec.device
+        self.source.budget_s = policy.budget_ms(settings, device, self.source.latency_ms()) / 1000.0
 
     def close(self) -> None:
         self.thread.stop()
