@@ -70,3 +70,27 @@ def test_camera_that_disappears_mid_run():
     with pytest.raises(CameraLostError, match="camera 1 stopped sending frames"):
         cam.read()
     assert cap.released
+
+
+def test_a_camera_open_that_hangs_is_time_boxed():
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def hanging(index):
+        release.wait(30)  # a driver stuck on a busy device
+        return FakeCapture(1)
+
+    t0 = time.monotonic()
+    with pytest.raises(CameraError, match="camera 3 did not open within 0 s.*--drive camera:N"):
+        Camera(3, capture_factory=hanging).open(timeout_s=0.2)
+    release.set()
+    assert time.monotonic() - t0 < 20  # the open returned on its own, long before the driver did
+
+
+def test_opencv_warnings_about_a_missing_index_are_silenced(capfd):
+    with pytest.raises(CameraError):
+        Camera(9).open()
+    err = capfd.readouterr().err
+    assert "WARN" not in err and "can't open camera" not in err, err
