@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mouth-to-frame budget in ms (default: 300 on a GPU, 600 on a CPU)")
     parser.add_argument("--batch", type=int, default=8, help="frames rendered per batch at most")
     parser.add_argument("--quiet", action="store_true", help="no status line every second")
+    parser.add_argument("--drive", metavar="camera|camera:N|VIDEO",
+                        help="face + voice: head, eyes and expression follow this camera (or a video played as one) "
+                             "while the mouth follows the input; without a face the avatar eases back to speech")
     add_pipeline_arguments(parser, motion_default="retarget")
     add_face_argument(parser)
     add_look_arguments(parser)
@@ -121,6 +124,13 @@ def main(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    if args.drive:  # before any model loads: a camera that cannot open is a setup problem
+        from core.drive.capture import drive_problem
+
+        problem = drive_problem(args.drive)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     face = _precheck(args)  # before torch: no face or missing files are said in a second
     if isinstance(face, str):
         print(f"error: {face}", file=sys.stderr)
@@ -134,6 +144,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, face: int) -> int:
     from core.audio.io import AudioLoadError
+    from core.drive.camera import CameraError
+    from core.drive.video import DrivingVideoError
     from core.engine import AudioSourceError, EngineSettings
     from core.face import FaceChoiceError, FaceModelError, ImageLoadError, NoFaceError
     from core.lite.atlas import AtlasError
@@ -155,7 +167,8 @@ def _run(args: argparse.Namespace, face: int) -> int:
     config = SessionConfig.from_pipeline_kwargs(
         pipeline_kwargs(args), engine=EngineSettings(max_batch=args.batch, latency_budget_ms=args.latency_budget,
                                                      motion=motion_settings(args)),
-        loop_files=args.loop, renderer=args.renderer, atlas=args.atlas, look=look_from_args(args)[0])
+        loop_files=args.loop, renderer=args.renderer, atlas=args.atlas, look=look_from_args(args)[0],
+        drive=args.drive)
     finished = threading.Event()
     errors: list[BaseException] = []
 
@@ -181,7 +194,7 @@ def _run(args: argparse.Namespace, face: int) -> int:
         engine = session.engine
         print(f"live: {engine.motion.name} motion on {engine.renderer.spec.describe()}, input {args.input}, "
               f"camera {camera}, budget {engine.stats().latency_budget_ms:.0f} ms; {session.renderer_choice.reason}; "
-              "Ctrl-C stops",
+              f"{f'face driving on ({args.drive}); ' if args.drive else ''}Ctrl-C stops",
               file=sys.stderr)
         note = engine.renderer.look_note(config.look) if config.look is not None else None
         if note:
@@ -192,13 +205,13 @@ def _run(args: argparse.Namespace, face: int) -> int:
             if wait <= 0 or finished.wait(wait):
                 break
             if not args.quiet:
-                _status(session.stats())
+                _status(session.stats(), session.drive)
     except KeyboardInterrupt:
         interrupted = True
     except (AudioLoadError, AudioSourceError, MicrophoneNotConnected, ImageLoadError, NoFaceError, FaceChoiceError,
             FaceModelError,
             MissingWeightsError, WeightsChecksumError, CheckpointError, MotionSourceUnavailable,
-            FileNotFoundError, AtlasError) as exc:
+            FileNotFoundError, AtlasError, CameraError, DrivingVideoError) as exc:
         session.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -288,8 +301,9 @@ def _write_report(args, config, session, clock, stats, t_start: float, t_end: fl
         "keeping_up": stats.keeping_up, "state": stats.state,
         "finished": finished.is_set() and not errors, "interrupted": interrupted,
         "error": str(errors[0]) if errors else None,
+        **_drive_report(args, session),
     }
-    _status(stats)
+    _status(stats, session.drive)
     print(f"latency p50 {report['latency_ms_p50']} ms, p95 {report['latency_ms_p95']} ms, max "
           f"{report['latency_ms_max']} ms; output {report['output_fps']} fps, rendered {report['render_fps']} fps, "
           f"drops {report['drops']}, repeats {report['repeats']}", file=sys.stderr)
@@ -299,10 +313,26 @@ def _write_report(args, config, session, clock, stats, t_start: float, t_end: fl
         print(f"wrote {args.stats_json}", file=sys.stderr)
 
 
-def _status(stats) -> None:
+def _drive_report(args, session) -> dict:
+    """Face driving's figures (camera-to-frame latency, rows with and without a face), next to the audio's."""
+    drive = session.drive
+    if not args.drive or drive is None:
+        return {}
+    src = drive.source
+    return {"drive": args.drive, **drive.latency.summary(), "drive_rows_with_face": src.rows_with_face,
+            "drive_rows_without_face": src.rows_without_face, "drive_stale_frames": src.stale_samples,
+            "drive_source_gone": drive.feed.gone}
+
+
+def _status(stats, drive=None) -> None:
     if stats is None:
         return
+    if drive is not None:
+        lat = drive.latency.summary()["camera_latency_ms_p50"]
+        face = f"  {drive.source.state}, camera p50 {lat if lat is not None else '-'} ms"
+    else:
+        face = ""
     latency = (f"p50 {stats.latency_ms_p50:6.0f} ms p95 {stats.latency_ms_p95:6.0f} ms" if stats.latency_ms_p50 > 0
                else "p50      - (no new frame in the last seconds)")  # never a made-up 0 ms
     print(f"render {stats.render_fps:5.1f} fps  output {stats.output_fps:4.1f} fps  latency {latency}  drops "
-          f"{stats.drops}  repeats {stats.repeats}  {stats.state}", file=sys.stderr, flush=True)
+          f"{stats.drops}  repeats {stats.repeats}  {stats.state}{face}", file=sys.stderr, flush=True)

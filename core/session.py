@@ -59,6 +59,7 @@ class SessionConfig:
     backend: str = "eager"  # renderer network backend (core.backends.BACKENDS)
     precision: str | None = None  # fp32 | fp16 | bf16; None/auto: fp16 on CUDA, fp32 elsewhere
     look: object | None = None  # core.look.Look from the first frame (None: neutral); set_look() changes it live
+    drive: str | None = None  # camera | camera:N | a video: face + voice driving (core/drive/live.py)
 
     @classmethod
     def from_pipeline_kwargs(cls, kwargs: dict, **fields) -> SessionConfig:
@@ -109,6 +110,7 @@ class LiveSession:
         self.build = build  # config -> (renderer, motion source); default core.pipeline.build_pipeline
         self.engine = None
         self.camera_sink = None
+        self.drive = None  # core.drive.live.LiveDrive of the run, with `config.drive`
         self.level = LevelMeter()
         self.choice: InputChoice | None = None
         self.renderer_choice = None  # core.lite.select.RendererChoice of the last start: which renderer and why
@@ -154,14 +156,16 @@ class LiveSession:
             self.stop()
         self._wait_for_stragglers(self.restart_wait_s, raise_busy=True)
         source = self.audio_source(choice, config)
-        renderer, motion = self.pipeline(config)
-        renderer = self._renderer_for(config, renderer, portrait, face)
+        full, motion = self.pipeline(config)
+        renderer = self._renderer_for(config, full, portrait, face)
         self._apply_look(renderer, config.look, ease=False)
-        engine = Engine(renderer, motion, config.engine, clock=self.clock)
+        drive = self._open_drive(config, full, motion)  # a camera that cannot open fails here, before the engine
+        engine = Engine(renderer, drive.source if drive else motion, config.engine, clock=self.clock)
         try:
             camera_text = self._start_engine(engine, config, portrait, choice, source, camera, muted, sinks,
                                              audio_taps, face)
         except BaseException:
+            self._close_drive()
             self._retire(engine, 5.0)
             raise
         return camera_text
@@ -181,8 +185,28 @@ class LiveSession:
         self.choice = choice
         with self._lock:
             self.engine = engine
+        if self.drive is not None:
+            self.drive.start(engine)
         engine.start(source)
         return camera_text
+
+    def _open_drive(self, config: SessionConfig, full, speech):
+        """Face + voice for this start (`config.drive`), its camera or video open; None without driving."""
+        if not config.drive:
+            return None
+        from core.drive.live import LiveDrive
+
+        # said once: through on_message when there is one (`_message` would also log it, and the CLI shows both)
+        drive = LiveDrive(config.drive, full.cropper, speech, on_message=self.on_message or self._message,
+                          loop=config.loop_files, clock=self.clock)
+        drive.open()
+        self.drive = drive
+        return drive
+
+    def _close_drive(self) -> None:
+        drive, self.drive = self.drive, None
+        if drive is not None:
+            drive.close()
 
     def _renderer_for(self, config: SessionConfig, full, portrait, face: int | None = None):
         """The full renderer, or (lite / auto choosing lite) a LiteRenderer with this portrait's atlas ready;
@@ -239,6 +263,7 @@ class LiveSession:
             engine, self.engine = self.engine, None
             self._switch_gen += 1  # a portrait still being prepared for this run is no longer wanted
         self.camera_sink = None
+        self._close_drive()
         if engine is not None:
             self._retire(engine, timeout)
 

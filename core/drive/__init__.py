@@ -11,5 +11,9 @@ One concern per module:
   offline.py    `render --drive VIDEO|TEMPLATE.pkl`
   rows.py       relative face driving as Headcast motion rows (for the engine, live, and face + voice mixing)
   mix.py        face + voice: who drives head / eyes / mouth / the rest, eased when the face leaves
-  camera.py     a camera as a driving source (OpenCV, capture times, lost-camera errors); not yet in `live`
+  camera.py     a camera as a driving source (OpenCV, capture times, lost-camera errors)
+  capture.py    what `live --drive` reads: a camera, or a video paced like one
+  feed.py       the driving thread: newest face crop with its capture time, never a queue
+  face_voice.py face + voice live: a motion source mixing the newest face over any speech source
+  live.py       one live run's face driving (session-owned), and its camera-to-frame latency sink
 """

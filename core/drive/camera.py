@@ -1,16 +1,18 @@
 """A camera as a driving source: OpenCV capture, each frame stamped with its capture time.
 
-`--drive camera` / `camera:INDEX` (issue 25). Not yet wired into `live` (the next slice): this module owns opening,
-reading and losing a camera, so the engine can treat a camera like any other source. A camera that cannot be
-opened (unplugged, busy, no such index) is one CameraError with the fix; a camera that stops delivering frames
-mid-run (unplugged) is a CameraLostError after `lost_after_s` seconds without a frame, so a dropped frame or two
-is not mistaken for a lost camera. The capture time is read right after the frame arrives, on the caller's clock
-(time.monotonic by default, injectable for tests).
+`--drive camera` / `camera:INDEX` (issue 25): this module owns opening, reading and losing a camera; the driving
+thread (core/drive/feed.py) reads it for `live`. Opening is time-boxed (OPEN_TIMEOUT_S: some drivers block on a
+busy device) and OpenCV's own warnings about a missing index are silenced (the CameraError says it once). A camera
+that cannot be opened (unplugged, busy, no such index) is one CameraError with the fix; a camera that stops
+delivering frames mid-run (unplugged) is a CameraLostError after `lost_after_s` seconds without a frame, so a
+dropped frame or two is not mistaken for a lost camera. The capture time is read right after the frame arrives, on
+the caller's clock (time.monotonic by default, injectable for tests).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ import numpy as np
 
 CAMERA_SPEC = re.compile(r"^camera(?::(\d+))?$")
 LOST_AFTER_S = 2.0  # this long without a frame: the camera is gone
+OPEN_TIMEOUT_S = 5.0  # a camera that has not opened by then is reported as busy
 
 
 class CameraError(RuntimeError):
@@ -45,19 +48,24 @@ class Camera:
     def __init__(self, index: int, capture_factory: Callable | None = None,
                  clock: Callable[[], float] = time.monotonic, lost_after_s: float = LOST_AFTER_S) -> None:
         self.index = index
+        self.name = f"camera {index}"
         self._factory = capture_factory
         self._clock = clock
         self._lost_after = lost_after_s
         self._cap = None
         self._last_frame_time: float | None = None
 
-    def open(self) -> Camera:
-        factory = self._factory
-        if factory is None:
-            import cv2
-
-            factory = cv2.VideoCapture
-        cap = factory(self.index)
+    def open(self, timeout_s: float = OPEN_TIMEOUT_S) -> Camera:
+        factory = self._factory or _quiet_capture
+        box: list = []
+        opener = threading.Thread(target=lambda: box.append(factory(self.index)), name="headcast-camera-open",
+                                  daemon=True)
+        opener.start()
+        opener.join(timeout_s)
+        if not box:  # still blocked inside the driver: leave it to finish on its daemon thread
+            raise CameraError(f"camera {self.index} did not open within {timeout_s:.0f} s: it is busy or its driver "
+                              "hangs. Close other video apps or replug it, or choose another with --drive camera:N")
+        cap = box[0]
         if not cap.isOpened():
             cap.release()
             raise CameraError(f"camera {self.index} cannot be opened: it is unplugged, in use by another program, or "
@@ -91,3 +99,18 @@ class Camera:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _quiet_capture(index: int):
+    """cv2.VideoCapture(index) without OpenCV's warnings on stderr (a missing index prints two of them)."""
+    import cv2
+
+    logging = getattr(cv2.utils, "logging", None)
+    if logging is None:
+        return cv2.VideoCapture(index)
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(index)
+    finally:
+        logging.setLogLevel(level)

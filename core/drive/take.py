@@ -46,24 +46,33 @@ class DrivingTake:
         return int((~self.present).sum())
 
 
-def presence_weights(present: np.ndarray, hold: int = HOLD_FRAMES, ease: int = EASE_FRAMES) -> np.ndarray:
-    """(N,) bool -> (N,) float32 in [0, 1]: how much of the driver's motion shows (0 = the rest pose).
+class Presence:
+    """How much of the driver's motion shows, stepped one frame at a time (offline takes and live driving alike).
 
-    With a face the weight rises by 1/ease per frame to 1; without one it stays for `hold` frames, then falls
-    by 1/ease per frame to 0. Frames before the first face are at rest (their motion is the first face's)."""
-    w = np.empty(len(present), np.float32)
-    level, gone = 1.0, 0
-    step = 1.0 / max(ease, 1)
-    for i, p in enumerate(present):
-        if p:
-            gone = 0
-            level = min(1.0, level + step)
+    With a face the level rises by 1/ease per frame to 1; without one it stays for `hold` frames, then falls by
+    1/ease per frame to 0. `level` starts where the caller says: 1 for a take (frames before its first face are
+    at rest anyway), 0 live (the avatar starts on speech and eases onto the face)."""
+
+    def __init__(self, hold: int = HOLD_FRAMES, ease: int = EASE_FRAMES, level: float = 1.0) -> None:
+        self.hold, self.step_size = hold, 1.0 / max(ease, 1)
+        self.level, self.gone = float(level), 0
+
+    def step(self, present: bool) -> float:
+        if present:
+            self.gone = 0
+            self.level = min(1.0, self.level + self.step_size)
         else:
-            gone += 1
-            if gone > hold:
-                level = max(0.0, level - step)
-        w[i] = level
-    return w
+            self.gone += 1
+            if self.gone > self.hold:
+                self.level = max(0.0, self.level - self.step_size)
+        return self.level
+
+
+def presence_weights(present: np.ndarray, hold: int = HOLD_FRAMES, ease: int = EASE_FRAMES) -> np.ndarray:
+    """(N,) bool -> (N,) float32 in [0, 1]: how much of the driver's motion shows (0 = the rest pose), by
+    `Presence` from level 1. Frames before the first face are at rest (their motion is the first face's)."""
+    p = Presence(hold, ease)
+    return np.array([p.step(bool(x)) for x in present], np.float32)
 
 
 def fill_missing(parts: list[DrivingMotion | None]) -> DrivingMotion:

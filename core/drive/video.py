@@ -40,8 +40,9 @@ class DrivingFrame:
     crop: FaceCrop | None  # None: no face in this frame
 
 
-def frames_at_output_rate(path: str | Path, fps: int = FPS) -> Iterator[np.ndarray]:
-    """Decode `path` and yield RGB uint8 frames resampled to `fps` by timestamp (see the module docstring)."""
+def timed_frames(path: str | Path, fps: int = FPS) -> Iterator[tuple[float, np.ndarray]]:
+    """Decode `path` -> (seconds since its first frame, RGB uint8 frame) per video frame, then once
+    (end time, None): the last frame lasts one frame period of the video."""
     import av
 
     path = Path(path)
@@ -54,25 +55,31 @@ def frames_at_output_rate(path: str | Path, fps: int = FPS) -> Iterator[np.ndarr
             raise DrivingVideoError(f"{path} has no video track. Give a video of a face to drive with.")
         stream = container.streams.video[0]
         rate = float(stream.average_rate or stream.guessed_rate or fps)
-        k, prev, t0, t = 0, None, None, 0.0
+        t0, t, seen = None, 0.0, False
         try:
             for n, frame in enumerate(container.decode(stream)):
                 t = frame.time if frame.time is not None else n / rate
                 t0 = t if t0 is None else t0
                 t -= t0
-                while prev is not None and k / fps < t - TIME_EPS:
-                    yield prev
-                    k += 1
-                prev = frame.to_ndarray(format="rgb24")
+                image = frame.to_ndarray(format="rgb24")
+                seen = True
+                yield t, image
         except av.error.FFmpegError as exc:
-            if prev is None:
+            if not seen:
                 raise DrivingVideoError(f"{path} is damaged: FFmpeg could not decode it.") from exc
-        if prev is None:
+        if not seen:
             raise DrivingVideoError(f"{path} has no frames. Give a video of a face to drive with.")
-        end = t + 1.0 / rate
-        while k / fps < end - TIME_EPS:
+        yield t + 1.0 / rate, None
+
+
+def frames_at_output_rate(path: str | Path, fps: int = FPS) -> Iterator[np.ndarray]:
+    """Decode `path` and yield RGB uint8 frames resampled to `fps` by timestamp (see the module docstring)."""
+    k, prev = 0, None
+    for t, image in timed_frames(path, fps):
+        while prev is not None and k / fps < t - TIME_EPS:
             yield prev
             k += 1
+        prev = image if image is not None else prev
 
 
 def driving_cropper(cropper: FaceCropper) -> FaceCropper:

@@ -79,6 +79,10 @@ class Engine:
         run = self._run
         return run is not None and not run.stop.is_set() and any(t.is_alive() for t in run.threads)
 
+    @property
+    def frame_base(self) -> int:  # output frame number of the motion stream's row 0 (moves when audio is shed)
+        return getattr(self._run, "frame_base", 0)
+
     def alive_workers(self) -> int:
         """Worker threads of this engine still alive (the current run's and stopped runs' stragglers)."""
         threads = set(self._stragglers) | set(self._run.threads if self._run else ())
