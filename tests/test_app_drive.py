@@ -120,7 +120,7 @@ def test_the_drive_choice_is_saved_and_checked_like_the_other_settings(tmp_path)
 
 
 # ---- the panel and its owner --------------------------------------------------------------------------------------
-def _controls(qtbot, settings, cameras, bridge=None):
+def _controls(qtbot, settings, cameras, bridge=None, lister=None):
     from PySide6.QtGui import QIcon
 
     from app.drive_controls import DriveControls
@@ -132,7 +132,7 @@ def _controls(qtbot, settings, cameras, bridge=None):
     said, saved = [], []
     bridge = bridge or SimpleNamespace(state="stopped", drive=SimpleNamespace(on=False, spec=None))
     controls = DriveControls(panel, tasks, settings, bridge, lambda text, **kw: said.append(text),
-                             lambda: saved.append(1), lister=lambda: cameras)
+                             lambda: saved.append(1), lister=lister or (lambda: cameras))
     panel.show()
     return panel, controls, tasks, said, saved
 
@@ -146,14 +146,24 @@ def _choose(combo, data) -> None:
 def test_the_preview_and_camera_list_come_with_face_driving_and_go_with_voice(qtbot):
     settings = AppSettings()
     cams = [CameraInfo("camera:0", "Camera 0"), CameraInfo("camera:2", "Camera 2 — USB")]
-    panel, controls, tasks, said, saved = _controls(qtbot, settings, cams)
+    opened = threading.Event()
+
+    def slow_scan() -> list[CameraInfo]:  # a camera driver that takes its time: held until the test lets it go
+        assert opened.wait(10)
+        return cams
+
+    panel, controls, tasks, said, saved = _controls(qtbot, settings, cams, lister=slow_scan)
     controls.restore()
     assert panel.preview.isHidden() and panel.camera_combo.isHidden() and controls.cameras is None  # no scan
     face_item = panel.mode_combo.model().item(panel.mode_combo.findData(FACE))
     assert not face_item.isEnabled() and "not available live" in face_item.toolTip()  # honest: no face-only yet
     _choose(panel.mode_combo, FACE_VOICE)
     assert not panel.preview.isHidden() and not panel.camera_combo.isHidden()
+    # the GUI is back while the scan still waits in its worker: it says so, and the rescan button waits too
+    assert panel.note.text() == "Looking for cameras…" and not panel.rescan_button.isEnabled()
+    opened.set()
     qtbot.waitUntil(lambda: controls.cameras is not None, timeout=10000)
+    assert panel.rescan_button.isEnabled() and panel.note.isHidden()
     assert [panel.camera_combo.itemData(i) for i in range(panel.camera_combo.count())] == ["camera:0", "camera:2"]
     _choose(panel.camera_combo, "camera:2")
     assert (settings.drive_mode, settings.drive_camera) == (FACE_VOICE, "camera:2") and len(saved) == 2
