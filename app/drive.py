@@ -77,13 +77,15 @@ def _opens(index: int, timeout_s: float) -> bool:
 
 def list_cameras(opens: Callable[[int, float], bool] = _opens, name: Callable[[int], str | None] = camera_name,
                  max_index: int = MAX_CAMERA_INDEX, budget_s: float = SCAN_BUDGET_S,
-                 clock: Callable[[], float] = time.monotonic) -> list[CameraInfo]:
-    """The cameras that open now, in index order. Blocking (up to `budget_s`): call it from a worker."""
+                 clock: Callable[[], float] = time.monotonic,
+                 stop: Callable[[], bool] = lambda: False) -> list[CameraInfo]:
+    """The cameras that open now, in index order. Blocking (up to `budget_s`): call it from a worker. `stop()`
+    ends the scan before the next index (the app quitting need not wait for the whole scan)."""
     deadline = clock() + budget_s
     found = []
     for index in range(max_index + 1):
         left = deadline - clock()
-        if left <= 0:
+        if left <= 0 or stop():
             break
         if opens(index, min(PER_CAMERA_S, left)):
             own = name(index)

@@ -45,9 +45,11 @@ class DriveControls:
 
     def __init__(self, panel: DrivePanel, tasks: TaskRunner, settings: AppSettings, bridge: EngineBridge,
                  say: Callable[..., None], save: Callable[[], None],
-                 lister: Callable[[], list[CameraInfo]] = list_cameras) -> None:
+                 lister: Callable[[], list[CameraInfo]] | None = None) -> None:
         self.panel, self.tasks, self.settings, self.bridge = panel, tasks, settings, bridge
-        self.say, self.save, self.lister = say, save, lister
+        self.say, self.save = say, save
+        # a scan in progress at quit stops before its next camera: closing waits for the task pool's threads
+        self.lister = lister or (lambda: list_cameras(stop=lambda: tasks.closed))
         self.cameras: list[CameraInfo] | None = None  # None until a scan answered
         self.scanning = False
         self._seq = -1  # the driving sample the preview shows

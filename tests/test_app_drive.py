@@ -91,6 +91,9 @@ def test_the_camera_scan_lists_what_opens_within_its_time_box():
     assert tried[1] == (1, 2.0)  # one camera gets at most PER_CAMERA_S
     assert [i for i, _ in tried] == [0, 1, 2, 3] and tried[3][1] == pytest.approx(0.8)  # the budget ends the scan
     assert list_cameras(lambda i, s: False, name=lambda i: None) == []
+    tried.clear()
+    first = list_cameras(opens, name=lambda i: None, stop=lambda: len(tried) == 1)
+    assert first == [CameraInfo("camera:0", "Camera 0")] and len(tried) == 1  # stopped before the next camera
 
 
 def test_the_camera_scan_meets_opencv_through_the_cores_camera(fake_cameras):
