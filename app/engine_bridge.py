@@ -24,6 +24,8 @@ from PySide6.QtCore import QObject, Signal
 
 from core.session import InputChoice, LiveSession, MicrophoneNotConnected, SessionConfig
 
+from .drive import session_drive
+from .drive_run import DriveRun
 from .errors import describe_error
 from .look_preview import StillPreview
 from .settings import AppSettings
@@ -103,6 +105,7 @@ class EngineBridge(QObject):
         self.look = None  # core.look.Look the next start begins with (the window sets the portrait's)
         self.still = StillPreview(tasks, lambda settings: self.session.pipeline(self.session_config(settings)),
                                   lambda: self.state == "stopped", self._on_frame, self.message.emit)
+        self.drive = DriveRun(self.session)  # face driving in the current run (issue 25)
         self._report.connect(self._on_report)
         self.session.on_atlas_progress = lambda done, total: self._report.emit("atlas", (done, total))
         self.session.on_renderer_note = lambda text: self._report.emit("renderer", text)
@@ -169,9 +172,13 @@ class EngineBridge(QObject):
                         face: int = 0) -> str:
         from core.engine import CallbackSink
 
-        with self.still.renderer_lock:
-            return self.session.start(self.session_config(settings), portrait, choice, camera=camera,
-                                      muted=self._muted, sinks=(CallbackSink(self._on_frame),), face=face)
+        def start(config: SessionConfig) -> str:
+            return self.session.start(config, portrait, choice, camera=camera, muted=self._muted,
+                                      sinks=(CallbackSink(self._on_frame),), face=face)
+
+        with self.still.renderer_lock:  # a camera that will not open: said, and the same start on the voice
+            return self.drive.start(self.session_config(settings), start, lambda text: self._report.emit(
+                "message", text))
 
     def session_config(self, settings: AppSettings) -> SessionConfig:
         from core.engine import EngineSettings
@@ -182,7 +189,8 @@ class EngineBridge(QObject):
         weights = f"synthetic-{self.synthetic}" if self.synthetic else "auto"
         return SessionConfig(weights=weights, motion=settings.motion_source, device=settings.device, engine=engine,
                              loop_files=settings.loop_audio_file, renderer=settings.renderer,
-                             backend=settings.backend, look=self.look)
+                             backend=settings.backend, look=self.look,
+                             drive=session_drive(settings.drive_mode, settings.drive_camera))
 
     @staticmethod
     def _resolve_mic(name: str | None) -> int | None:
@@ -221,7 +229,7 @@ class EngineBridge(QObject):
         if kind == "error":
             self._on_engine_error_gui(payload)
         elif kind == "message":
-            self.message.emit(payload)
+            self.message.emit(self.drive.words(payload))
         elif kind == "camera":
             self.camera_changed.emit(payload)
         elif kind == "atlas":
@@ -313,7 +321,7 @@ class EngineBridge(QObject):
     def stats(self) -> dict | None:
         if self.running:
             try:
-                self._last_stats = stats_dict(self.session.stats())
+                self._last_stats = {**stats_dict(self.session.stats()), "drive": self.drive.status()}
             except Exception as exc:
                 log.warning("engine stats: %s", exc)
         return self._last_stats

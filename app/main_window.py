@@ -1,7 +1,8 @@
 """The main window: it builds the panels and wires them to their owners; it decides nothing itself.
 
 Who owns what: the portraits (adding, faces, the current one and its look) `PortraitFlow`; the audio choices
-`AudioControls` with the streams in `Voice`; the virtual camera's probe and label `CameraStatus`; Start / Mute,
+`AudioControls` with the streams in `Voice`; face driving (Drive with, the camera list, the camera preview)
+`DriveControls`; the virtual camera's probe and label `CameraStatus`; Start / Mute,
 the Start button's state and the status line `RunControl`; the messages `MessageLog`; the actions and menus
 `WindowActions`; the run itself `EngineBridge`. The window keeps the settings file (saved after each change,
 never while restoring) and the first-run weights check.
@@ -23,6 +24,8 @@ from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QLabel, QMainWindow, 
 
 from .audio_controls import AudioControls
 from .camera_status import CameraStatus
+from .drive_controls import DriveControls
+from .drive_panel import DrivePanel
 from .engine_bridge import EngineBridge, InputChoice
 from .io_panels import InputPanel, OutputsPanel
 from .library import Portrait, PortraitLibrary
@@ -88,6 +91,7 @@ class MainWindow(QMainWindow):
         self.input_panel = in_box = InputPanel(icon("refresh"))
         self.input_combo, self.refresh_inputs_button = in_box.input_combo, in_box.refresh_inputs_button
         self.level_meter, self.loop_check = in_box.level_meter, in_box.loop_check
+        self.drive_panel = DrivePanel(icon("refresh"))  # face driving (issue 25): app/drive_controls.py
         self.outputs_panel = out_box = OutputsPanel()
         self.camera_check, self.camera_label = out_box.camera_check, out_box.camera_label
         self.audio_out_check, self.audio_out_combo = out_box.audio_out_check, out_box.audio_out_combo
@@ -107,6 +111,7 @@ class MainWindow(QMainWindow):
         right = QWidget()
         r = QVBoxLayout(right)
         r.addWidget(in_box)
+        r.addWidget(self.drive_panel)
         r.addWidget(out_box)
         r.addWidget(set_box)
         self.look_panel = LookPanel()  # app/look_panel.py
@@ -149,6 +154,7 @@ class MainWindow(QMainWindow):
         self.message_log = MessageLog(self.message_panel, self.statusBar())
         self.voice = Voice(s, self.level_meter, self.delay_label, bridge.latency_ms, bridge.input_level, say)
         self.audio = AudioControls(self, self.input_panel, self.outputs_panel, self.voice, s, say, self._save)
+        self.drive = DriveControls(self.drive_panel, self.tasks, s, bridge, say, self._save)
         self.camera = CameraStatus(self.camera_check, self.camera_label, self.tasks, s, lambda: bridge.running,
                                    bridge.set_camera, say, self._save)
         self.run = RunControl(bridge, self.preview_panel, self.actions_, self.status_label, s,
@@ -171,6 +177,7 @@ class MainWindow(QMainWindow):
         # thread and goes to a slot of this window, so Qt queues it onto the GUI thread
         b = self.bridge
         b.state_changed.connect(self.run.show_state)
+        b.state_changed.connect(self.drive.show_state)
         b.frame_ready.connect(self._show_frame)
         b.error.connect(self.message_log.warn)
         b.message.connect(self.message_log.from_session)
@@ -185,6 +192,7 @@ class MainWindow(QMainWindow):
             self.settings_panel.restore(self.settings)
             self.audio.restore_file_options()
             self.camera.restore()
+            self.drive.restore()
             self.portraits.restore()
             self.audio.refresh_devices()
             self.audio.restore_output()

@@ -18,8 +18,11 @@ import platformdirs
 
 from core.atomic import atomic_path, set_aside
 from core.backends import BACKENDS
+from core.drive.camera import camera_index
 from core.lite import RENDERERS
 from core.motion.source import JOYVASA_ENCODINGS, MotionSettings
+
+from .drive import DEFAULT_CAMERA, DRIVE_MODES, VOICE
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,8 @@ class AppSettings:
     latency_budget_ms: float = 0.0  # mouth-to-frame budget the engine keeps; 0: by device (GPU 300, CPU 600)
     loop_audio_file: bool = False  # an audio-file input starts again at its end instead of stopping
     last_portrait: str | None = None
+    drive_mode: str = VOICE  # "Drive with": voice | face | face+voice (app/drive.py)
+    drive_camera: str = DEFAULT_CAMERA  # the driving camera, "camera:N"
     extra: dict = field(default_factory=dict)  # keys from newer versions, kept on save
 
     def motion_settings(self) -> MotionSettings:
@@ -112,6 +117,12 @@ class AppSettings:
         if s.motion_source not in MOTION_SOURCES:
             notes.append(f"motion_source={s.motion_source!r} is unknown; using 'retarget'")
             s.motion_source = "retarget"
+        if s.drive_mode not in DRIVE_MODES:
+            notes.append(f"drive_mode={s.drive_mode!r} is unknown; using {VOICE!r}")
+            s.drive_mode = VOICE
+        if camera_index(s.drive_camera) is None:
+            notes.append(f"drive_camera={s.drive_camera!r} is not 'camera:N'; using {DEFAULT_CAMERA!r}")
+            s.drive_camera = DEFAULT_CAMERA
         return s, notes
 
 

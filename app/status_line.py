@@ -17,6 +17,8 @@ def status_text(st: dict) -> str:
     latency = f"{p50:.0f}/{p95:.0f} ms (p50/p95)" if p50 > 0 else "— (no new frame in the last seconds)"
     text = (f"render {st.get('render_fps', 0.0):.1f} fps · output {st.get('output_fps', st.get('fps', 0.0)):.1f} fps"
             f" · latency {latency} · drops {st.get('drops', 0)} · repeats {st.get('repeats', 0)}")
+    if st.get("drive"):  # face driving: on, which camera, or fallen back to the voice (app/drive.py)
+        text = f"{text} · {st['drive']}"
     if not st.get("keeping_up", True):
         return f"{text} · {st.get('state', '')}"
     return f"{text} · {st.get('device', '?')}"

@@ -99,6 +99,30 @@ def test_the_level_meter_and_preview_paint_thousands_of_times_without_losing_non
     assert image.pixelColor(160, 120).red() > 150  # the frame was drawn, not only the background
 
 
+def test_the_camera_preview_paints_thousands_of_times_without_losing_none(qapp, none_reserve):
+    """Face driving's preview repaints ~15 times a second for a whole call (issue 25): placeholder, picture, and
+    the dimmed no-face state, each painted and updated thousands of times."""
+    from PySide6.QtGui import QImage
+
+    from app.camera_preview import CameraPreview
+
+    preview = CameraPreview()
+    image = QImage(preview.size(), QImage.Format.Format_ARGB32)
+    preview.set_placeholder("Your camera shows here during a call.")
+    assert _paint(preview, image, PAINTS) > -TOLERANCE
+    crop = np.zeros((256, 256, 3), np.uint8)
+    crop[64:192, 64:192] = 200
+    preview.show_crop(crop)
+    assert _paint(preview, image, PAINTS) > -TOLERANCE
+    before = sys.getrefcount(None)
+    for _ in range(PAINTS):  # an update per picture: copied into the preview's one buffer
+        preview.show_crop(crop)
+    assert sys.getrefcount(None) - before > -TOLERANCE
+    preview.show_no_face()
+    assert _paint(preview, image, PAINTS) > -TOLERANCE
+    assert image.pixelColor(80, 80).red() > 30  # the dimmed picture is still drawn under the text
+
+
 def test_the_whole_window_repaints_without_losing_none(qtbot, tmp_path, monkeypatch, none_reserve):
     """Every paint path of the window (labels, buttons, lists, the meter's timer) at once, a few hundred times."""
     from PySide6.QtGui import QImage
