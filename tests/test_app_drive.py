@@ -51,6 +51,9 @@ class FakeCapture:
                 return False, None
         return True, self.devices[self.index].copy()
 
+    def set(self, prop: int, value: float) -> bool:  # the core asks for a one-frame driver buffer
+        return self.opened
+
     def release(self) -> None:
         self.opened = False
 
