@@ -5,8 +5,8 @@ The choices map onto the core's live driving (core/drive/live.py) like this:
   voice        no `SessionConfig.drive`: speech drives everything (as before issue 25)
   face + voice `SessionConfig.drive = "camera:N"`: head, eyes and expression from the camera, the mouth from the
                voice (core/drive/mix.py's default `Split`)
-  face         the mouth from the camera too. The live session has no way yet to pick another `Split` than the
-               default, so this choice is offered disabled, with a tooltip saying why (FACE_ONLY_LIVE).
+  face         the same, with `SessionConfig.drive_split` = FACE_ONLY: the mouth follows the camera too (the
+               voice only clocks the rows, and drives everything while no face is in view)
 A change while live applies at the next Start: restarting a call because a drop-down moved would cut the
 avatar off for seconds, so the panel says so instead.
 
@@ -24,17 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.drive.camera import Camera, CameraError, camera_index
+from core.drive.mix import FACE_ONLY, Split
 
 VOICE, FACE, FACE_VOICE = "voice", "face", "face+voice"
 DRIVE_MODES = (VOICE, FACE, FACE_VOICE)
 MODE_LABELS = {VOICE: "Voice", FACE: "Face", FACE_VOICE: "Face + voice"}
 MODE_TIPS = {
     VOICE: "Your voice drives the avatar: mouth, head and eyes follow the speech.",
-    FACE: "Face only (the mouth from the camera too) is not available live yet: choose Face + voice.",
+    FACE: "Head, eyes, expression and mouth follow your face in the camera. Without a face in view the avatar "
+          "eases back to your voice.",
     FACE_VOICE: "Head, eyes and expression follow your face in the camera; the mouth follows your voice, so the "
                 "lips stay exact on a poor or dark camera. Without a face in view the avatar eases back to voice.",
 }
-FACE_ONLY_LIVE = False  # the live session mixes with the default split only (mouth from speech)
 DEFAULT_CAMERA = "camera:0"
 MAX_CAMERA_INDEX = 5  # indices 0..5 are scanned: built-in, a couple of USB cameras, and the virtual devices
 PER_CAMERA_S = 2.0  # one camera that has not opened by then is left out (busy, or a driver that hangs)
@@ -51,6 +52,11 @@ def face_driving(mode: str) -> bool:
 def session_drive(mode: str, camera: str) -> str | None:
     """`SessionConfig.drive` for a "Drive with" choice and camera spec (None: voice only)."""
     return (camera or DEFAULT_CAMERA) if face_driving(mode) else None
+
+
+def session_split(mode: str) -> Split | None:
+    """`SessionConfig.drive_split` for a "Drive with" choice (None: the core's default, the mouth from the voice)."""
+    return FACE_ONLY if mode == FACE else None
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,7 @@ def same_reason(message: str, gone: str | None) -> bool:
     return bool(gone) and message.rstrip(".").lower() == gone.rstrip(".").lower()
 
 
-def status_words(spec: str | None, *, fell_back: bool, gone: bool, face_seen: bool) -> str:
+def status_words(spec: str | None, *, fell_back: bool, gone: bool, face_seen: bool, face_only: bool = False) -> str:
     """The status line's few words about face driving ("" without it)."""
     if spec is None:
         return ""
@@ -131,4 +137,5 @@ def status_words(spec: str | None, *, fell_back: bool, gone: bool, face_seen: bo
         return f"face driving off ({camera_label(spec)} did not open): voice only"
     if gone:
         return f"face driving lost ({camera_label(spec)}): voice only"
-    return f"face + voice ({camera_label(spec)}{'' if face_seen else ', no face in view'})"
+    mode = "face" if face_only else "face + voice"
+    return f"{mode} ({camera_label(spec)}{'' if face_seen else ', no face in view'})"

@@ -16,9 +16,6 @@ from collections.abc import Callable
 from PySide6.QtCore import QTimer
 
 from .drive import (
-    FACE,
-    FACE_ONLY_LIVE,
-    FACE_VOICE,
     NEXT_START,
     NO_CAMERA,
     CameraInfo,
@@ -61,7 +58,7 @@ class DriveControls:
     def restore(self) -> None:
         """Show the saved choice; a face choice scans for cameras (in the background)."""
         mode = self.settings.drive_mode
-        self.panel.set_mode(FACE_VOICE if mode == FACE and not FACE_ONLY_LIVE else mode)
+        self.panel.set_mode(mode)
         self.panel.fill([], self.settings.drive_camera, scanned=False)  # until a scan answers
         self.update()
         if face_driving(mode):

@@ -6,11 +6,10 @@ with cameras, `set_mode`, read `mode()` / `camera()`."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton
 
 from .camera_preview import CameraPreview
-from .drive import DRIVE_MODES, FACE, FACE_ONLY_LIVE, MODE_LABELS, MODE_TIPS, CameraInfo, camera_label
+from .drive import DRIVE_MODES, MODE_LABELS, MODE_TIPS, CameraInfo, camera_label
 
 
 class DrivePanel(QGroupBox):
@@ -21,9 +20,6 @@ class DrivePanel(QGroupBox):
         for i, mode in enumerate(DRIVE_MODES):
             self.mode_combo.addItem(MODE_LABELS[mode], mode)
             self.mode_combo.setItemData(i, MODE_TIPS[mode], Qt.ItemDataRole.ToolTipRole)
-        model = self.mode_combo.model()
-        if not FACE_ONLY_LIVE and isinstance(model, QStandardItemModel):  # offered, greyed, with the reason
-            model.item(DRIVE_MODES.index(FACE)).setEnabled(False)
         self.camera_combo = QComboBox()
         self.camera_combo.setAccessibleName("Driving camera")
         self.camera_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)

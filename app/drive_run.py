@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from core.drive.camera import CameraError
 from core.drive.feed import DrivingSample
+from core.drive.mix import FACE_ONLY
 from core.drive.video import DrivingVideoError
 from core.session import LiveSession, SessionConfig
 
@@ -30,6 +31,7 @@ class DriveRun:
     def __init__(self, session: LiveSession) -> None:
         self.session = session
         self.spec: str | None = None
+        self.face_only = False  # the face drives the mouth too ("Face")
         self.fell_back = False
         self.lost = False
 
@@ -38,6 +40,7 @@ class DriveRun:
         """`start(config)` (the session's start); a driving camera that cannot open is said through `say` and the
         same start runs again without it. Worker thread."""
         self.spec, self.fell_back, self.lost = config.drive, False, False
+        self.face_only = config.drive_split == FACE_ONLY
         try:
             return start(config)
         except (CameraError, DrivingVideoError) as exc:
@@ -69,7 +72,7 @@ class DriveRun:
         gone = self.lost or (drive is not None and bool(drive.feed.gone))
         sample = self.sample()
         return status_words(self.spec, fell_back=self.fell_back, gone=gone,
-                            face_seen=sample is not None and sample.crop is not None)
+                            face_seen=sample is not None and sample.crop is not None, face_only=self.face_only)
 
     @property
     def on(self) -> bool:

@@ -24,7 +24,7 @@ from PySide6.QtCore import QObject, Signal
 
 from core.session import InputChoice, LiveSession, MicrophoneNotConnected, SessionConfig
 
-from .drive import session_drive
+from .drive import session_drive, session_split
 from .drive_run import DriveRun
 from .errors import describe_error
 from .look_preview import StillPreview
@@ -190,7 +190,8 @@ class EngineBridge(QObject):
         return SessionConfig(weights=weights, motion=settings.motion_source, device=settings.device, engine=engine,
                              loop_files=settings.loop_audio_file, renderer=settings.renderer,
                              backend=settings.backend, look=self.look,
-                             drive=session_drive(settings.drive_mode, settings.drive_camera))
+                             drive=session_drive(settings.drive_mode, settings.drive_camera),
+                             drive_split=session_split(settings.drive_mode))
 
     @staticmethod
     def _resolve_mic(name: str | None) -> int | None:

@@ -136,12 +136,35 @@ def add_drive_arguments(parser: argparse.ArgumentParser) -> None:
                         help="eye / lip openness from the driver's landmarks (LivePortrait's retargeting)")
     parser.add_argument("--drive-normalize-lip", action="store_true",
                         help="close the portrait's lips before animating (LivePortrait's flag_normalize_lip)")
-    parser.add_argument("--drive-mix", choices=("face", "face+voice"), default="face",
-                        help="face: the face drives everything; face+voice: head, eyes and expression follow the "
-                             "face, the mouth follows the speech (--audio, else the driving video's audio) through "
-                             "--motion, and the face eases to speech motion where it leaves the frame")
+    add_drive_mix_arguments(parser, default="face", speech="--audio, else the driving video's audio")
     parser.add_argument("--save-template", metavar="FILE.pkl",
                         help="also write the driving motion as a LivePortrait motion template")
+
+
+DEFAULT_FACE_PARTS = "head,eyes,rest"  # with face+voice: the mouth follows speech (core/drive/mix.py Split)
+
+
+def add_drive_mix_arguments(parser: argparse.ArgumentParser, default: str, speech: str) -> None:
+    """`--drive-mix` and `--drive-parts`: which parts of the face the driving face moves, and which the speech."""
+    parser.add_argument("--drive-mix", choices=("face", "face+voice"), default=default,
+                        help=f"face: the face drives everything; face+voice: the parts in --drive-parts follow the "
+                             f"face, the others the speech ({speech}) through --motion, and the face eases to speech "
+                             f"motion where it leaves the frame (default: {default})")
+    parser.add_argument("--drive-parts", default=DEFAULT_FACE_PARTS, metavar="PARTS",
+                        help="with --drive-mix face+voice: the parts the face drives, from head (pose, position, "
+                             "scale), eyes, mouth, rest (brows, cheeks) (default: head,eyes,rest)")
+
+
+def drive_split(args: argparse.Namespace):
+    """-> (core.drive.mix.Split, None) or (None, the one-line problem); torch-free. `face` drives every part."""
+    from core.drive.mix import FACE_ONLY, PARTS, Split
+
+    if args.drive_mix == "face":
+        return FACE_ONLY, None
+    try:
+        return Split.face_parts(args.drive_parts), None
+    except ValueError as exc:
+        return None, f"--drive-parts {args.drive_parts!r}: {exc}; name some of {', '.join(PARTS)}, comma-separated"
 
 
 def drive_config(args: argparse.Namespace):

@@ -20,9 +20,11 @@ import numpy as np
 
 from core.cli import EXIT_INTERRUPTED, second_ctrl_c_quits
 from core.cli_args import (
+    add_drive_mix_arguments,
     add_face_argument,
     add_look_arguments,
     add_pipeline_arguments,
+    drive_split,
     face_index,
     face_problem,
     look_from_args,
@@ -48,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drive", metavar="camera|camera:N|VIDEO",
                         help="face + voice: head, eyes and expression follow this camera (or a video played as one) "
                              "while the mouth follows the input; without a face the avatar eases back to speech")
+    add_drive_mix_arguments(parser, default="face+voice", speech="the input")
     add_pipeline_arguments(parser, motion_default="retarget")
     add_face_argument(parser)
     add_look_arguments(parser)
@@ -79,7 +82,7 @@ def _check_args(args: argparse.Namespace) -> str | None:
             check_output(args.stats_json, ".json", {"portrait": args.portrait}, "--stats-json")
         except OutputPathError as exc:
             return str(exc)
-    return face_problem(args) or look_from_args(args)[1]
+    return face_problem(args) or look_from_args(args)[1] or drive_split(args)[1]
 
 
 class SinkClock:
@@ -168,7 +171,7 @@ def _run(args: argparse.Namespace, face: int) -> int:
         pipeline_kwargs(args), engine=EngineSettings(max_batch=args.batch, latency_budget_ms=args.latency_budget,
                                                      motion=motion_settings(args)),
         loop_files=args.loop, renderer=args.renderer, atlas=args.atlas, look=look_from_args(args)[0],
-        drive=args.drive)
+        drive=args.drive, drive_split=drive_split(args)[0])
     finished = threading.Event()
     errors: list[BaseException] = []
 

@@ -25,9 +25,11 @@ from app.drive import (  # noqa: E402
     lost_message,
     open_failed_message,
     session_drive,
+    session_split,
 )
 from app.settings import AppSettings, load_settings, save_settings  # noqa: E402
 from core.drive.camera import Camera, CameraError  # noqa: E402
+from core.drive.mix import FACE_ONLY  # noqa: E402
 
 
 class FakeCapture:
@@ -74,7 +76,8 @@ def fake_cameras(monkeypatch, astronaut):
 
 # ---- Qt-free: the choices, the scan, the words ------------------------------------------------------------------
 def test_drive_with_maps_onto_the_sessions_drive():
-    assert session_drive(VOICE, "camera:1") is None
+    assert session_drive(VOICE, "camera:1") is None and session_split(VOICE) is None
+    assert session_split(FACE_VOICE) is None and session_split(FACE) == FACE_ONLY  # the mouth from the face too
     assert session_drive(FACE_VOICE, "camera:1") == "camera:1"
     assert session_drive(FACE_VOICE, "") == "camera:0"
 
@@ -162,7 +165,7 @@ def test_the_preview_and_camera_list_come_with_face_driving_and_go_with_voice(qt
     controls.restore()
     assert panel.preview.isHidden() and panel.camera_combo.isHidden() and controls.cameras is None  # no scan
     face_item = panel.mode_combo.model().item(panel.mode_combo.findData(FACE))
-    assert not face_item.isEnabled() and "not available live" in face_item.toolTip()  # honest: no face-only yet
+    assert face_item.isEnabled() and "mouth follow your face" in face_item.toolTip()
     _choose(panel.mode_combo, FACE_VOICE)
     assert not panel.preview.isHidden() and not panel.camera_combo.isHidden()
     # the GUI is back while the scan still waits in its worker: it says so, and the rescan button waits too
@@ -292,6 +295,16 @@ def test_the_choice_survives_a_restart_and_start_passes_it_to_the_session(qtbot,
     qtbot.waitUntil(lambda: not w.drive.timer.isActive(), timeout=5000)
     frames = w.preview.frames_shown
     qtbot.waitUntil(lambda: w.preview.frames_shown > frames + 5, timeout=20000)  # still live, on the voice
+
+
+def test_face_only_reaches_the_session_and_the_status_line(qtbot, drive_window):
+    w = drive_window(AppSettings(camera_enabled=False, device="cpu", renderer="full", drive_mode=FACE,
+                                 drive_camera="camera:0"))
+    assert w.drive_panel.mode() == FACE
+    _live(qtbot, w)
+    drive = w.bridge.session.drive
+    assert drive is not None and drive.source.split == FACE_ONLY
+    qtbot.waitUntil(lambda: "face (Camera 0" in w.status_label.text(), timeout=20000)
 
 
 def test_a_camera_that_will_not_open_gives_one_message_and_the_call_goes_on_with_the_voice(qtbot, drive_window):

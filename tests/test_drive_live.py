@@ -160,6 +160,32 @@ def test_face_leaving_and_returning_eases_without_a_jump(tiny, astronaut):
     assert gap > 2 * bound  # so a hard switch (a step of at least gap - the natural motion) would fail it
 
 
+def test_face_only_takes_the_mouth_from_the_face_too(tiny, astronaut):
+    """`--drive-mix face` (the app's "Face"): the mouth follows the face while it is in view, and eases to speech
+    with everything else when it leaves."""
+    from core.drive.mix import FACE_ONLY
+
+    frames = face_frames(astronaut, 70, missing=range(20, 50))
+    rows, voice, src, _ = _drive(tiny, frames, split=FACE_ONLY)
+    mouth = MOUTH_COLUMNS
+    default, _, _, _ = _drive(tiny, frames)
+    assert np.abs(rows[5:20, mouth] - voice[5:20, mouth]).max() > 1e-4  # the face's mouth, not the speech's
+    np.testing.assert_allclose(rows[:, HEAD_COLUMNS], default[:, HEAD_COLUMNS], atol=1e-6)  # the rest as before
+    np.testing.assert_allclose(rows[40:50, mouth], voice[40:50, mouth], atol=1e-6)  # away: speech
+
+
+def test_live_names_a_bad_drive_part_before_models_load(tmp_path, astronaut):
+    portrait = tmp_path / "p.png"
+    cv2.imwrite(str(portrait), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    code = ("import sys; from core.__main__ import main; rc = main(sys.argv[1:]); "
+            "assert 'torch' not in sys.modules, 'torch imported before the options were checked'; sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code, "live", "--portrait", str(portrait), "--input", "test",
+                        "--drive", "camera:7", "--drive-parts", "head,nose", "--synthetic-weights", "tiny"],
+                       cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "--drive-parts" in lines[0] and "'nose'" in lines[0], lines
+
+
 def test_camera_that_disappears_mid_run_continues_on_speech(tiny, astronaut):
     frames = face_frames(astronaut, 15)
     rows, voice, src, messages = _drive(tiny, frames)  # the reader is lost after its 15 frames

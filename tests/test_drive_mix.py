@@ -56,3 +56,17 @@ def test_absolute_lip_speech_rows_become_deltas_first():
         mix_rows(face, voice, np.ones(3, np.float32))
     with pytest.raises(ValueError, match="must be driven by"):
         Split(mouth="camera")
+
+
+def test_parts_named_on_the_command_line():
+    from core.drive.mix import FACE_ONLY
+
+    assert Split.face_parts("head,eyes,rest") == Split()
+    assert Split.face_parts(" head , mouth ") == Split(eyes="voice", mouth="face", rest="voice")
+    assert Split.face_parts("head,eyes,mouth,rest") == FACE_ONLY
+    face, voice = _rows(4, 8), _rows(4, 9)
+    np.testing.assert_array_equal(mix_rows(face, voice, np.ones(4, np.float32), FACE_ONLY), face)
+    with pytest.raises(ValueError, match="'nose'"):
+        Split.face_parts("head,nose")
+    with pytest.raises(ValueError, match="no part"):
+        Split.face_parts(" , ")

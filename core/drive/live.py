@@ -15,6 +15,7 @@ import numpy as np
 from core.drive.capture import DrivingReader, driving_reader
 from core.drive.face_voice import FaceVoiceSource
 from core.drive.feed import DrivingFeed, DrivingThread, FaceTracker
+from core.drive.mix import Split
 from core.engine import policy
 from core.engine.clock import REAL_TIME, Clock
 from core.engine.policy import EngineSettings
@@ -58,7 +59,8 @@ class LiveDrive:
     """`--drive camera|camera:N|VIDEO` for one run: open the reader, start the thread, wrap the speech source."""
 
     def __init__(self, spec: str, cropper, speech: MotionSource, on_message: Callable[[str], None] | None = None,
-                 loop: bool = False, clock: Clock | None = None, reader: DrivingReader | None = None) -> None:
+                 loop: bool = False, clock: Clock | None = None, reader: DrivingReader | None = None,
+                 split: Split | None = None) -> None:
         clock = clock or REAL_TIME
         self.spec = spec
         self.on_message = on_message
@@ -67,7 +69,8 @@ class LiveDrive:
         self.reader = reader or driving_reader(spec, loop=loop, clock=clock.now)
         self.thread = DrivingThread(self.reader, tracker, self.feed, on_message)
         # budget_s is the engine's latency budget, set in start() once the engine exists
-        self.source = FaceVoiceSource(speech, self.feed, budget_s=1.0, reanchor=tracker.reanchor, clock=clock.now)
+        self.source = FaceVoiceSource(speech, self.feed, budget_s=1.0, reanchor=tracker.reanchor, split=split,
+                                      clock=clock.now)
         self.latency = DriveLatency(self.source)
 
     def open(self) -> None:

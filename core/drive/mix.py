@@ -17,6 +17,7 @@ from core import layout
 from core.layout import EYE_KEYPOINTS, LIP_KEYPOINTS, N_KEYPOINTS
 
 SOURCES = ("face", "voice")
+PARTS = ("head", "eyes", "mouth", "rest")  # head: pose, translation, scale; rest: brows, cheeks and the like
 
 
 def _exp_columns(keypoints) -> list[int]:
@@ -41,13 +42,25 @@ class Split:
     rest: str = "face"
 
     def __post_init__(self) -> None:
-        for part in ("head", "eyes", "mouth", "rest"):
+        for part in PARTS:
             if getattr(self, part) not in SOURCES:
                 raise ValueError(f"{part} must be driven by one of {', '.join(SOURCES)}, not {getattr(self, part)!r}")
+
+    @classmethod
+    def face_parts(cls, text: str) -> Split:
+        """"head,eyes,rest" -> the face drives those parts, the voice the others (ValueError names a bad part)."""
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        unknown = [p for p in parts if p not in PARTS]
+        if unknown or not parts:
+            raise ValueError(f"unknown part {unknown[0]!r}" if unknown else "no part named")
+        return cls(**{part: "face" if part in parts else "voice" for part in PARTS})
 
     def face_columns(self) -> np.ndarray:
         cols = {"head": HEAD_COLUMNS, "eyes": EYE_COLUMNS, "mouth": MOUTH_COLUMNS, "rest": REST_COLUMNS}
         return np.array(sorted(c for part, cs in cols.items() if getattr(self, part) == "face" for c in cs), int)
+
+
+FACE_ONLY = Split(mouth="face")  # the face drives everything, the mouth too (speech only clocks the rows)
 
 
 def mix_rows(face: np.ndarray, voice: np.ndarray, face_weight: np.ndarray, split: Split = Split(),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.cli_args import drive_config, face_index, face_problem, motion_settings, pipeline_kwargs
+from core.cli_args import drive_config, drive_split, face_index, face_problem, motion_settings, pipeline_kwargs
 from core.drive.config import DriveConfigError
 from core.drive.template import TEMPLATE_SUFFIX
 
@@ -43,6 +43,10 @@ def _problem(args: argparse.Namespace) -> str | None:
         return str(exc)
     if getattr(args, "drive_mix", "face") == "face+voice":
         from core.drive.rows import rows_problem
+
+        problem = drive_split(args)[1]
+        if problem:
+            return problem
 
         reason = rows_problem(config)
         if reason:
@@ -155,7 +159,7 @@ def _face_voice_rows(args, renderer, speech, portrait, take, audio: np.ndarray, 
     """Face rows (core/drive/rows.py) mixed with the speech motion source's rows (core/drive/mix.py), one per
     frame of the take (speech shorter than the video: its last row holds)."""
     from core.audio.io import resample
-    from core.drive.mix import Split, mix_rows
+    from core.drive.mix import mix_rows
     from core.drive.rows import motion_rows
     from core.drive.take import presence_weights
     from core.geometry import rotation_matrix
@@ -175,7 +179,7 @@ def _face_voice_rows(args, renderer, speech, portrait, take, audio: np.ndarray, 
     motion = take.motion.to(portrait.angles.device)
     a = portrait.angles
     face = motion_rows(motion, motion[0], rotation_matrix(a[:, 0], a[:, 1], a[:, 2]), a, drive_config(args))
-    return mix_rows(face.cpu().numpy(), voice[:n], presence_weights(take.present), Split(),
+    return mix_rows(face.cpu().numpy(), voice[:n], presence_weights(take.present), drive_split(args)[0],
                     source_exp=portrait.exp.cpu().numpy().reshape(21, 3))
 
 
