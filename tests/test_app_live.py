@@ -22,6 +22,8 @@ def test_status_text_shows_measured_figures_and_the_cannot_keep_up_state():
     assert status_text(st).endswith("CPU (float32)")
     st.update(latency_ms_p50=0.0, latency_ms_p95=0.0)  # no new frame in the stats window: no made-up 0 ms
     assert "latency —" in status_text(st) and " 0/0 ms" not in status_text(st)
+    st.update(catch_up_drops=7)  # of the 31: dropped to bring latency back down, said apart
+    assert "drops 31 (7 to catch up)" in status_text(st)
 
 
 @pytest.fixture
