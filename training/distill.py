@@ -33,7 +33,8 @@ from core.timebase import FPS
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac")
 TEACHERS = ("joyvasa",)
-STUDENT = {"kind": "streaming", "guidance_embed": True}  # the DiT design distillation trains by default
+# the DiT design distillation trains by default: causal, guidance folded in, each frame fed its own audio
+STUDENT = {"kind": "streaming", "guidance_embed": True, "frame_audio": True}
 
 
 @dataclasses.dataclass
