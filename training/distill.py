@@ -11,7 +11,8 @@ has. Steps:
 2. features: the student's speech features are computed as `synth`/`preprocess` compute them (the app's streaming
    extractor, long hops), with the installed wav2vec2 or the stand-in speech model (`--synthetic-weights`);
 3. a dataset folder OUT/data (the usual format: shards, manifest, packed arrays; a re-run skips finished files);
-4. training of a streaming DiT on it (`training.train`, streaming design by default), exported as
+4. training of a streaming DiT on it (`training.train`, the `STUDENT` design by default: causal, guidance folded
+   in, `frame_audio`, which lifted the held-out correlation most, docs/TRAINING.md), exported as
    OUT/model.safetensors; `python -m training install OUT/model.safetensors` puts it where `--motion dit` looks.
 
 `student_vs_teacher` is the imitation measure (docs/TRAINING.md): per-frame correlation of the student's and the
