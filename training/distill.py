@@ -205,7 +205,10 @@ def main(args: argparse.Namespace) -> int:
         del jv
         args.data = str(data)
         model = json.loads(args.model) if isinstance(args.model, str) else dict(args.model)
-        args.model = json.dumps({**STUDENT, **model})
+        student = {**STUDENT, **model}
+        if student["kind"] != "streaming" and "frame_audio" not in model:  # a windowed student has no such input
+            del student["frame_audio"]
+        args.model = json.dumps(student)
         cfg = config_from_args(args)
         result = train(cfg, stop_after=args.stop_after)
     except (FileNotFoundError, MissingWeightsError, JoyVASACheckpointError, FeatureModelError, DataError,
