@@ -23,6 +23,7 @@ from training.distill import (
     TeacherConfig,
     audio_files,
     load_teacher,
+    student_design,
     student_motion,
     student_vs_teacher,
     teacher_motion,
@@ -49,6 +50,18 @@ def test_bad_audio_folders_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no audio files"):
         audio_files([tmp_path / "empty"])
+
+
+def test_student_design_defaults_and_a_windowed_student():
+    from core.motion.dit import DiTConfig
+
+    assert student_design({"width": 32}) == {"kind": "streaming", "guidance_embed": True, "frame_audio": True,
+                                             "width": 32}
+    windowed = student_design({"kind": "windowed"})
+    assert "frame_audio" not in windowed
+    DiTConfig.from_dict(windowed)  # a valid design
+    with pytest.raises(ValueError, match="frame_audio"):
+        DiTConfig.from_dict(student_design({"kind": "windowed", "frame_audio": True}))
 
 
 @pytest.mark.slow

@@ -154,6 +154,15 @@ def student_vs_teacher(student: np.ndarray, teacher: np.ndarray, std: np.ndarray
     return float((s * t).sum() / np.sqrt((s * s).sum() * (t * t).sum() + 1e-12))
 
 
+def student_design(model: dict) -> dict:
+    """`--model` overrides merged over `STUDENT`; a windowed student (kind "windowed") has no per-frame audio input,
+    so it does not inherit `frame_audio` unless asked for (which DiTConfig then refuses with a clear message)."""
+    student = {**STUDENT, **model}
+    if student["kind"] != "streaming" and "frame_audio" not in model:
+        del student["frame_audio"]
+    return student
+
+
 # ---------------------------------------------------------------- CLI
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -205,10 +214,7 @@ def main(args: argparse.Namespace) -> int:
         del jv
         args.data = str(data)
         model = json.loads(args.model) if isinstance(args.model, str) else dict(args.model)
-        student = {**STUDENT, **model}
-        if student["kind"] != "streaming" and "frame_audio" not in model:  # a windowed student has no such input
-            del student["frame_audio"]
-        args.model = json.dumps(student)
+        args.model = json.dumps(student_design(model))
         cfg = config_from_args(args)
         result = train(cfg, stop_after=args.stop_after)
     except (FileNotFoundError, MissingWeightsError, JoyVASACheckpointError, FeatureModelError, DataError,
