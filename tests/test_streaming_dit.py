@@ -20,10 +20,10 @@ from core.motion.streaming_dit import StreamingMotionDiT
 C = 10
 
 
-def make_model(lookahead=2, guidance=True):
+def make_model(lookahead=2, guidance=True, frame_audio=False):
     torch.manual_seed(0)
     cfg = DiTConfig.small_streaming(audio_dim=16)
-    cfg.lookahead, cfg.guidance_embed = lookahead, guidance
+    cfg.lookahead, cfg.guidance_embed, cfg.frame_audio = lookahead, guidance, frame_audio
     m = build_dit(cfg).eval()
     with torch.no_grad():  # the output layer starts at zero for training; give it weights to see through
         m.out.weight.normal_(0, 0.1)
@@ -36,10 +36,11 @@ def inputs(k=4, lookahead=2, seed=0):
             torch.randn(2, C + k + lookahead, 16, generator=g))
 
 
+@pytest.mark.parametrize("frame_audio", [False, True])
 @pytest.mark.parametrize("lookahead", [0, 2, 4])
 @torch.no_grad()
-def test_frame_f_sees_no_motion_after_f_and_no_audio_after_f_plus_lookahead(lookahead):
-    model = make_model(lookahead)
+def test_frame_f_sees_no_motion_after_f_and_no_audio_after_f_plus_lookahead(lookahead, frame_audio):
+    model = make_model(lookahead, frame_audio=frame_audio)
     assert isinstance(model, StreamingMotionDiT)
     x, t, ctx, audio = inputs(lookahead=lookahead)
     base = model(x, t, ctx, audio)
@@ -58,9 +59,10 @@ def test_frame_f_sees_no_motion_after_f_and_no_audio_after_f_plus_lookahead(look
         assert not torch.allclose(model(x, t, ctx, own)[:, j], base[:, j], atol=1e-4)
 
 
+@pytest.mark.parametrize("frame_audio", [False, True])
 @torch.no_grad()
-def test_any_chunk_size_gives_the_same_frames():
-    model = make_model()
+def test_any_chunk_size_gives_the_same_frames(frame_audio):
+    model = make_model(frame_audio=frame_audio)
     x, t, ctx, audio = inputs(k=4)
     full = model(x, t, ctx, audio)
     for k in (1, 2, 3):
@@ -82,7 +84,8 @@ def test_guidance_scale_is_an_input_and_a_wrong_audio_length_is_refused():
 
 
 def test_config_checks_and_kind_round_trip(tmp_path):
-    for bad in ({"kind": "recurrent"}, {"lookahead": 5}, {"chunk": 0}, {"chunk": 5}):
+    for bad in ({"kind": "recurrent"}, {"lookahead": 5}, {"chunk": 0}, {"chunk": 5},
+                {"kind": "windowed", "frame_audio": True}):
         with pytest.raises(ValueError):
             DiTConfig.from_dict({**DiTConfig.small_streaming(16).to_dict(), **bad})
     stats = MotionStats()

@@ -11,7 +11,8 @@ has. Steps:
 2. features: the student's speech features are computed as `synth`/`preprocess` compute them (the app's streaming
    extractor, long hops), with the installed wav2vec2 or the stand-in speech model (`--synthetic-weights`);
 3. a dataset folder OUT/data (the usual format: shards, manifest, packed arrays; a re-run skips finished files);
-4. training of a streaming DiT on it (`training.train`, streaming design by default), exported as
+4. training of a streaming DiT on it (`training.train`, the `STUDENT` design by default: causal, guidance folded
+   in, `frame_audio`, which lifted the held-out correlation most, docs/TRAINING.md), exported as
    OUT/model.safetensors; `python -m training install OUT/model.safetensors` puts it where `--motion dit` looks.
 
 `student_vs_teacher` is the imitation measure (docs/TRAINING.md): per-frame correlation of the student's and the
@@ -33,7 +34,8 @@ from core.timebase import FPS
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac")
 TEACHERS = ("joyvasa",)
-STUDENT = {"kind": "streaming", "guidance_embed": True}  # the DiT design distillation trains by default
+# the DiT design distillation trains by default: causal, guidance folded in, each frame fed its own audio
+STUDENT = {"kind": "streaming", "guidance_embed": True, "frame_audio": True}
 
 
 @dataclasses.dataclass
@@ -152,6 +154,15 @@ def student_vs_teacher(student: np.ndarray, teacher: np.ndarray, std: np.ndarray
     return float((s * t).sum() / np.sqrt((s * s).sum() * (t * t).sum() + 1e-12))
 
 
+def student_design(model: dict) -> dict:
+    """`--model` overrides merged over `STUDENT`; a windowed student (kind "windowed") has no per-frame audio input,
+    so it does not inherit `frame_audio` unless asked for (which DiTConfig then refuses with a clear message)."""
+    student = {**STUDENT, **model}
+    if student["kind"] != "streaming" and "frame_audio" not in model:
+        del student["frame_audio"]
+    return student
+
+
 # ---------------------------------------------------------------- CLI
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -203,7 +214,7 @@ def main(args: argparse.Namespace) -> int:
         del jv
         args.data = str(data)
         model = json.loads(args.model) if isinstance(args.model, str) else dict(args.model)
-        args.model = json.dumps({**STUDENT, **model})
+        args.model = json.dumps(student_design(model))
         cfg = config_from_args(args)
         result = train(cfg, stop_after=args.stop_after)
     except (FileNotFoundError, MissingWeightsError, JoyVASACheckpointError, FeatureModelError, DataError,

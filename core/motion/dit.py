@@ -45,6 +45,7 @@ class DiTConfig:
     lookahead: int = 2  # streaming: audio frames after frame f its cross-attention reads (0..MAX_LOOKAHEAD)
     chunk: int = 1  # streaming: frames emitted per call by default (1..MAX_CHUNK)
     guidance_embed: bool = False  # streaming: a guidance-scale input folds CFG into one forward pass
+    frame_audio: bool = False  # streaming: each frame's token also gets its own audio frames f..f+L directly
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +67,8 @@ class DiTConfig:
             raise ValueError(f"DiT lookahead {self.lookahead} frames is outside 0..{MAX_LOOKAHEAD}")
         if not 1 <= self.chunk <= MAX_CHUNK:
             raise ValueError(f"DiT chunk {self.chunk} frames is outside 1..{MAX_CHUNK}")
+        if self.frame_audio and self.kind != "streaming":
+            raise ValueError("DiT frame_audio is a streaming-design option; set kind to streaming or drop it")
 
     @classmethod
     def small(cls, audio_dim: int = 64) -> DiTConfig:

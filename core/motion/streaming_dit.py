@@ -13,6 +13,12 @@ So frame f's output depends on no audio after f + L and on no motion after f: em
 stream to have produced frame f + L. Because of the causal masks the first j of k frames come out the same
 whatever k is (training on k = MAX_CHUNK covers every k).
 
+With `frame_audio` each frame's token also carries a linear map of its own audio frames f..f+L (the same
+frames its cross-attention may read, so causality is unchanged): attention then only has to add the neighbours,
+not first learn to find frame f's audio among C + k + L positions. Distillation turns it on (the teacher's
+motion is almost a per-frame function of its speech features; docs/TRAINING.md has the measurements); older
+checkpoints, without it, load as before.
+
 Guidance is folded in: with `guidance_embed` the network takes the classifier-free guidance scale w as an input
 and is trained to output the guided prediction u + w (c - u) itself (training/train.py), so sampling with
 guidance costs one forward pass per step instead of two.
@@ -53,6 +59,8 @@ class StreamingMotionDiT(nn.Module):
         self.null_audio = nn.Parameter(torch.randn(1, 1, c.width) * 0.02)
         self.context_flag = nn.Parameter(torch.zeros(1, 1, c.width))  # tells context frames from noisy frames
         self.step_mlp = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
+        if c.frame_audio:
+            self.frame_audio_in = nn.Linear((c.lookahead + 1) * c.audio_dim, c.width)
         if c.guidance_embed:
             self.guide_mlp = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
         self.register_buffer("positions", sinusoid_table(c.max_frames, c.width), persistent=False)
@@ -96,6 +104,12 @@ class StreamingMotionDiT(nn.Module):
             cond = cond + self.guide_mlp(scalar_embedding(g, c.width))[:, None]
         h = self.motion_in(torch.cat((context, x_t), dim=1)) + self.positions[:frames] + cond
         h[:, : context.shape[1]] += self.context_flag
+        if c.frame_audio:  # frame f's own audio f..f+L, added to its token (dropped audio adds nothing)
+            own = torch.cat([audio[:, i: i + frames] for i in range(c.lookahead + 1)], dim=2)
+            own = self.frame_audio_in(own)
+            if drop_audio is not None:
+                own = own * (~drop_audio)[:, None, None].to(own.dtype)
+            h = h + own
         memory = self.audio_in(audio)
         if drop_audio is not None:
             memory = torch.where(drop_audio[:, None, None], self.null_audio.expand_as(memory), memory)
