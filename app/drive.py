@@ -5,7 +5,7 @@ The choices map onto the core's live driving (core/drive/live.py) like this:
   voice        no `SessionConfig.drive`: speech drives everything (as before issue 25)
   face + voice `SessionConfig.drive = "camera:N"`: head, eyes and expression from the camera, the mouth from the
                voice (core/drive/mix.py's default `Split`)
-  face         the same, with `SessionConfig.drive_split` = FACE_ONLY: the mouth follows the camera too (the
+  face         the same, with `SessionConfig.drive_options.split` = FACE_ONLY: the mouth follows the camera too (the
                voice only clocks the rows, and drives everything while no face is in view)
 A change while live applies at the next Start: restarting a call because a drop-down moved would cut the
 avatar off for seconds, so the panel says so instead.
@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.drive.camera import Camera, CameraError, camera_index
-from core.drive.mix import FACE_ONLY, Split
+from core.drive.config import LiveDriveOptions
+from core.drive.mix import FACE_ONLY
 
 VOICE, FACE, FACE_VOICE = "voice", "face", "face+voice"
 DRIVE_MODES = (VOICE, FACE, FACE_VOICE)
@@ -54,9 +55,10 @@ def session_drive(mode: str, camera: str) -> str | None:
     return (camera or DEFAULT_CAMERA) if face_driving(mode) else None
 
 
-def session_split(mode: str) -> Split | None:
-    """`SessionConfig.drive_split` for a "Drive with" choice (None: the core's default, the mouth from the voice)."""
-    return FACE_ONLY if mode == FACE else None
+def session_drive_options(mode: str) -> LiveDriveOptions | None:
+    """`SessionConfig.drive_options` for a "Drive with" choice (None: the core's defaults, the mouth from the voice;
+    webcam smoothing is on either way)."""
+    return LiveDriveOptions(split=FACE_ONLY) if mode == FACE else None
 
 
 @dataclass(frozen=True)

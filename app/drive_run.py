@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 
 from core.drive.camera import CameraError
+from core.drive.config import LiveDriveOptions
 from core.drive.feed import DrivingSample
 from core.drive.mix import FACE_ONLY
 from core.drive.video import DrivingVideoError
@@ -40,7 +41,8 @@ class DriveRun:
         """`start(config)` (the session's start); a driving camera that cannot open is said through `say` and the
         same start runs again without it. Worker thread."""
         self.spec, self.fell_back, self.lost = config.drive, False, False
-        self.face_only = config.drive_split == FACE_ONLY
+        options = config.drive_options
+        self.face_only = isinstance(options, LiveDriveOptions) and options.split == FACE_ONLY
         try:
             return start(config)
         except (CameraError, DrivingVideoError) as exc:

@@ -24,7 +24,7 @@ from PySide6.QtCore import QObject, Signal
 
 from core.session import InputChoice, LiveSession, MicrophoneNotConnected, SessionConfig
 
-from .drive import session_drive, session_split
+from .drive import session_drive, session_drive_options
 from .drive_run import DriveRun
 from .errors import describe_error
 from .look_preview import StillPreview
@@ -191,7 +191,7 @@ class EngineBridge(QObject):
                              loop_files=settings.loop_audio_file, renderer=settings.renderer,
                              backend=settings.backend, look=self.look,
                              drive=session_drive(settings.drive_mode, settings.drive_camera),
-                             drive_split=session_split(settings.drive_mode))
+                             drive_options=session_drive_options(settings.drive_mode))
 
     @staticmethod
     def _resolve_mic(name: str | None) -> int | None:

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="face + voice: head, eyes and expression follow this camera (or a video played as one) "
                              "while the mouth follows the input; without a face the avatar eases back to speech")
     add_drive_mix_arguments(parser, default="face+voice", speech="the input")
+    parser.add_argument("--no-drive-smoothing", action="store_true",
+                        help="take the face's motion as the camera gives it (default: a one-euro filter holds a still "
+                             "face still and lets movement through, python -m core bench drive-smooth)")
     add_pipeline_arguments(parser, motion_default="retarget")
     add_face_argument(parser)
     add_look_arguments(parser)
@@ -171,7 +174,7 @@ def _run(args: argparse.Namespace, face: int) -> int:
         pipeline_kwargs(args), engine=EngineSettings(max_batch=args.batch, latency_budget_ms=args.latency_budget,
                                                      motion=motion_settings(args)),
         loop_files=args.loop, renderer=args.renderer, atlas=args.atlas, look=look_from_args(args)[0],
-        drive=args.drive, drive_split=drive_split(args)[0])
+        drive=args.drive, drive_options=_drive_options(args))
     finished = threading.Event()
     errors: list[BaseException] = []
 
@@ -314,6 +317,13 @@ def _write_report(args, config, session, clock, stats, t_start: float, t_end: fl
         with atomic_path(args.stats_json, suffix=".json") as tmp:
             Path(tmp).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.stats_json}", file=sys.stderr)
+
+
+def _drive_options(args):
+    from core.drive.config import LiveDriveOptions
+    from core.drive.smooth import Smoothing
+
+    return LiveDriveOptions(split=drive_split(args)[0], smoothing=None if args.no_drive_smoothing else Smoothing())
 
 
 def _drive_report(args, session) -> dict:

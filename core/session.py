@@ -60,7 +60,7 @@ class SessionConfig:
     precision: str | None = None  # fp32 | fp16 | bf16; None/auto: fp16 on CUDA, fp32 elsewhere
     look: object | None = None  # core.look.Look from the first frame (None: neutral); set_look() changes it live
     drive: str | None = None  # camera | camera:N | a video: face + voice driving (core/drive/live.py)
-    drive_split: object | None = None  # core.drive.mix.Split: the parts the face drives (None: head, eyes, rest)
+    drive_options: object | None = None  # core.drive.config.LiveDriveOptions (parts the face drives, smoothing)
 
     @classmethod
     def from_pipeline_kwargs(cls, kwargs: dict, **fields) -> SessionConfig:
@@ -201,7 +201,7 @@ class LiveSession:
 
         # said once: through on_message when there is one (`_message` would also log it, and the CLI shows both)
         drive = LiveDrive(config.drive, full.cropper, speech, on_message=self.on_message or self._message,
-                          loop=config.loop_files, clock=self.clock, split=config.drive_split)
+                          loop=config.loop_files, clock=self.clock, options=config.drive_options)
         self.drive = drive
         return drive
 

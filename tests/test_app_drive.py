@@ -25,7 +25,7 @@ from app.drive import (  # noqa: E402
     lost_message,
     open_failed_message,
     session_drive,
-    session_split,
+    session_drive_options,
 )
 from app.settings import AppSettings, load_settings, save_settings  # noqa: E402
 from core.drive.camera import Camera, CameraError  # noqa: E402
@@ -76,8 +76,9 @@ def fake_cameras(monkeypatch, astronaut):
 
 # ---- Qt-free: the choices, the scan, the words ------------------------------------------------------------------
 def test_drive_with_maps_onto_the_sessions_drive():
-    assert session_drive(VOICE, "camera:1") is None and session_split(VOICE) is None
-    assert session_split(FACE_VOICE) is None and session_split(FACE) == FACE_ONLY  # the mouth from the face too
+    assert session_drive(VOICE, "camera:1") is None and session_drive_options(VOICE) is None
+    assert session_drive_options(FACE_VOICE) is None
+    assert session_drive_options(FACE).split == FACE_ONLY  # the mouth from the face too
     assert session_drive(FACE_VOICE, "camera:1") == "camera:1"
     assert session_drive(FACE_VOICE, "") == "camera:0"
 

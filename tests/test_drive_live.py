@@ -174,6 +174,20 @@ def test_face_only_takes_the_mouth_from_the_face_too(tiny, astronaut):
     np.testing.assert_allclose(rows[40:50, mouth], voice[40:50, mouth], atol=1e-6)  # away: speech
 
 
+def test_webcam_smoothing_steadies_the_face_rows(tiny, astronaut):
+    """A jittery driving face (shifted and zoomed a little every frame): with the live default smoothing the head
+    rows change far less from frame to frame, around the same place (no drift or bias)."""
+    from core.drive.smooth import Smoothing
+
+    frames = face_frames(astronaut, 60)
+    raw, _, _, _ = _drive(tiny, frames)
+    smooth, _, _, _ = _drive(tiny, frames, smoothing=Smoothing())
+    head = HEAD_COLUMNS
+    jitter = [np.abs(np.diff(r[20:60, head], axis=0)).mean() for r in (raw, smooth)]
+    assert jitter[1] < 0.5 * jitter[0], jitter
+    assert np.abs(raw[20:60, head].mean(0) - smooth[20:60, head].mean(0)).max() < 0.5 * np.abs(raw[20:60, head]).max()
+
+
 def test_live_names_a_bad_drive_part_before_models_load(tmp_path, astronaut):
     portrait = tmp_path / "p.png"
     cv2.imwrite(str(portrait), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))

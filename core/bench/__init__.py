@@ -13,6 +13,8 @@ BENCHES = {
     "motion": ("core.bench.motion", "wav2vec2 per hop and DiT per window over steps x window sizes"),
     "dit-stream": ("core.bench.streaming_dit", "streaming DiT per call over chunk x steps, folded guidance, "
                    "latency by construction, what a context cache could save"),
+    "drive-smooth": ("core.bench.drive_smooth", "face-row smoothing for a webcam: jitter on a still face vs lag "
+                     "on a turning head, for no smoothing, averages and one-euro settings"),
     "engine": ("core.bench.engine", "the streaming engine vs a reference-like configuration"),
     "latency": ("core.bench.latency", "mouth-to-frame latency measured through a PulseAudio virtual microphone"),
     "lite": ("core.bench.lite", "lite renderer vs full per frame at 512x512 and 1280x720, atlas build and size"),

@@ -7,7 +7,10 @@ retargeting, no lip normalisation. The names mirror the official flags so users 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from core.drive.mix import Split
+from core.drive.smooth import Smoothing
 
 REGIONS = ("all", "exp", "pose", "lip", "eyes")
 DRIVING_OPTIONS = ("expression-friendly", "pose-friendly")
@@ -47,3 +50,12 @@ class DriveConfig:
     @property
     def retargeting(self) -> bool:
         return self.eye_retargeting or self.lip_retargeting
+
+
+@dataclass(frozen=True)
+class LiveDriveOptions:
+    """Live face driving beyond LivePortrait's options: which parts the face drives (the rest follow the speech),
+    and the smoothing of a webcam's jitter (None: off)."""
+
+    split: Split = field(default_factory=Split)
+    smoothing: Smoothing | None = field(default_factory=Smoothing)

@@ -33,6 +33,7 @@ from core.drive.feed import DrivingFeed, DrivingSample
 from core.drive.mix import Split, mix_rows
 from core.drive.motion import DrivingMotion, extract_motion
 from core.drive.rows import motion_rows
+from core.drive.smooth import OneEuro, Smoothing
 from core.drive.take import EASE_FRAMES, HOLD_FRAMES, Presence
 from core.geometry import rotation_matrix
 from core.motion.source import MotionSettings, MotionSource
@@ -48,13 +49,15 @@ class FaceVoiceSource:
 
     def __init__(self, speech: MotionSource, feed: DrivingFeed, budget_s: float,
                  reanchor: Callable[[], None] | None = None, config: DriveConfig | None = None,
-                 split: Split | None = None, clock: Callable[[], float] = time.monotonic,
+                 split: Split | None = None, smoothing: Smoothing | None = None,
+                 clock: Callable[[], float] = time.monotonic,
                  hold: int = HOLD_FRAMES, ease: int = EASE_FRAMES) -> None:
         self.speech, self.feed = speech, feed
         self.name = f"{speech.name} + face"
         self.budget_s = budget_s
         self.delay_s = 0.0  # how long rows lately took from this source to the screen (see `emitted`)
         self.config, self.split = config or DriveConfig(), split or Split()
+        self.smoother = OneEuro(smoothing) if smoothing is not None else None  # a webcam's jitter (smooth.py)
         self._reanchor, self._clock = reanchor, clock
         self.presence = Presence(hold, ease, level=0.0)  # the avatar starts on speech and eases onto the face
         self.frame_base: Callable[[], int] = lambda: 0
@@ -159,9 +162,11 @@ class FaceVoiceSource:
         motion = extract_motion(self._extractor, sample.crop[None], [None], device=self._device)  # no ratios: rows
         if sample.anchor != self._anchor or self._first is None:
             self._anchor, self._first = sample.anchor, motion  # a new window: its first face is the rest pose
+            if self.smoother is not None:
+                self.smoother.reset()
         rot, angles, _ = self._portrait
-        row = motion_rows(motion, self._first, rot.to(self._device), angles.to(self._device), self.config)
-        self._face[:] = row[0].cpu().numpy()
+        row = motion_rows(motion, self._first, rot.to(self._device), angles.to(self._device), self.config)[0].cpu()
+        self._face[:] = row.numpy() if self.smoother is None else self.smoother(row.numpy(), sample.capture_time)
 
     def _mix(self, voice: np.ndarray) -> np.ndarray:
         n = len(voice)

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import numpy as np
 
 from core.drive.capture import DrivingReader, driving_reader
+from core.drive.config import LiveDriveOptions
 from core.drive.face_voice import FaceVoiceSource
 from core.drive.feed import DrivingFeed, DrivingThread, FaceTracker
-from core.drive.mix import Split
 from core.engine import policy
 from core.engine.clock import REAL_TIME, Clock
 from core.engine.policy import EngineSettings
@@ -60,7 +60,7 @@ class LiveDrive:
 
     def __init__(self, spec: str, cropper, speech: MotionSource, on_message: Callable[[str], None] | None = None,
                  loop: bool = False, clock: Clock | None = None, reader: DrivingReader | None = None,
-                 split: Split | None = None) -> None:
+                 options: LiveDriveOptions | None = None) -> None:
         clock = clock or REAL_TIME
         self.spec = spec
         self.on_message = on_message
@@ -69,8 +69,9 @@ class LiveDrive:
         self.reader = reader or driving_reader(spec, loop=loop, clock=clock.now)
         self.thread = DrivingThread(self.reader, tracker, self.feed, on_message)
         # budget_s is the engine's latency budget, set in start() once the engine exists
-        self.source = FaceVoiceSource(speech, self.feed, budget_s=1.0, reanchor=tracker.reanchor, split=split,
-                                      clock=clock.now)
+        options = options or LiveDriveOptions()
+        self.source = FaceVoiceSource(speech, self.feed, budget_s=1.0, reanchor=tracker.reanchor, split=options.split,
+                                      smoothing=options.smoothing, clock=clock.now)
         self.latency = DriveLatency(self.source)
 
     def open(self) -> None:
