@@ -552,12 +552,15 @@ def paste_back(image: np.ndarray, face: np.ndarray, matrix: np.ndarray, mask: np
     `matrix` maps image -> crop coords at CROP_SIZE; `mask` is (S, S) float in [0, 1] in the face's own pixels.
     """
     s = face.shape[0] / CROP_SIZE
-    to_face = matrix * s  # crop index u -> face index (u + 0.5) * s - 0.5 (edge-aligned, like cv2.resize)
-    to_face[:, 2] += 0.5 * s - 0.5
+    to_face = np.vstack([matrix * s, [0.0, 0.0, 1.0]])  # crop u -> face (u + 0.5) * s - 0.5 (edge-aligned)
+    to_face[0, 2] += 0.5 * s - 0.5
+    to_face[1, 2] += 0.5 * s - 0.5
+    # warped with the face -> image map, as LivePortrait's paste_back does (OpenCV then inverts it itself): handing
+    # OpenCV the inverse map instead quantises the sample positions differently, up to 8 levels apart at hard edges
+    to_image = np.linalg.inv(to_face)[:2]
     h, w = image.shape[:2]
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpAffine(face, to_face, (w, h), flags=flags).astype(np.float32)
-    alpha = cv2.warpAffine(mask.astype(np.float32), to_face, (w, h), flags=flags)[..., None]
+    warped = cv2.warpAffine(face, to_image, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32)
+    alpha = cv2.warpAffine(mask.astype(np.float32), to_image, (w, h), flags=cv2.INTER_LINEAR)[..., None]
     return np.clip(alpha * warped + (1 - alpha) * image, 0, 255).round().astype(np.uint8)
 
 
