@@ -189,13 +189,7 @@ def test_webcam_smoothing_steadies_the_face_rows(tiny, astronaut):
 
 
 def test_live_names_a_bad_drive_part_before_models_load(tmp_path, astronaut):
-    portrait = tmp_path / "p.png"
-    cv2.imwrite(str(portrait), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
-    code = ("import sys; from core.__main__ import main; rc = main(sys.argv[1:]); "
-            "assert 'torch' not in sys.modules, 'torch imported before the options were checked'; sys.exit(rc)")
-    r = subprocess.run([sys.executable, "-c", code, "live", "--portrait", str(portrait), "--input", "test",
-                        "--drive", "camera:7", "--drive-parts", "head,nose", "--synthetic-weights", "tiny"],
-                       cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+    r = _live_without_torch(tmp_path, astronaut, "--drive", "camera:7", "--drive-parts", "head,nose")
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2 and len(lines) == 1 and "--drive-parts" in lines[0] and "'nose'" in lines[0], lines
 
@@ -361,14 +355,19 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
 
 
-def test_live_with_an_unreadable_camera_exits_2_before_models_load(tmp_path, astronaut):
+def _live_without_torch(tmp_path, astronaut, *args: str) -> subprocess.CompletedProcess:
+    """`live --input test ARGS` in a process that fails if torch was imported by the time main returns."""
     portrait = tmp_path / "p.png"
     cv2.imwrite(str(portrait), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
     code = ("import sys; from core.__main__ import main; rc = main(sys.argv[1:]); "
-            "assert 'torch' not in sys.modules, 'torch imported before the camera was checked'; sys.exit(rc)")
-    r = subprocess.run([sys.executable, "-c", code, "live", "--portrait", str(portrait), "--input", "test",
-                        "--drive", "camera:7", "--synthetic-weights", "tiny"], cwd=REPO, env=_env(),
-                       capture_output=True, text=True, timeout=120)
+            "assert 'torch' not in sys.modules, 'torch imported before the check'; sys.exit(rc)")
+    return subprocess.run([sys.executable, "-c", code, "live", "--portrait", str(portrait), "--input", "test", *args,
+                           "--synthetic-weights", "tiny"], cwd=REPO, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_live_with_an_unreadable_camera_exits_2_before_models_load(tmp_path, astronaut):
+    r = _live_without_torch(tmp_path, astronaut, "--drive", "camera:7")
     assert r.returncode == 2, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert lines == [lines[0]] and "camera 7 cannot be opened" in lines[0] and "--drive camera:N" in lines[0], lines
