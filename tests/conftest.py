@@ -6,6 +6,7 @@ import atexit
 import importlib.util
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +17,13 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Ctrl-C tests send SIGINT to the processes they start. A suite started in the background of a non-interactive shell
+# (`cmd &`, nohup) inherits SIGINT as *ignored*, every child then ignores it too and Python installs no
+# KeyboardInterrupt handler: those tests would hang on a Ctrl-C that never arrives. Caught, not ignored, it is reset
+# to the default in every child at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Hermetic user folders: a test run (and every subprocess it starts) never reads or writes the developer's own
 # settings, portrait library, caches (atlases, ONNX exports, remembered speeds) or installed weights, so a result

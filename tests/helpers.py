@@ -29,3 +29,21 @@ def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout:.0f} s")
         time.sleep(0.01)
+
+
+class kill_after:  # noqa: N801 (used as a context manager, like contextlib's)
+    """`with kill_after(proc, 600):` kills `proc` if it still runs after `seconds`, so a blocking read of its pipes
+    ends (EOF) and the test fails with what it printed instead of hanging the suite."""
+
+    def __init__(self, proc, seconds: float) -> None:
+        import threading
+
+        self.timer = threading.Timer(seconds, proc.kill)
+        self.timer.daemon = True
+
+    def __enter__(self):
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.timer.cancel()

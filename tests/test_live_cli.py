@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import kill_after
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -149,10 +151,11 @@ def test_second_ctrl_c_quits_at_once_and_keeps_the_stats(tmp_path, portrait_png)
             lines.append(line)
 
     try:
-        read_until("Ctrl-C stops")  # models loaded, the engine started: its first frame is rendering
-        time.sleep(1.0)
-        p.send_signal(signal.SIGINT)
-        read_until("Ctrl-C again quits at once")
+        with kill_after(p, 1200):  # a Ctrl-C that is never answered fails the test instead of hanging the suite
+            read_until("Ctrl-C stops")  # models loaded, the engine started: its first frame is rendering
+            time.sleep(1.0)
+            p.send_signal(signal.SIGINT)
+            read_until("Ctrl-C again quits at once")
         t0 = time.monotonic()
         p.send_signal(signal.SIGINT)
         _, rest = p.communicate(timeout=120)

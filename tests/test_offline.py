@@ -17,6 +17,7 @@ from core.__main__ import main as core_main
 from core.audio.io import save_wav
 from core.liveportrait import LivePortraitConfig, build_liveportrait, save_liveportrait
 from core.weights import MODELS
+from tests.helpers import kill_after
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -260,7 +261,8 @@ def test_ctrl_c_exits_130_and_keeps_nothing(tmp_path, portrait_png):
             break
     assert list(tmp_path.glob(f".o.mp4.{proc.pid}.*.partial.mp4")), "the partial file names its process"
     proc.send_signal(signal.SIGINT)
-    rest = proc.stderr.read()
+    with kill_after(proc, 120):  # an unanswered Ctrl-C fails here instead of hanging the suite
+        rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 130, "".join(seen) + rest
     assert "interrupted" in rest and "Traceback" not in rest
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]
